@@ -1,0 +1,57 @@
+/* Receipt actions. Each file in actions/ fills one struct action_type (Redis-module style);
+ * registry.c lists them. A configured action is a type plus its parsed, immutable state. */
+#ifndef SLUICE_ACTION_H
+#define SLUICE_ACTION_H
+
+#include <stddef.h>
+
+#include "core/buf.h"
+
+struct lua_State;
+struct message;
+struct rule;
+struct maildir_batch;
+
+enum action_status {
+    ACTION_OK,
+    ACTION_FAILED,        /* ctx->error says why */
+    ACTION_STOP_RULE,     /* end this rule's actions, go on with the next rule */
+    ACTION_STOP_RULE_SET, /* end the whole chain */
+};
+
+struct action_ctx {
+    struct message *msg;
+    const struct rule *rule;
+    const size_t *rcpts; /* indices into msg->rcpts that the rule matched */
+    size_t nrcpts;
+    struct maildir_batch *batch; /* staged deliveries, committed after the chain succeeds */
+    char error[256];
+    int sys_errno; /* errno behind an ACTION_FAILED, 0 when not a system error */
+};
+
+struct action_type {
+    const char *name;
+    /* Parses the config table at stack index idx into *state (owned by the action, freed with
+     * free_state). Returns -1 with a message in err on any config error. */
+    int (*parse)(struct lua_State *L, int idx, void **state, char *err, size_t errlen);
+    /* Optional: checks at RCPT time that the action can handle rcpt for rule; returns NULL or
+     * a complete SMTP reply refusing the recipient. */
+    const char *(*check_rcpt)(const void *state, const char *rule, const char *rcpt);
+    enum action_status (*run)(const void *state, struct action_ctx *ctx);
+    /* One-line description of the parameters for `sluice check`. */
+    void (*describe)(const void *state, struct buf *out);
+    void (*free_state)(void *state);
+};
+
+struct action {
+    const struct action_type *type;
+    void *state;
+    int line;
+};
+
+/* NULL-terminated list of every action type. */
+extern const struct action_type *const action_types[];
+const struct action_type *action_type_find(const char *name);
+void action_free(struct action *a);
+
+#endif

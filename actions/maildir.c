@@ -1,0 +1,208 @@
+/* Maildir writer (https://cr.yp.to/proto/maildir.html) with fsync discipline: file data,
+ * then the directory entry, before anything is acknowledged. */
+#include "actions/maildir.h"
+#include "core/xalloc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+static int fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = fsync(fd) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
+/* mkdir -p; every directory it creates is made durable in its parent. */
+static int mkdir_durable(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) == 0)
+        return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", path);
+    char *slash = strrchr(parent, '/');
+    while (slash && slash > parent && slash[1] == '\0') {
+        *slash = '\0';
+        slash = strrchr(parent, '/');
+    }
+    if (slash && slash != parent) {
+        *slash = '\0';
+        int rc = mkdir_durable(parent);
+        if (rc < 0)
+            return rc;
+    } else {
+        snprintf(parent, sizeof parent, "%s", slash == parent ? "/" : ".");
+    }
+    if (mkdir(path, 0700) < 0 && errno != EEXIST)
+        return -errno;
+    return fsync_dir(parent);
+}
+
+static int ensure_maildir(const char *root)
+{
+    static const char *sub[] = {"tmp", "new", "cur"};
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/new", root);
+    struct stat st;
+    if (stat(p, &st) == 0 && S_ISDIR(st.st_mode))
+        return 0;
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/%s", root, sub[i]);
+        int rc = mkdir_durable(p);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static void unique_name(char *out, size_t len, size_t size)
+{
+    static atomic_uint seq;
+    static char host[64];
+    if (!host[0]) {
+        char h[64] = "localhost";
+        gethostname(h, sizeof h - 1);
+        /* '/' and ':' are not allowed in Maildir names (ancient rule; Dovecot follows it). */
+        for (char *c = h; *c; c++)
+            if (*c == '/' || *c == ':')
+                *c = '_';
+        memcpy(host, h, sizeof host);
+    }
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    snprintf(out, len, "%lld.M%06ldP%dQ%u.%s,S=%zu", (long long)tv.tv_sec, (long)tv.tv_usec,
+             (int)getpid(), atomic_fetch_add(&seq, 1), host, size);
+}
+
+static int write_all(int fd, const struct buf *head, const struct buf *body)
+{
+    struct iovec iov[2] = {{head->data, head->len}, {body->data, body->len}};
+    int cnt = 2;
+    struct iovec *v = iov;
+    while (cnt > 0) {
+        ssize_t w = writev(fd, v, cnt);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        size_t left = (size_t)w;
+        while (cnt > 0 && left >= v->iov_len) {
+            left -= v->iov_len;
+            v++;
+            cnt--;
+        }
+        if (cnt > 0) {
+            v->iov_base = (char *)v->iov_base + left;
+            v->iov_len -= left;
+        }
+    }
+    return 0;
+}
+
+int maildir_stage(struct maildir_batch *b, const char *root, const struct buf *head,
+                  const struct buf *body, char *err, size_t errlen)
+{
+    int rc = ensure_maildir(root);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot create maildir %s: %s", root, strerror(-rc));
+        return rc;
+    }
+    char name[256];
+    unique_name(name, sizeof name, head->len + body->len);
+    char *tmp = xasprintf("%s/tmp/%s", root, name);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+        free(tmp);
+        return rc;
+    }
+    rc = write_all(fd, head, body);
+    if (rc == 0 && fsync(fd) < 0)
+        rc = -errno;
+    if (close(fd) < 0 && rc == 0)
+        rc = -errno;
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(-rc));
+        unlink(tmp);
+        free(tmp);
+        return rc;
+    }
+    b->items = xgrow(b->items, sizeof *b->items, &b->cap, b->n);
+    b->items[b->n++] = (struct maildir_staged){
+        .tmp_path = tmp,
+        .new_path = xasprintf("%s/new/%s", root, name),
+        .new_dir = xasprintf("%s/new", root),
+    };
+    return 0;
+}
+
+static void staged_free(struct maildir_staged *s)
+{
+    free(s->tmp_path);
+    free(s->new_path);
+    free(s->new_dir);
+}
+
+int maildir_commit(struct maildir_batch *b, char *err, size_t errlen)
+{
+    size_t done = 0;
+    int rc = 0;
+    for (; done < b->n; done++) {
+        if (rename(b->items[done].tmp_path, b->items[done].new_path) < 0) {
+            rc = -errno;
+            snprintf(err, errlen, "cannot move %s into new/: %s", b->items[done].tmp_path,
+                     strerror(errno));
+            break;
+        }
+    }
+    for (size_t i = 0; rc == 0 && i < b->n; i++) {
+        int seen = 0;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = strcmp(b->items[i].new_dir, b->items[j].new_dir) == 0;
+        if (!seen && (rc = fsync_dir(b->items[i].new_dir)) < 0)
+            snprintf(err, errlen, "cannot sync %s: %s", b->items[i].new_dir, strerror(-rc));
+    }
+    if (rc < 0) {
+        /* Take back what was moved: the sender will retry after our 4xx. */
+        for (size_t i = 0; i < done; i++)
+            unlink(b->items[i].new_path);
+        for (size_t i = done; i < b->n; i++)
+            unlink(b->items[i].tmp_path);
+    }
+    for (size_t i = 0; i < b->n; i++)
+        staged_free(&b->items[i]);
+    b->n = 0;
+    return rc;
+}
+
+void maildir_abort(struct maildir_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        unlink(b->items[i].tmp_path);
+        staged_free(&b->items[i]);
+    }
+    b->n = 0;
+}
+
+void maildir_batch_free(struct maildir_batch *b)
+{
+    maildir_abort(b);
+    free(b->items);
+    b->items = NULL;
+    b->cap = 0;
+}

@@ -1,0 +1,124 @@
+/* sluice: the command-line entry point. Subcommands: serve, check. */
+#include "config/config.h"
+#include "core/log.h"
+#include "receiver/server.h"
+#include "receiver/tls.h"
+#include "rules/metrics.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: sluice <command> [options]\n"
+            "\n"
+            "commands:\n"
+            "  serve -c FILE   run the receiver in the foreground (SIGHUP reloads FILE,\n"
+            "                  SIGTERM/SIGINT finish sessions in flight and exit)\n"
+            "  check -c FILE   validate FILE and print a summary; exit 1 with FILE:LINE on error\n"
+            "\n"
+            "options:\n"
+            "  -c, --config FILE   the Lua config (default: /etc/sluice/sluice.lua)\n"
+            "  -h, --help          this text\n"
+            "  -V, --version       print the version\n");
+}
+
+static const char *parse_config_opt(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *path = "/etc/sluice/sluice.lua";
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        if (c == 'c') {
+            path = optarg;
+        } else if (c == 'h') {
+            usage(stdout);
+            exit(0);
+        } else {
+            usage(stderr);
+            exit(2);
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "sluice: unexpected argument '%s'\n", argv[optind]);
+        exit(2);
+    }
+    return path;
+}
+
+static int cmd_check(int argc, char **argv)
+{
+    const char *path = parse_config_opt(argc, argv);
+    char err[1024];
+    struct config *cfg = config_load(path, err, sizeof err);
+    if (!cfg) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    int rc = 0;
+    if (cfg->server.tls_cert) {
+        char why[512];
+        SSL_CTX *ctx = tls_server_ctx(cfg->server.tls_cert, cfg->server.tls_key, why, sizeof why);
+        if (!ctx) {
+            fprintf(stderr, "%s:%d: %s\n", path, cfg->server.line, why);
+            rc = 1;
+        }
+        SSL_CTX_free(ctx);
+    }
+    if (rc == 0)
+        config_describe(cfg, stdout);
+    config_release(cfg);
+    metrics_shutdown();
+    return rc;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    const char *path = parse_config_opt(argc, argv);
+    char err[1024];
+    struct config *cfg = config_load(path, err, sizeof err);
+    if (!cfg) {
+        fprintf(stderr, "sluice: %s\n", err);
+        return 1;
+    }
+    log_set_json(cfg->server.log_json);
+    struct server *srv = server_new(cfg, err, sizeof err);
+    if (!srv) {
+        fprintf(stderr, "sluice: %s\n", err);
+        return 1;
+    }
+    server_run(srv);
+    server_free(srv);
+    metrics_shutdown();
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0 || strcmp(cmd, "version") == 0) {
+        printf("sluice %s\n", SLUICE_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "serve") == 0)
+        return cmd_serve(argc - 1, argv + 1);
+    if (strcmp(cmd, "check") == 0)
+        return cmd_check(argc - 1, argv + 1);
+    fprintf(stderr, "sluice: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+    return 2;
+}

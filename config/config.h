@@ -1,0 +1,67 @@
+/* The loaded configuration: server settings and rule sets, immutable once loaded. Shared by
+ * reference count: the server holds one reference to the config in force, each transaction
+ * one to the config it started under, so a reload never changes the rules a message is judged
+ * by. Reference counting happens on the event-loop thread only. */
+#ifndef SLUICE_CONFIG_H
+#define SLUICE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+struct rule_set;
+
+struct listen_cfg {
+    char *address;  /* numeric "ip:port" */
+    char *rule_set; /* NULL: the server's default */
+    int line;
+};
+
+struct server_cfg {
+    int line;
+    struct listen_cfg *listen;
+    size_t nlisten;
+    char *hostname;
+    char **domains; /* "example.test" exact, ".example.test" every subdomain */
+    size_t ndomains;
+    char *data_dir;
+    long long max_message_size;
+    char *tls_cert;
+    char *tls_key;
+    bool log_json;
+    long long max_recipients;
+    long long max_connections;
+    long long max_connections_per_ip;
+    long long command_timeout; /* seconds */
+    long long data_timeout;    /* seconds, whole DATA phase */
+    long long max_errors;      /* protocol errors before the session is closed */
+    long long workers;
+    char *rule_set;
+    bool auth_checks;
+};
+
+struct config {
+    int refs;
+    char *path;
+    unsigned generation; /* counts reloads; shows in logs */
+    struct server_cfg server;
+    struct rule_set **sets;
+    size_t nsets;
+};
+
+/* Loads and validates path in a fresh Lua state that is closed before returning. Returns a
+ * config with one reference, or NULL with "FILE:LINE: message" in err. */
+struct config *config_load(const char *path, char *err, size_t errlen);
+struct config *config_retain(struct config *c);
+/* Drops one reference; frees the config with the last one. Accepts NULL. */
+void config_release(struct config *c);
+
+const struct rule_set *config_find_rule_set(const struct config *c, const char *name);
+/* The rule set for a listener address (as written in listen), or the default. */
+const struct rule_set *config_rule_set_for(const struct config *c, const char *listen_address);
+/* True when domain is one of server.domains (case-insensitive). */
+bool config_domain_accepted(const struct config *c, const char *domain);
+/* The one-screen summary `sluice check` prints. */
+void config_describe(const struct config *c, FILE *out);
+
+#endif

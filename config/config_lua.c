@@ -1,0 +1,607 @@
+/* The config DSL. The file is ordinary Lua 5.4 run once in a fresh, restricted state; the
+ * globals server{}, rule_set "n" {}, rule{} and one constructor per action type build C
+ * structs as they are called, so every error knows the file and line of the call that caused
+ * it. Nothing of the Lua state survives the load. */
+#include "actions/action.h"
+#include "config/config.h"
+#include "config/lua_fields.h"
+#include "core/address.h"
+#include "core/sockaddr.h"
+#include "core/xalloc.h"
+#include "rules/metrics.h"
+#include "rules/ruleset.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define LOADER_KEY "sluice.loader"
+#define ACTION_MT "sluice.action"
+#define RULE_MT "sluice.rule"
+/* A config is a few hundred lines; these bound a runaway or hostile one. */
+#define CONFIG_MAX_INSTRUCTIONS 200000000
+#define CONFIG_MAX_MEMORY (512u << 20)
+
+struct loader {
+    struct config *cfg;
+    const char *path;
+    bool server_seen;
+    size_t mem;
+};
+
+static struct loader *get_loader(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, LOADER_KEY);
+    struct loader *ld = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return ld;
+}
+
+/* The line of the config code that called the current C function. */
+static int call_line(lua_State *L)
+{
+    lua_Debug ar;
+    if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "l", &ar) && ar.currentline > 0)
+        return ar.currentline;
+    return 0;
+}
+
+static int raise_at(lua_State *L, int line, const char *msg)
+{
+    return luaL_error(L, "%s:%d: %s", get_loader(L)->path, line, msg);
+}
+
+static bool valid_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64)
+        return false;
+    return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == n;
+}
+
+/* --- actions ----------------------------------------------------------------------------- */
+
+static int action_gc(lua_State *L)
+{
+    struct action **box = luaL_checkudata(L, 1, ACTION_MT);
+    action_free(*box);
+    *box = NULL;
+    return 0;
+}
+
+static int action_ctor(lua_State *L)
+{
+    const struct action_type *type = lua_touserdata(L, lua_upvalueindex(1));
+    int line = call_line(L);
+    char err[512];
+    if (lua_gettop(L) != 1 || !lua_istable(L, 1)) {
+        snprintf(err, sizeof err, "%s expects a table: %s { ... }", type->name, type->name);
+        return raise_at(L, line, err);
+    }
+    struct action **box = lua_newuserdatauv(L, sizeof *box, 0);
+    *box = NULL;
+    luaL_setmetatable(L, ACTION_MT);
+    struct action *a = xcalloc(1, sizeof *a);
+    a->type = type;
+    a->line = line;
+    *box = a;
+    err[0] = '\0';
+    if (type->parse(L, 1, &a->state, err, sizeof err) < 0)
+        return raise_at(L, line, err);
+    return 1;
+}
+
+/* --- rules ------------------------------------------------------------------------------- */
+
+static int rule_gc(lua_State *L)
+{
+    struct rule **box = luaL_checkudata(L, 1, RULE_MT);
+    rule_free(*box);
+    *box = NULL;
+    return 0;
+}
+
+static int parse_rule_actions(lua_State *L, struct rule *r, char *err, size_t errlen)
+{
+    lua_getfield(L, 1, "actions");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    if (!lua_istable(L, -1)) {
+        snprintf(err, errlen, "rule '%s': field 'actions' must be a list of actions, got %s",
+                 r->name, luaL_typename(L, -1));
+        return -1;
+    }
+    size_t n = (size_t)lua_rawlen(L, -1);
+    r->actions = xcalloc(n ? n : 1, sizeof *r->actions);
+    for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, -1, (lua_Integer)i + 1);
+        struct action **box = luaL_testudata(L, -1, ACTION_MT);
+        if (!box || !*box) {
+            snprintf(err, errlen,
+                     "rule '%s': actions item %zu is not an action (got %s; known actions: "
+                     "store, add_header, stop, ...)",
+                     r->name, i + 1, luaL_typename(L, -1));
+            return -1;
+        }
+        r->actions[r->nactions++] = *box;
+        *box = NULL;
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
+static int parse_rule(lua_State *L, struct rule *r, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"name", "enabled", "recipients", "tls", "scan", "actions",
+                                       NULL};
+    if (lf_check_keys(L, 1, "rule", keys, err, errlen) < 0 ||
+        lf_string(L, 1, "name", true, &r->name, err, errlen) < 0)
+        return -1;
+    if (!valid_name(r->name)) {
+        snprintf(err, errlen, "rule name '%s' must be 1-64 characters of A-Z a-z 0-9 _ . -",
+                 r->name);
+        return -1;
+    }
+    char *tls = NULL;
+    char **rcpts = NULL;
+    size_t nrcpts = 0;
+    int rc = 0;
+    if (lf_bool(L, 1, "enabled", &r->enabled, err, errlen) < 0 ||
+        lf_bool(L, 1, "scan", &r->scan, err, errlen) < 0 ||
+        lf_string(L, 1, "tls", false, &tls, err, errlen) < 0 ||
+        lf_string_list(L, 1, "recipients", &rcpts, &nrcpts, err, errlen) < 0) {
+        rc = -1;
+    } else if (tls && strcmp(tls, "require") == 0) {
+        r->tls = TLS_REQUIRE;
+    } else if (tls && strcmp(tls, "optional") != 0) {
+        snprintf(err, errlen, "rule '%s': tls must be \"optional\" or \"require\", got \"%s\"",
+                 r->name, tls);
+        rc = -1;
+    }
+    free(tls);
+    if (rc == 0) {
+        r->rcpts = xcalloc(nrcpts ? nrcpts : 1, sizeof *r->rcpts);
+        for (size_t i = 0; i < nrcpts && rc == 0; i++) {
+            char e[256];
+            if (rcpt_cond_parse(rcpts[i], &r->rcpts[i], e, sizeof e) < 0) {
+                snprintf(err, errlen, "rule '%s': %s", r->name, e);
+                rc = -1;
+            } else {
+                r->nrcpts++;
+            }
+        }
+    }
+    lf_free_list(rcpts, nrcpts);
+    if (rc == 0)
+        rc = parse_rule_actions(L, r, err, errlen);
+    return rc;
+}
+
+static int rule_ctor(lua_State *L)
+{
+    int line = call_line(L);
+    if (lua_gettop(L) != 1 || !lua_istable(L, 1))
+        return raise_at(L, line, "rule expects a table: rule { name = ..., actions = { ... } }");
+    struct rule **box = lua_newuserdatauv(L, sizeof *box, 0);
+    *box = NULL;
+    luaL_setmetatable(L, RULE_MT);
+    struct rule *r = xcalloc(1, sizeof *r);
+    r->enabled = true;
+    r->line = line;
+    *box = r;
+    char err[512] = "";
+    if (parse_rule(L, r, err, sizeof err) < 0)
+        return raise_at(L, line, err);
+    return 1;
+}
+
+/* --- rule sets --------------------------------------------------------------------------- */
+
+static int rule_set_body(lua_State *L)
+{
+    struct loader *ld = get_loader(L);
+    const char *name = lua_tostring(L, lua_upvalueindex(1));
+    int line = (int)lua_tointeger(L, lua_upvalueindex(2));
+    char err[512];
+    if (lua_gettop(L) != 1 || !lua_istable(L, 1)) {
+        snprintf(err, sizeof err, "rule_set \"%s\" expects a table of rules: rule_set \"%s\" { "
+                 "rule { ... }, ... }", name, name);
+        return raise_at(L, line, err);
+    }
+    if (config_find_rule_set(ld->cfg, name)) {
+        snprintf(err, sizeof err, "rule_set \"%s\" is defined twice", name);
+        return raise_at(L, line, err);
+    }
+    struct config *cfg = ld->cfg;
+    struct rule_set *rs = xcalloc(1, sizeof *rs);
+    rs->name = xstrdup(name);
+    rs->line = line;
+    cfg->sets = xrealloc(cfg->sets, (cfg->nsets + 1) * sizeof *cfg->sets);
+    cfg->sets[cfg->nsets++] = rs;
+
+    size_t n = (size_t)lua_rawlen(L, 1);
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+        lua_pop(L, 1);
+        if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 ||
+            (size_t)lua_tointeger(L, -1) > n) {
+            snprintf(err, sizeof err, "rule_set \"%s\": only rule { ... } entries are allowed "
+                     "(found key %s)", name, lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
+            return raise_at(L, line, err);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, 1, (lua_Integer)i + 1);
+        struct rule **box = luaL_testudata(L, -1, RULE_MT);
+        if (!box || !*box) {
+            snprintf(err, sizeof err, "rule_set \"%s\": item %zu is not a rule { ... } (got %s)",
+                     name, i + 1, luaL_typename(L, -1));
+            return raise_at(L, line, err);
+        }
+        struct rule *r = *box;
+        for (size_t j = 0; j < rs->nrules; j++) {
+            if (strcmp(rs->rules[j]->name, r->name) == 0) {
+                snprintf(err, sizeof err,
+                         "duplicate rule name '%s' in rule_set \"%s\" (first at line %d)",
+                         r->name, name, rs->rules[j]->line);
+                return raise_at(L, r->line, err);
+            }
+        }
+        rs->rules = xgrow(rs->rules, sizeof *rs->rules, &rs->rules_cap, rs->nrules);
+        rs->rules[rs->nrules++] = r;
+        *box = NULL;
+        r->stats = metrics_rule_stats(name, r->name);
+        lua_pop(L, 1);
+    }
+    rs->stats = metrics_rule_stats(name, NULL);
+    return 0;
+}
+
+static int rule_set_ctor(lua_State *L)
+{
+    int line = call_line(L);
+    if (lua_gettop(L) != 1 || lua_type(L, 1) != LUA_TSTRING)
+        return raise_at(L, line, "rule_set expects a name: rule_set \"main\" { ... }");
+    const char *name = lua_tostring(L, 1);
+    if (!valid_name(name)) {
+        char err[256];
+        snprintf(err, sizeof err,
+                 "rule_set name '%s' must be 1-64 characters of A-Z a-z 0-9 _ . -", name);
+        return raise_at(L, line, err);
+    }
+    lua_pushvalue(L, 1);
+    lua_pushinteger(L, line);
+    lua_pushcclosure(L, rule_set_body, 2);
+    return 1;
+}
+
+/* --- server ------------------------------------------------------------------------------ */
+
+static int parse_listen(lua_State *L, struct server_cfg *s, int line, char *err, size_t errlen)
+{
+    lua_getfield(L, 1, "listen");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        snprintf(err, errlen, "server: missing required field 'listen'");
+        return -1;
+    }
+    if (lua_type(L, -1) == LUA_TSTRING) { /* listen = "127.0.0.1:25" */
+        lua_newtable(L);
+        lua_insert(L, -2);
+        lua_rawseti(L, -2, 1);
+    }
+    if (!lua_istable(L, -1) || lua_rawlen(L, -1) == 0) {
+        snprintf(err, errlen, "server: 'listen' must be a non-empty list of addresses");
+        lua_pop(L, 1);
+        return -1;
+    }
+    size_t n = (size_t)lua_rawlen(L, -1);
+    s->listen = xcalloc(n, sizeof *s->listen);
+    for (size_t i = 0; i < n; i++) {
+        struct listen_cfg *lc = &s->listen[s->nlisten++];
+        lc->line = line;
+        lua_rawgeti(L, -1, (lua_Integer)i + 1);
+        int rc = 0;
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            lc->address = xstrdup(lua_tostring(L, -1));
+        } else if (lua_istable(L, -1)) {
+            static const char *const keys[] = {"address", "rule_set", NULL};
+            int t = lua_gettop(L);
+            if (lf_check_keys(L, t, "listen entry", keys, err, errlen) < 0 ||
+                lf_string(L, t, "address", true, &lc->address, err, errlen) < 0 ||
+                lf_string(L, t, "rule_set", false, &lc->rule_set, err, errlen) < 0)
+                rc = -1;
+        } else {
+            snprintf(err, errlen, "server: listen item %zu must be \"ip:port\" or a table, got %s",
+                     i + 1, luaL_typename(L, -1));
+            rc = -1;
+        }
+        lua_pop(L, 1);
+        struct sockaddr_storage ss;
+        socklen_t sl;
+        if (rc == 0 && sockaddr_parse(lc->address, &ss, &sl) < 0) {
+            snprintf(err, errlen,
+                     "server: listen address '%s' must be numeric \"ip:port\" or \"[ipv6]:port\"",
+                     lc->address);
+            rc = -1;
+        }
+        if (rc < 0) {
+            lua_pop(L, 1);
+            return -1;
+        }
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
+static int parse_tls(lua_State *L, struct server_cfg *s, char *err, size_t errlen)
+{
+    lua_getfield(L, 1, "tls");
+    int rc = 0;
+    if (lua_istable(L, -1)) {
+        static const char *const keys[] = {"cert", "key", NULL};
+        int t = lua_gettop(L);
+        if (lf_check_keys(L, t, "server.tls", keys, err, errlen) < 0 ||
+            lf_string(L, t, "cert", true, &s->tls_cert, err, errlen) < 0 ||
+            lf_string(L, t, "key", true, &s->tls_key, err, errlen) < 0)
+            rc = -1;
+    } else if (!lua_isnil(L, -1)) {
+        snprintf(err, errlen, "server: 'tls' must be a table { cert = ..., key = ... }");
+        rc = -1;
+    }
+    lua_pop(L, 1);
+    return rc;
+}
+
+static int parse_server(lua_State *L, struct server_cfg *s, int line, char *err, size_t errlen)
+{
+    static const char *const keys[] = {
+        "listen", "hostname", "domains", "data_dir", "max_message_size", "tls", "log_format",
+        "max_recipients", "max_connections", "max_connections_per_ip", "command_timeout",
+        "data_timeout", "max_errors", "workers", "rule_set", "auth_checks", NULL};
+    char *log_format = NULL;
+    if (lf_check_keys(L, 1, "server", keys, err, errlen) < 0 ||
+        parse_listen(L, s, line, err, errlen) < 0 ||
+        lf_string(L, 1, "hostname", false, &s->hostname, err, errlen) < 0 ||
+        lf_string_list(L, 1, "domains", &s->domains, &s->ndomains, err, errlen) < 0 ||
+        lf_string(L, 1, "data_dir", false, &s->data_dir, err, errlen) < 0 ||
+        lf_integer(L, 1, "max_message_size", 1024, 1LL << 40, &s->max_message_size, err,
+                   errlen) < 0 ||
+        parse_tls(L, s, err, errlen) < 0 ||
+        lf_string(L, 1, "log_format", false, &log_format, err, errlen) < 0 ||
+        lf_integer(L, 1, "max_recipients", 1, 100000, &s->max_recipients, err, errlen) < 0 ||
+        lf_integer(L, 1, "max_connections", 1, 1000000, &s->max_connections, err, errlen) < 0 ||
+        lf_integer(L, 1, "max_connections_per_ip", 1, 1000000, &s->max_connections_per_ip, err,
+                   errlen) < 0 ||
+        lf_integer(L, 1, "command_timeout", 1, 86400, &s->command_timeout, err, errlen) < 0 ||
+        lf_integer(L, 1, "data_timeout", 1, 86400, &s->data_timeout, err, errlen) < 0 ||
+        lf_integer(L, 1, "max_errors", 1, 100000, &s->max_errors, err, errlen) < 0 ||
+        lf_integer(L, 1, "workers", 1, 256, &s->workers, err, errlen) < 0 ||
+        lf_string(L, 1, "rule_set", false, &s->rule_set, err, errlen) < 0 ||
+        lf_bool(L, 1, "auth_checks", &s->auth_checks, err, errlen) < 0) {
+        free(log_format);
+        return -1;
+    }
+    int rc = 0;
+    if (log_format && strcmp(log_format, "json") == 0)
+        s->log_json = true;
+    else if (log_format && strcmp(log_format, "plain") != 0) {
+        snprintf(err, errlen, "server: log_format must be \"plain\" or \"json\", got \"%s\"",
+                 log_format);
+        rc = -1;
+    }
+    free(log_format);
+    if (rc == 0 && s->ndomains == 0) {
+        snprintf(err, errlen, "server: 'domains' must list at least one accepted domain");
+        rc = -1;
+    }
+    for (size_t i = 0; rc == 0 && i < s->ndomains; i++) {
+        const char *d = s->domains[i][0] == '.' ? s->domains[i] + 1 : s->domains[i];
+        if (!domain_valid(d)) {
+            snprintf(err, errlen, "server: '%s' in domains is not a valid domain", s->domains[i]);
+            rc = -1;
+        }
+        ascii_lower(s->domains[i]);
+    }
+    if (rc == 0 && s->hostname && !domain_valid(s->hostname)) {
+        snprintf(err, errlen, "server: hostname '%s' is not a valid host name", s->hostname);
+        rc = -1;
+    }
+    return rc;
+}
+
+static int server_ctor(lua_State *L)
+{
+    struct loader *ld = get_loader(L);
+    int line = call_line(L);
+    if (lua_gettop(L) != 1 || !lua_istable(L, 1))
+        return raise_at(L, line, "server expects a table: server { listen = ..., ... }");
+    if (ld->server_seen)
+        return raise_at(L, line, "server { } is given twice");
+    ld->server_seen = true;
+    ld->cfg->server.line = line;
+    char err[512] = "";
+    if (parse_server(L, &ld->cfg->server, line, err, sizeof err) < 0)
+        return raise_at(L, line, err);
+    return 0;
+}
+
+/* --- the state ---------------------------------------------------------------------------- */
+
+static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    struct loader *ld = ud;
+    size_t old = ptr ? osize : 0;
+    if (nsize == 0) {
+        free(ptr);
+        ld->mem -= old;
+        return NULL;
+    }
+    if (nsize > old && ld->mem + (nsize - old) > CONFIG_MAX_MEMORY)
+        return NULL;
+    void *p = realloc(ptr, nsize);
+    if (p)
+        ld->mem = ld->mem - old + nsize;
+    return p;
+}
+
+static void budget_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    luaL_error(L, "%s: config ran too long (more than %d instructions)", get_loader(L)->path,
+               CONFIG_MAX_INSTRUCTIONS);
+}
+
+static void open_libs(lua_State *L)
+{
+    static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},         {LUA_TABLIBNAME, luaopen_table},
+                                    {LUA_STRLIBNAME, luaopen_string}, {LUA_MATHLIBNAME, luaopen_math},
+                                    {LUA_UTF8LIBNAME, luaopen_utf8},  {LUA_OSLIBNAME, luaopen_os},
+                                    {NULL, NULL}};
+    for (const luaL_Reg *l = libs; l->func; l++) {
+        luaL_requiref(L, l->name, l->func, 1);
+        lua_pop(L, 1);
+    }
+    /* The config may read the environment (secrets) and the clock; nothing else of os, and no
+     * way to run other files or bytecode. */
+    lua_getglobal(L, "os");
+    static const char *const os_drop[] = {"execute", "exit", "remove", "rename", "tmpname",
+                                          "setlocale", NULL};
+    for (size_t i = 0; os_drop[i]; i++) {
+        lua_pushnil(L);
+        lua_setfield(L, -2, os_drop[i]);
+    }
+    lua_pop(L, 1);
+    static const char *const base_drop[] = {"dofile", "loadfile", "load", NULL};
+    for (size_t i = 0; base_drop[i]; i++) {
+        lua_pushnil(L);
+        lua_setglobal(L, base_drop[i]);
+    }
+}
+
+static void register_dsl(lua_State *L, struct loader *ld)
+{
+    lua_pushlightuserdata(L, ld);
+    lua_setfield(L, LUA_REGISTRYINDEX, LOADER_KEY);
+    luaL_newmetatable(L, ACTION_MT);
+    lua_pushcfunction(L, action_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+    luaL_newmetatable(L, RULE_MT);
+    lua_pushcfunction(L, rule_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+    lua_register(L, "server", server_ctor);
+    lua_register(L, "rule_set", rule_set_ctor);
+    lua_register(L, "rule", rule_ctor);
+    for (size_t i = 0; action_types[i]; i++) {
+        lua_pushlightuserdata(L, (void *)action_types[i]);
+        lua_pushcclosure(L, action_ctor, 1);
+        lua_setglobal(L, action_types[i]->name);
+    }
+}
+
+static void set_defaults(struct server_cfg *s)
+{
+    s->max_message_size = 25LL << 20;
+    s->max_recipients = 100;
+    s->max_connections = 10000;
+    s->max_connections_per_ip = 50;
+    s->command_timeout = 300;
+    s->data_timeout = 600;
+    s->max_errors = 20;
+    s->auth_checks = true;
+}
+
+/* Checks that need the whole file: the server block exists, rule set references resolve. */
+static int validate(struct loader *ld, char *err, size_t errlen)
+{
+    struct config *c = ld->cfg;
+    struct server_cfg *s = &c->server;
+    if (!ld->server_seen) {
+        snprintf(err, errlen, "%s:1: no server { ... } block", ld->path);
+        return -1;
+    }
+    if (c->nsets == 0) {
+        snprintf(err, errlen, "%s:%d: no rule_set \"name\" { ... } is defined", ld->path, s->line);
+        return -1;
+    }
+    if (s->rule_set && !config_find_rule_set(c, s->rule_set)) {
+        snprintf(err, errlen, "%s:%d: server.rule_set names unknown rule set \"%s\"", ld->path,
+                 s->line, s->rule_set);
+        return -1;
+    }
+    for (size_t i = 0; i < s->nlisten; i++) {
+        const char *rs = s->listen[i].rule_set;
+        if (rs && !config_find_rule_set(c, rs)) {
+            snprintf(err, errlen, "%s:%d: listen '%s' names unknown rule set \"%s\"", ld->path,
+                     s->listen[i].line, s->listen[i].address, rs);
+            return -1;
+        }
+        if (!rs && !s->rule_set && c->nsets > 1) {
+            snprintf(err, errlen,
+                     "%s:%d: listen '%s' names no rule set and there are %zu: set "
+                     "server.rule_set or the listener's rule_set",
+                     ld->path, s->listen[i].line, s->listen[i].address, c->nsets);
+            return -1;
+        }
+    }
+    if (!s->hostname) {
+        char h[256] = "localhost";
+        gethostname(h, sizeof h - 1);
+        s->hostname = xstrdup(h);
+    }
+    if (!s->data_dir)
+        s->data_dir = xstrdup("var");
+    if (!s->workers) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        s->workers = n > 0 ? 2 * n : 4;
+    }
+    return 0;
+}
+
+struct config *config_load(const char *path, char *err, size_t errlen)
+{
+    struct config *cfg = xcalloc(1, sizeof *cfg);
+    cfg->refs = 1;
+    cfg->path = xstrdup(path);
+    set_defaults(&cfg->server);
+    struct loader ld = {.cfg = cfg, .path = path};
+
+    lua_State *L = lua_newstate(limited_alloc, &ld);
+    if (!L) {
+        snprintf(err, errlen, "%s: cannot create a Lua state", path);
+        config_release(cfg);
+        return NULL;
+    }
+    open_libs(L);
+    register_dsl(L, &ld);
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT, CONFIG_MAX_INSTRUCTIONS);
+
+    /* Text only: precompiled bytecode can crash the VM. Chunk name is "@path", so Lua's own
+     * messages read "path:line: ...". */
+    int rc = luaL_loadfilex(L, path, "t");
+    if (rc == LUA_OK)
+        rc = lua_pcall(L, 0, 0, 0);
+    if (rc != LUA_OK) {
+        const char *msg = lua_tostring(L, -1);
+        if (rc == LUA_ERRFILE)
+            snprintf(err, errlen, "%s: cannot read config: %s", path, msg ? msg : "?");
+        else if (rc == LUA_ERRMEM)
+            snprintf(err, errlen, "%s: config uses too much memory", path);
+        else
+            snprintf(err, errlen, "%s", msg ? msg : "unknown error");
+    }
+    lua_close(L); /* runs __gc for every rule/action not moved into the config */
+    if (rc == LUA_OK && validate(&ld, err, errlen) == 0)
+        return cfg;
+    config_release(cfg);
+    return NULL;
+}

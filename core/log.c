@@ -1,0 +1,117 @@
+/* Structured logging. Lines are assembled in memory and written with one fwrite so that
+ * concurrent threads never interleave within a line. */
+#include "core/log.h"
+#include "core/buf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <sys/time.h>
+
+static int log_json;
+static enum log_level log_max = LOG_INFO;
+
+static const char *level_name[] = {"error", "warning", "info", "debug"};
+
+void log_set_json(int json)
+{
+    log_json = json;
+}
+
+void log_set_level(enum log_level max)
+{
+    log_max = max;
+}
+
+static void put_timestamp(struct buf *b)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    struct tm tm;
+    gmtime_r(&tv.tv_sec, &tm);
+    char ts[32];
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+    buf_printf(b, "%s.%03dZ", ts, (int)(tv.tv_usec / 1000));
+}
+
+static void put_json_string(struct buf *b, const char *s)
+{
+    buf_puts(b, "\"");
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            buf_printf(b, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f)
+            buf_printf(b, "\\u%04x", *p);
+        else
+            buf_append(b, p, 1);
+    }
+    buf_puts(b, "\"");
+}
+
+/* Plain values are quoted when they hold spaces, quotes or control bytes. */
+static void put_plain_value(struct buf *b, const char *s)
+{
+    int quote = *s == '\0' || strpbrk(s, " \"=\t") != NULL;
+    for (const unsigned char *p = (const unsigned char *)s; *p && !quote; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            quote = 1;
+    if (!quote) {
+        buf_puts(b, s);
+        return;
+    }
+    put_json_string(b, s);
+}
+
+static void emit(struct buf *b)
+{
+    buf_puts(b, "\n");
+    fwrite(b->data, 1, b->len, stderr);
+    fflush(stderr);
+    buf_free(b);
+}
+
+void log_event(enum log_level lvl, const char *event, const struct log_kv *kv, size_t n)
+{
+    if (lvl > log_max)
+        return;
+    struct buf b = {0};
+    if (log_json) {
+        buf_puts(&b, "{\"ts\":\"");
+        put_timestamp(&b);
+        buf_printf(&b, "\",\"level\":\"%s\",\"event\":", level_name[lvl]);
+        put_json_string(&b, event);
+        for (size_t i = 0; i < n; i++) {
+            if (!kv[i].val)
+                continue;
+            buf_puts(&b, ",");
+            put_json_string(&b, kv[i].key);
+            buf_puts(&b, ":");
+            put_json_string(&b, kv[i].val);
+        }
+        buf_puts(&b, "}");
+    } else {
+        put_timestamp(&b);
+        buf_printf(&b, " %s %s", level_name[lvl], event);
+        for (size_t i = 0; i < n; i++) {
+            if (!kv[i].val)
+                continue;
+            buf_printf(&b, " %s=", kv[i].key);
+            put_plain_value(&b, kv[i].val);
+        }
+    }
+    emit(&b);
+}
+
+void log_msg(enum log_level lvl, const char *fmt, ...)
+{
+    if (lvl > log_max)
+        return;
+    char text[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    struct log_kv kv = {"msg", text};
+    log_event(lvl, "log", &kv, 1);
+}

@@ -1,0 +1,82 @@
+/* Message context and the trace headers of RFC 5321 §4.4. */
+#include "core/message.h"
+#include "core/xalloc.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct message *message_new(void)
+{
+    struct message *m = xcalloc(1, sizeof *m);
+    m->arrival = time(NULL);
+    message_make_qid(m->qid, sizeof m->qid);
+    return m;
+}
+
+void message_free(struct message *m)
+{
+    if (!m)
+        return;
+    free(m->client_rdns);
+    free(m->helo);
+    free(m->mail_from);
+    for (size_t i = 0; i < m->nrcpts; i++)
+        free(m->rcpts[i]);
+    free(m->rcpts);
+    buf_free(&m->body);
+    for (size_t i = 0; i < m->nadded; i++) {
+        free(m->added[i].name);
+        free(m->added[i].value);
+    }
+    free(m->added);
+    free(m);
+}
+
+void message_add_rcpt(struct message *m, const char *addr)
+{
+    m->rcpts = xgrow(m->rcpts, sizeof *m->rcpts, &m->rcpts_cap, m->nrcpts);
+    m->rcpts[m->nrcpts++] = xstrdup(addr);
+}
+
+void message_add_header(struct message *m, const char *name, const char *value)
+{
+    m->added = xgrow(m->added, sizeof *m->added, &m->added_cap, m->nadded);
+    m->added[m->nadded].name = xstrdup(name);
+    m->added[m->nadded].value = xstrdup(value);
+    m->nadded++;
+}
+
+void message_trace_headers(const struct message *m, const char *rcpt, struct buf *out)
+{
+    char date[64];
+    struct tm tm;
+    localtime_r(&m->arrival, &tm);
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+
+    buf_printf(out, "Return-Path: <%s>\r\n", m->mail_from ? m->mail_from : "");
+    buf_printf(out, "Received: from %s (%s [%s])\r\n", m->helo ? m->helo : "unknown",
+               m->client_rdns ? m->client_rdns : "unknown", m->client_ip);
+    if (m->tls)
+        buf_printf(out, "\tby %s (sluice) with %s (%s:%s)\r\n", m->hostname,
+                   m->esmtp ? "ESMTPS" : "SMTPS", m->tls_version, m->tls_cipher);
+    else
+        buf_printf(out, "\tby %s (sluice) with %s\r\n", m->hostname, m->esmtp ? "ESMTP" : "SMTP");
+    buf_printf(out, "\tid %s\r\n\tfor <%s>; %s\r\n", m->qid, rcpt, date);
+    for (size_t i = m->nadded; i-- > 0;)
+        buf_printf(out, "%s: %s\r\n", m->added[i].name, m->added[i].value);
+}
+
+void message_make_qid(char *qid, size_t len)
+{
+    /* Time in microseconds plus a process-wide counter: unique within this host and sortable,
+     * like Postfix's long queue ids. */
+    static atomic_uint counter;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    unsigned n = atomic_fetch_add(&counter, 1);
+    snprintf(qid, len, "%010llX%05X%03X", (unsigned long long)ts.tv_sec,
+             (unsigned)(ts.tv_nsec / 1000) & 0xFFFFF, n & 0xFFF);
+}

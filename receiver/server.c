@@ -1,0 +1,298 @@
+/* Listeners, connection limits, signals and config reload. */
+#include "receiver/server.h"
+#include "config/config.h"
+#include "core/log.h"
+#include "core/sockaddr.h"
+#include "core/xalloc.h"
+#include "receiver/session.h"
+#include "receiver/tls.h"
+#include "receiver/workers.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Sessions still mid-transaction get this long to finish after SIGTERM. */
+#define SHUTDOWN_GRACE_SECONDS 30
+
+struct listener {
+    struct server *srv;
+    struct evconnlistener *evl;
+    char *address;
+};
+
+/* --- per-IP accounting ------------------------------------------------------------------- */
+
+static unsigned ip_hash(const char *ip)
+{
+    unsigned h = 5381;
+    for (; *ip; ip++)
+        h = h * 33 + (unsigned char)*ip;
+    return h % IP_BUCKETS;
+}
+
+static struct ip_slot **ip_find(struct server *srv, const char *ip)
+{
+    struct ip_slot **p = &srv->per_ip[ip_hash(ip)];
+    while (*p && strcmp((*p)->ip, ip) != 0)
+        p = &(*p)->next;
+    return p;
+}
+
+void server_session_gone(struct server *srv, struct session *s, const char *ip)
+{
+    srv->nsessions--;
+    struct ip_slot **p = ip_find(srv, ip);
+    if (*p && --(*p)->count == 0) {
+        struct ip_slot *dead = *p;
+        *p = dead->next;
+        free(dead);
+    }
+    if (srv->stopping && srv->nsessions == 0)
+        event_base_loopexit(srv->base, NULL);
+}
+
+/* Refuses a connection over a limit with one reply line, without starting a session. */
+static void refuse(evutil_socket_t fd, const char *text)
+{
+    ssize_t rc = write(fd, text, strlen(text));
+    (void)rc;
+    evutil_closesocket(fd);
+}
+
+static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
+                      int socklen, void *arg)
+{
+    struct listener *l = arg;
+    struct server *srv = l->srv;
+    const struct server_cfg *sc = &srv->cfg->server;
+    char ip[64];
+    int port;
+    sockaddr_ip(sa, ip, sizeof ip, &port);
+    if ((long long)srv->nsessions >= sc->max_connections) {
+        log_msg(LOG_WARN, "refused %s: too many connections (%zu)", ip, srv->nsessions);
+        refuse(fd, "421 4.7.0 Error: too many connections, try again later\r\n");
+        return;
+    }
+    struct ip_slot **p = ip_find(srv, ip);
+    if (*p && (long long)(*p)->count >= sc->max_connections_per_ip) {
+        log_msg(LOG_WARN, "refused %s: too many connections from this address", ip);
+        refuse(fd, "421 4.7.0 Error: too many connections from your address, try again later\r\n");
+        return;
+    }
+    if (!*p) {
+        *p = xcalloc(1, sizeof **p);
+        snprintf((*p)->ip, sizeof (*p)->ip, "%s", ip);
+    }
+    (*p)->count++;
+    evutil_make_socket_nonblocking(fd);
+    session_start(srv, fd, sa, l->address);
+}
+
+static void resume_accept(evutil_socket_t fd, short what, void *arg)
+{
+    evconnlistener_enable(arg);
+}
+
+static void on_accept_error(struct evconnlistener *evl, void *arg)
+{
+    int err = EVUTIL_SOCKET_ERROR();
+    log_msg(LOG_ERR, "accept: %s", evutil_socket_error_to_string(err));
+    /* EMFILE and friends: back off briefly instead of spinning. */
+    if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        evconnlistener_disable(evl);
+        struct timeval tv = {1, 0};
+        event_base_once(evconnlistener_get_base(evl), -1, EV_TIMEOUT, resume_accept, evl, &tv);
+    }
+}
+
+static int bind_listeners(struct server *srv, char *err, size_t errlen)
+{
+    const struct server_cfg *sc = &srv->cfg->server;
+    srv->listeners = xcalloc(sc->nlisten, sizeof *srv->listeners);
+    for (size_t i = 0; i < sc->nlisten; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl;
+        sockaddr_parse(sc->listen[i].address, &ss, &sl);
+        struct listener *l = &srv->listeners[srv->nlisteners];
+        l->srv = srv;
+        l->evl = evconnlistener_new_bind(srv->base, on_accept, l,
+                                         LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+                                             LEV_OPT_CLOSE_ON_EXEC,
+                                         1024, (struct sockaddr *)&ss, (int)sl);
+        if (!l->evl) {
+            snprintf(err, errlen, "%s:%d: cannot listen on %s: %s", srv->cfg->path,
+                     sc->listen[i].line, sc->listen[i].address, strerror(errno));
+            return -1;
+        }
+        evconnlistener_set_error_cb(l->evl, on_accept_error);
+        l->address = xstrdup(sc->listen[i].address);
+        srv->nlisteners++;
+        log_msg(LOG_INFO, "listening on %s", l->address);
+    }
+    return 0;
+}
+
+/* --- signals ----------------------------------------------------------------------------- */
+
+static void on_grace_over(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *srv = arg;
+    log_msg(LOG_WARN, "shutdown grace period over: closing %zu sessions", srv->nsessions);
+    for (struct session *s = srv->sessions, *n; s; s = n) {
+        n = session_next(s);
+        session_abort(s);
+    }
+}
+
+static void begin_shutdown(struct server *srv, int sig)
+{
+    if (srv->stopping)
+        return;
+    srv->stopping = 1;
+    log_msg(LOG_INFO, "signal %d: finishing %zu sessions, then exiting", sig, srv->nsessions);
+    for (size_t i = 0; i < srv->nlisteners; i++) {
+        evconnlistener_free(srv->listeners[i].evl);
+        srv->listeners[i].evl = NULL;
+    }
+    for (struct session *s = srv->sessions, *n; s; s = n) {
+        n = session_next(s);
+        session_shutdown(s);
+    }
+    if (srv->nsessions == 0) {
+        event_base_loopexit(srv->base, NULL);
+        return;
+    }
+    struct timeval tv = {SHUTDOWN_GRACE_SECONDS, 0};
+    srv->grace = evtimer_new(srv->base, on_grace_over, srv);
+    evtimer_add(srv->grace, &tv);
+}
+
+/* SIGHUP: load the new config beside the old; swap only when it (and its TLS) is valid. */
+static void reload(struct server *srv)
+{
+    char err[1024];
+    struct config *next = config_load(srv->cfg->path, err, sizeof err);
+    if (!next) {
+        log_msg(LOG_ERR, "reload failed, keeping the running config: %s", err);
+        return;
+    }
+    SSL_CTX *tls = NULL;
+    if (next->server.tls_cert) {
+        tls = tls_server_ctx(next->server.tls_cert, next->server.tls_key, err, sizeof err);
+        if (!tls) {
+            log_msg(LOG_ERR, "reload failed, keeping the running config: %s:%d: %s", next->path,
+                    next->server.line, err);
+            config_release(next);
+            return;
+        }
+    }
+    const struct server_cfg *a = &srv->cfg->server, *b = &next->server;
+    int same_listen = a->nlisten == b->nlisten;
+    for (size_t i = 0; same_listen && i < a->nlisten; i++)
+        same_listen = strcmp(a->listen[i].address, b->listen[i].address) == 0;
+    if (!same_listen)
+        log_msg(LOG_WARN, "reload: listen addresses changed; they take effect on restart");
+    if (b->workers != a->workers)
+        log_msg(LOG_WARN, "reload: workers changed; takes effect on restart");
+    next->generation = srv->cfg->generation + 1;
+    /* Sessions hold their own references; the old config dies with its last transaction. */
+    config_release(srv->cfg);
+    srv->cfg = next;
+    if (srv->tls)
+        SSL_CTX_free(srv->tls);
+    srv->tls = tls;
+    log_set_json(next->server.log_json);
+    log_msg(LOG_INFO, "config reloaded from %s (generation %u, %zu rule sets)", next->path,
+            next->generation, next->nsets);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct server *srv = arg;
+    if (sig == SIGHUP)
+        reload(srv);
+    else
+        begin_shutdown(srv, (int)sig);
+}
+
+/* --- lifecycle --------------------------------------------------------------------------- */
+
+struct server *server_new(struct config *cfg, char *err, size_t errlen)
+{
+    struct server *srv = xcalloc(1, sizeof *srv);
+    srv->cfg = cfg;
+    srv->base = event_base_new();
+    if (!srv->base) {
+        snprintf(err, errlen, "cannot create event base");
+        server_free(srv);
+        return NULL;
+    }
+    if (cfg->server.tls_cert) {
+        char why[512];
+        srv->tls = tls_server_ctx(cfg->server.tls_cert, cfg->server.tls_key, why, sizeof why);
+        if (!srv->tls) {
+            snprintf(err, errlen, "%s:%d: %s", cfg->path, cfg->server.line, why);
+            server_free(srv);
+            return NULL;
+        }
+    }
+    if (bind_listeners(srv, err, errlen) < 0) {
+        server_free(srv);
+        return NULL;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    static const int sigs[] = {SIGTERM, SIGINT, SIGHUP};
+    for (size_t i = 0; i < 3; i++) {
+        srv->signals[i] = evsignal_new(srv->base, sigs[i], on_signal, srv);
+        evsignal_add(srv->signals[i], NULL);
+    }
+    srv->pool = worker_pool_new(srv->base, (int)cfg->server.workers);
+    return srv;
+}
+
+void server_run(struct server *srv)
+{
+    log_msg(LOG_INFO, "sluice %s ready: %s, %zu rule sets, %lld workers", SLUICE_VERSION,
+            srv->cfg->server.hostname, srv->cfg->nsets, srv->cfg->server.workers);
+    event_base_dispatch(srv->base);
+    log_msg(LOG_INFO, "stopped");
+}
+
+void server_free(struct server *srv)
+{
+    if (!srv)
+        return;
+    worker_pool_free(srv->pool); /* finishes jobs in flight first */
+    while (srv->sessions)
+        session_abort(srv->sessions);
+    for (size_t i = 0; i < srv->nlisteners; i++) {
+        if (srv->listeners[i].evl)
+            evconnlistener_free(srv->listeners[i].evl);
+        free(srv->listeners[i].address);
+    }
+    free(srv->listeners);
+    for (size_t i = 0; i < 4; i++)
+        if (srv->signals[i])
+            event_free(srv->signals[i]);
+    if (srv->grace)
+        event_free(srv->grace);
+    for (size_t i = 0; i < IP_BUCKETS; i++) {
+        while (srv->per_ip[i]) {
+            struct ip_slot *n = srv->per_ip[i]->next;
+            free(srv->per_ip[i]);
+            srv->per_ip[i] = n;
+        }
+    }
+    if (srv->tls)
+        SSL_CTX_free(srv->tls);
+    config_release(srv->cfg);
+    if (srv->base)
+        event_base_free(srv->base);
+    free(srv);
+}

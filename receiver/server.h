@@ -1,0 +1,47 @@
+/* The SMTP server: listeners, connection limits, the config in force, signals (SIGTERM/SIGINT
+ * drain and exit, SIGHUP reload) and the worker pool. One event loop, one thread for I/O. */
+#ifndef SLUICE_SERVER_H
+#define SLUICE_SERVER_H
+
+#include <openssl/ssl.h>
+#include <stddef.h>
+
+struct config;
+struct event_base;
+struct session;
+struct worker_pool;
+
+struct ip_slot {
+    char ip[64];
+    unsigned count;
+    struct ip_slot *next;
+};
+
+#define IP_BUCKETS 4096
+
+struct server {
+    struct event_base *base;
+    struct config *cfg; /* in force; sessions pin their own reference per transaction */
+    SSL_CTX *tls;       /* NULL when STARTTLS is not configured */
+    struct listener *listeners;
+    size_t nlisteners;
+    struct worker_pool *pool;
+    struct session *sessions; /* every live session, for shutdown */
+    size_t nsessions;
+    struct ip_slot *per_ip[IP_BUCKETS];
+    int stopping;
+    struct event *signals[4];
+    struct event *grace;
+};
+
+/* Binds every listener of cfg (the server takes over the reference). Returns NULL with the
+ * reason in err when a listener cannot be bound or TLS cannot be set up. */
+struct server *server_new(struct config *cfg, char *err, size_t errlen);
+/* Serves until SIGTERM/SIGINT and every session has finished. */
+void server_run(struct server *srv);
+void server_free(struct server *srv);
+
+/* For sessions: per-IP accounting and the live list. */
+void server_session_gone(struct server *srv, struct session *s, const char *ip);
+
+#endif

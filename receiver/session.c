@@ -1,0 +1,731 @@
+/* SMTP session state machine (in the manner of OpenSMTPD's smtp_session.c): every input line is
+ * dispatched on the session's state; replies are queued on the bufferevent in order, which is
+ * all RFC 2920 pipelining asks of a server. Work that may block (actions, fsync) leaves the
+ * session in S_BUSY until the worker pool calls back; input keeps queueing meanwhile. */
+#include "receiver/session.h"
+#include "config/config.h"
+#include "core/address.h"
+#include "core/log.h"
+#include "core/message.h"
+#include "core/sockaddr.h"
+#include "core/xalloc.h"
+#include "receiver/server.h"
+#include "receiver/smtp_cmd.h"
+#include "receiver/smtp_data.h"
+#include "receiver/workers.h"
+#include "actions/action.h"
+#include "rules/eval.h"
+#include "rules/ruleset.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/ssl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* RFC 5321 §4.5.3.1.4: 512 octets including CRLF. */
+#define SMTP_CMD_LINE_MAX 512
+/* Stop reading while this much output is unread by the client (pipelining abuse). */
+#define OUTPUT_HIGH_WATER (256 * 1024)
+
+enum state {
+    S_CMD,      /* reading commands */
+    S_DATA,     /* reading message content */
+    S_BUSY,     /* a worker judges the message */
+    S_STARTTLS, /* 220 sent, waiting for it to flush before the handshake */
+    S_HANDSHAKE, /* TLS handshake in progress */
+    S_CLOSING,  /* last reply queued; free once flushed */
+};
+
+struct msg_job {
+    struct work work;
+    struct session *sess;
+    struct message *msg;
+    struct config *cfg;
+    const struct rule_set *rs;
+    struct eval_result res;
+};
+
+struct session {
+    struct server *srv;
+    struct bufferevent *bev;
+    enum state state;
+    char listen_addr[80];
+    char ip[64];
+    int port;
+    char *helo;
+    int esmtp;
+    int tls;
+    char tls_version[32];
+    char tls_cipher[96];
+    time_t started;
+
+    struct config *cfg;   /* pinned for the current transaction */
+    struct message *msg;  /* current transaction, NULL before MAIL */
+    struct data_reader data;
+    int discarding;       /* skipping the rest of an over-long command line */
+    int errors;
+    int job_pending;
+    int dead;             /* the connection is gone; free when the job returns */
+    int stop_after_txn;   /* server shutdown: close after the current transaction */
+    struct event *timer;  /* command / DATA deadline (slow-drip protection) */
+
+    unsigned n_msgs, n_rcpt_ok, n_rcpt_rejected;
+    const char *end_reason;
+    struct session *next, *prev;
+};
+
+static void process_input(struct session *s);
+static void session_free(struct session *s);
+
+/* --- output ------------------------------------------------------------------------------ */
+
+static void reply(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void reply(struct session *s, const char *fmt, ...)
+{
+    struct evbuffer *out = bufferevent_get_output(s->bev);
+    va_list ap;
+    va_start(ap, fmt);
+    evbuffer_add_vprintf(out, fmt, ap);
+    va_end(ap);
+    evbuffer_add(out, "\r\n", 2);
+}
+
+/* A reply that counts as a client error; too many of them end the session. */
+static void reply_error(struct session *s, const char *text)
+{
+    reply(s, "%s", text);
+    if (++s->errors >= s->srv->cfg->server.max_errors) {
+        reply(s, "421 4.7.0 %s Error: too many errors", s->srv->cfg->server.hostname);
+        s->end_reason = "too many errors";
+        s->state = S_CLOSING;
+    }
+}
+
+static void close_when_flushed(struct session *s, const char *why)
+{
+    if (!s->end_reason)
+        s->end_reason = why;
+    s->state = S_CLOSING;
+    bufferevent_disable(s->bev, EV_READ);
+    /* Never free here: callers still hold s. on_write frees once the output is gone; with
+     * nothing left to write, the timer does it on the next loop turn. */
+    if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
+        struct timeval now = {0, 0};
+        evtimer_add(s->timer, &now);
+    }
+}
+
+/* --- deadlines --------------------------------------------------------------------------- */
+
+static void arm_timer(struct session *s, long long seconds)
+{
+    struct timeval tv = {.tv_sec = (time_t)seconds};
+    evtimer_add(s->timer, &tv);
+}
+
+static void on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct session *s = arg;
+    if (s->state == S_CLOSING) {
+        session_free(s);
+        return;
+    }
+    if (s->state == S_BUSY)
+        return;
+    if (s->state == S_HANDSHAKE || s->state == S_STARTTLS) {
+        s->end_reason = "timeout during TLS handshake";
+        session_free(s);
+        return;
+    }
+    reply(s, "421 4.4.2 %s Error: timeout exceeded", s->srv->cfg->server.hostname);
+    close_when_flushed(s, "timeout");
+}
+
+/* --- transaction ------------------------------------------------------------------------- */
+
+static void txn_reset(struct session *s)
+{
+    message_free(s->msg);
+    s->msg = NULL;
+    config_release(s->cfg);
+    s->cfg = NULL;
+}
+
+static const struct server_cfg *scfg(struct session *s)
+{
+    return &(s->cfg ? s->cfg : s->srv->cfg)->server;
+}
+
+static void log_session(struct session *s)
+{
+    char msgs[16], ok[16], rej[16], dur[24];
+    snprintf(msgs, sizeof msgs, "%u", s->n_msgs);
+    snprintf(ok, sizeof ok, "%u", s->n_rcpt_ok);
+    snprintf(rej, sizeof rej, "%u", s->n_rcpt_rejected);
+    snprintf(dur, sizeof dur, "%lds", (long)(time(NULL) - s->started));
+    struct log_kv kv[] = {
+        {"client", s->ip},       {"helo", s->helo},
+        {"tls", s->tls ? s->tls_version : NULL}, {"messages", msgs},
+        {"rcpt_accepted", ok},   {"rcpt_rejected", rej},
+        {"duration", dur},       {"end", s->end_reason ? s->end_reason : "disconnect"},
+    };
+    log_event(LOG_INFO, "session", kv, sizeof kv / sizeof kv[0]);
+}
+
+static void log_message(struct session *s, const struct message *m, const char *result,
+                        const char *rules, const char *error)
+{
+    struct buf rcpts = {0};
+    for (size_t i = 0; i < m->nrcpts; i++) {
+        if (i)
+            buf_puts(&rcpts, ",");
+        buf_puts(&rcpts, m->rcpts[i]);
+    }
+    char size[24];
+    snprintf(size, sizeof size, "%zu", m->body.len);
+    struct log_kv kv[] = {
+        {"qid", m->qid},   {"client", s->ip},         {"helo", s->helo},
+        {"from", m->mail_from}, {"to", buf_cstr(&rcpts)}, {"size", size},
+        {"rules", rules},  {"result", result},        {"error", error && *error ? error : NULL},
+    };
+    log_event(LOG_INFO, "message", kv, sizeof kv / sizeof kv[0]);
+    buf_free(&rcpts);
+}
+
+/* --- the judgement job ------------------------------------------------------------------- */
+
+static void job_run(struct work *w)
+{
+    struct msg_job *j = (struct msg_job *)w;
+    rules_evaluate(j->rs, j->msg, &j->res);
+}
+
+static void job_done(struct work *w)
+{
+    struct msg_job *j = (struct msg_job *)w;
+    struct session *s = j->sess;
+    s->job_pending = 0;
+    if (!s->dead) {
+        reply(s, "%s", j->res.reply);
+        if (j->res.reply[0] == '2')
+            s->n_msgs++;
+    }
+    log_message(s, j->msg, j->res.reply, buf_cstr(&j->res.rules), j->res.error);
+    if (j->res.error[0])
+        log_msg(LOG_ERR, "qid=%s %s", j->msg->qid, j->res.error);
+    message_free(j->msg);
+    config_release(j->cfg);
+    buf_free(&j->res.rules);
+    free(j);
+    if (s->dead) {
+        session_free(s);
+        return;
+    }
+    s->state = S_CMD;
+    if (s->stop_after_txn) {
+        reply(s, "421 4.3.2 %s Service shutting down", s->srv->cfg->server.hostname);
+        close_when_flushed(s, "shutdown");
+        return;
+    }
+    arm_timer(s, scfg(s)->command_timeout);
+    process_input(s);
+}
+
+static void finish_data(struct session *s)
+{
+    int must_close;
+    const char *verdict = data_reader_verdict(&s->data, &must_close);
+    if (verdict) {
+        log_message(s, s->msg, verdict, NULL, "message refused while reading DATA");
+        txn_reset(s);
+        s->state = S_CMD;
+        reply_error(s, verdict);
+        if (must_close) {
+            reply(s, "221 2.0.0 Bye");
+            close_when_flushed(s, "smuggling defence: bare CR or LF in DATA");
+        }
+        return;
+    }
+    struct message *m = s->msg;
+    m->helo = s->helo ? xstrdup(s->helo) : NULL;
+    m->esmtp = s->esmtp;
+    m->tls = s->tls;
+    snprintf(m->client_ip, sizeof m->client_ip, "%s", s->ip);
+    m->client_port = s->port;
+    snprintf(m->tls_version, sizeof m->tls_version, "%s", s->tls_version);
+    snprintf(m->tls_cipher, sizeof m->tls_cipher, "%s", s->tls_cipher);
+    m->hostname = s->cfg->server.hostname;
+    m->arrival = time(NULL);
+
+    struct msg_job *j = xcalloc(1, sizeof *j);
+    j->work.run = job_run;
+    j->work.done = job_done;
+    j->sess = s;
+    j->msg = m;
+    j->cfg = s->cfg;
+    j->rs = config_rule_set_for(s->cfg, s->listen_addr);
+    s->msg = NULL;
+    s->cfg = NULL; /* the job owns the transaction's reference now */
+    s->state = S_BUSY;
+    s->job_pending = 1;
+    evtimer_del(s->timer);
+    worker_pool_submit(s->srv->pool, &j->work);
+}
+
+/* --- commands ---------------------------------------------------------------------------- */
+
+static int printable(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+            return 0;
+    return 1;
+}
+
+static void cmd_helo(struct session *s, const struct smtp_cmd *c)
+{
+    if (!printable(c->arg) || strlen(c->arg) > 255) {
+        reply_error(s, "501 5.5.4 Syntax: EHLO hostname (printable ASCII, at most 255 octets)");
+        return;
+    }
+    txn_reset(s);
+    free(s->helo);
+    s->helo = xstrdup(c->arg);
+    const struct server_cfg *sc = &s->srv->cfg->server;
+    if (c->verb == CMD_HELO) {
+        s->esmtp = 0;
+        reply(s, "250 %s", sc->hostname);
+        return;
+    }
+    s->esmtp = 1;
+    reply(s, "250-%s", sc->hostname);
+    reply(s, "250-PIPELINING");
+    reply(s, "250-SIZE %lld", sc->max_message_size);
+    reply(s, "250-8BITMIME");
+    if (s->srv->tls && !s->tls)
+        reply(s, "250-STARTTLS");
+    reply(s, "250 ENHANCEDSTATUSCODES");
+}
+
+static void cmd_mail(struct session *s, const struct smtp_cmd *c)
+{
+    if (!s->helo) {
+        reply_error(s, "503 5.5.1 Error: send HELO/EHLO first");
+        return;
+    }
+    if (s->msg) {
+        reply_error(s, "503 5.5.1 Error: nested MAIL command");
+        return;
+    }
+    const struct server_cfg *sc = &s->srv->cfg->server;
+    if (c->size > sc->max_message_size) {
+        reply_error(s, "552 5.3.4 Message size exceeds fixed limit");
+        return;
+    }
+    s->cfg = config_retain(s->srv->cfg);
+    s->msg = message_new();
+    s->msg->mail_from = xstrdup(c->path);
+    reply(s, "250 2.1.0 Ok");
+}
+
+/* Decides a recipient against the pinned config: NULL to accept, else the refusal. */
+static const char *judge_rcpt(struct session *s, const char *addr)
+{
+    const struct config *cfg = s->cfg;
+    if (!config_domain_accepted(cfg, address_domain(addr)))
+        return "550 5.7.1 Relaying denied: this server does not accept mail for that domain";
+    const struct rule_set *rs = config_rule_set_for(cfg, s->listen_addr);
+    int matched = 0, tls_refused = 0;
+    for (size_t i = 0; i < rs->nrules; i++) {
+        const struct rule *r = rs->rules[i];
+        if (!r->enabled || !rule_matches_rcpt(r, addr))
+            continue;
+        if (r->tls == TLS_REQUIRE && !s->tls) {
+            tls_refused = 1;
+            continue;
+        }
+        matched = 1;
+        for (size_t a = 0; a < r->nactions; a++) {
+            const struct action *act = r->actions[a];
+            const char *why = act->type->check_rcpt
+                                  ? act->type->check_rcpt(act->state, r->name, addr)
+                                  : NULL;
+            if (why)
+                return why;
+        }
+    }
+    if (matched)
+        return NULL;
+    if (tls_refused)
+        return "530 5.7.0 Must issue a STARTTLS command first";
+    return "550 5.1.1 Recipient address rejected: User unknown";
+}
+
+static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
+{
+    if (!s->msg) {
+        reply_error(s, "503 5.5.1 Error: need MAIL command");
+        return;
+    }
+    struct message *m = s->msg;
+    if ((long long)m->nrcpts >= s->cfg->server.max_recipients) {
+        s->n_rcpt_rejected++;
+        reply(s, "452 4.5.3 Error: too many recipients");
+        return;
+    }
+    const char *why = judge_rcpt(s, c->path);
+    if (why) {
+        s->n_rcpt_rejected++;
+        reply_error(s, why);
+        return;
+    }
+    for (size_t i = 0; i < m->nrcpts; i++) {
+        if (strcasecmp(m->rcpts[i], c->path) == 0) {
+            reply(s, "250 2.1.5 Ok (duplicate recipient)");
+            return;
+        }
+    }
+    message_add_rcpt(m, c->path);
+    s->n_rcpt_ok++;
+    reply(s, "250 2.1.5 Ok");
+}
+
+static void cmd_data(struct session *s)
+{
+    if (!s->msg) {
+        reply_error(s, "503 5.5.1 Error: need MAIL command");
+        return;
+    }
+    if (s->msg->nrcpts == 0) {
+        reply_error(s, "554 5.5.1 Error: no valid recipients");
+        return;
+    }
+    data_reader_init(&s->data, &s->msg->body, (size_t)s->cfg->server.max_message_size);
+    s->state = S_DATA;
+    arm_timer(s, s->cfg->server.data_timeout);
+    reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+static void on_write(struct bufferevent *bev, void *arg);
+static void on_event(struct bufferevent *bev, short what, void *arg);
+static void on_read(struct bufferevent *bev, void *arg);
+
+static void start_tls(struct session *s)
+{
+    SSL *ssl = SSL_new(s->srv->tls);
+    struct bufferevent *tbev = bufferevent_openssl_filter_new(
+        s->srv->base, s->bev, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+    if (!tbev) {
+        SSL_free(ssl);
+        s->end_reason = "TLS setup failed";
+        session_free(s);
+        return;
+    }
+    s->bev = tbev;
+    s->state = S_HANDSHAKE;
+    struct timeval wt = {.tv_sec = (time_t)scfg(s)->command_timeout};
+    bufferevent_set_timeouts(tbev, NULL, &wt);
+    bufferevent_setcb(tbev, on_read, on_write, on_event, s);
+    bufferevent_enable(tbev, EV_READ | EV_WRITE);
+    /* The handshake must finish within the command timeout too. */
+    arm_timer(s, scfg(s)->command_timeout);
+}
+
+static void cmd_starttls(struct session *s)
+{
+    if (!s->srv->tls) {
+        reply_error(s, "502 5.5.1 Error: command not implemented");
+        return;
+    }
+    if (s->tls) {
+        reply_error(s, "554 5.5.1 Error: TLS already active");
+        return;
+    }
+    reply(s, "220 2.0.0 Ready to start TLS");
+    /* CVE-2011-0411: anything the client pipelined after STARTTLS is plaintext injection. */
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    bufferevent_disable(s->bev, EV_READ);
+    s->state = S_STARTTLS; /* on_write starts the handshake once the 220 is out */
+}
+
+static void dispatch(struct session *s, char *line, size_t len)
+{
+    struct smtp_cmd c;
+    const char *err;
+    if (smtp_cmd_parse(line, len, &c, &err) < 0) {
+        reply_error(s, err);
+        return;
+    }
+    switch (c.verb) {
+    case CMD_HELO:
+    case CMD_EHLO:
+        cmd_helo(s, &c);
+        break;
+    case CMD_MAIL:
+        cmd_mail(s, &c);
+        break;
+    case CMD_RCPT:
+        cmd_rcpt(s, &c);
+        break;
+    case CMD_DATA:
+        cmd_data(s);
+        break;
+    case CMD_RSET:
+        txn_reset(s);
+        reply(s, "250 2.0.0 Ok");
+        break;
+    case CMD_NOOP:
+        reply(s, "250 2.0.0 Ok");
+        break;
+    case CMD_QUIT:
+        reply(s, "221 2.0.0 Bye");
+        close_when_flushed(s, "quit");
+        break;
+    case CMD_HELP:
+        reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY "
+                 "STARTTLS; see RFC 5321");
+        break;
+    case CMD_VRFY:
+        reply(s, "252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery");
+        break;
+    case CMD_EXPN:
+        reply_error(s, "502 5.5.1 Error: EXPN is not supported");
+        break;
+    case CMD_STARTTLS:
+        cmd_starttls(s);
+        break;
+    case CMD_XCLIENT:
+        reply_error(s, "550 5.7.0 Error: insufficient authorization");
+        break;
+    case CMD_UNKNOWN:
+        reply_error(s, "500 5.5.2 Error: command not recognized");
+        break;
+    }
+}
+
+/* --- input ------------------------------------------------------------------------------- */
+
+/* Feeds buffered input to the DATA reader; returns 1 when the end of data was reached. */
+static int feed_data(struct session *s, struct evbuffer *in)
+{
+    while (evbuffer_get_length(in) > 0) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            break;
+        int done;
+        size_t used = data_reader_feed(&s->data, v.iov_base, v.iov_len, &done);
+        evbuffer_drain(in, used);
+        if (done)
+            return 1;
+    }
+    return 0;
+}
+
+/* Takes one command line from in. Returns 1 with the line in buf, 0 when incomplete, -1 when
+ * the session must close (bare LF/CR: the smuggling defence applies to commands too). */
+static int take_line(struct session *s, struct evbuffer *in, char *buf, size_t *len)
+{
+    struct evbuffer_ptr lf = evbuffer_search(in, "\n", 1, NULL);
+    if (lf.pos < 0) {
+        size_t have = evbuffer_get_length(in);
+        if (have > SMTP_CMD_LINE_MAX) {
+            evbuffer_drain(in, have); /* keep discarding until the line ends */
+            s->discarding = 1;
+        }
+        return 0;
+    }
+    size_t n = (size_t)lf.pos + 1;
+    if (s->discarding || n > SMTP_CMD_LINE_MAX) {
+        evbuffer_drain(in, n);
+        s->discarding = 0;
+        reply_error(s, "500 5.5.2 Error: line too long (at most 512 octets with CRLF)");
+        return 2;
+    }
+    evbuffer_remove(in, buf, n);
+    if (n < 2 || buf[n - 2] != '\r') {
+        reply(s, "550 5.5.2 Error: bare <LF> received");
+        return -1;
+    }
+    if (memchr(buf, '\r', n - 2)) {
+        reply(s, "550 5.5.2 Error: bare <CR> received");
+        return -1;
+    }
+    *len = n - 2;
+    buf[*len] = '\0';
+    return 1;
+}
+
+static void process_input(struct session *s)
+{
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+    struct evbuffer *out = bufferevent_get_output(s->bev);
+    while (s->state == S_CMD || s->state == S_DATA) {
+        if (evbuffer_get_length(out) > OUTPUT_HIGH_WATER) {
+            bufferevent_disable(s->bev, EV_READ); /* on_write resumes */
+            return;
+        }
+        if (s->state == S_DATA) {
+            if (!feed_data(s, in))
+                return;
+            s->state = S_CMD;
+            arm_timer(s, scfg(s)->command_timeout);
+            finish_data(s);
+            continue;
+        }
+        char line[SMTP_CMD_LINE_MAX + 1];
+        size_t len;
+        int rc = take_line(s, in, line, &len);
+        if (rc == 0)
+            return;
+        if (rc < 0) {
+            txn_reset(s);
+            close_when_flushed(s, "bare CR or LF in command");
+            return;
+        }
+        if (rc == 2)
+            continue;
+        arm_timer(s, scfg(s)->command_timeout);
+        dispatch(s, line, len);
+    }
+    if (s->state == S_CLOSING)
+        close_when_flushed(s, NULL);
+}
+
+/* --- bufferevent callbacks ---------------------------------------------------------------- */
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    process_input(arg);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    struct session *s = arg;
+    if (s->state == S_CLOSING) {
+        session_free(s);
+    } else if (s->state == S_STARTTLS) {
+        start_tls(s);
+    } else if (s->state == S_CMD || s->state == S_DATA) {
+        bufferevent_enable(s->bev, EV_READ);
+        process_input(s);
+    }
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct session *s = arg;
+    if (what & BEV_EVENT_CONNECTED) {
+        /* TLS handshake done: the session starts over (RFC 3207 §4.2). */
+        SSL *ssl = bufferevent_openssl_get_ssl(bev);
+        s->tls = 1;
+        snprintf(s->tls_version, sizeof s->tls_version, "%s", SSL_get_version(ssl));
+        snprintf(s->tls_cipher, sizeof s->tls_cipher, "%s", SSL_get_cipher_name(ssl));
+        free(s->helo);
+        s->helo = NULL;
+        s->esmtp = 0;
+        txn_reset(s);
+        s->state = S_CMD;
+        arm_timer(s, scfg(s)->command_timeout);
+        process_input(s);
+        return;
+    }
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+        if (!s->end_reason)
+            s->end_reason = what & BEV_EVENT_EOF       ? "disconnect"
+                            : what & BEV_EVENT_TIMEOUT ? "write timeout"
+                                                       : "connection error";
+        if (s->state == S_DATA && s->msg)
+            log_message(s, s->msg, "lost", NULL, "client went away during DATA");
+        session_free(s);
+    }
+}
+
+/* --- lifecycle ---------------------------------------------------------------------------- */
+
+void session_start(struct server *srv, evutil_socket_t fd, const struct sockaddr *peer,
+                   const char *listen_address)
+{
+    struct session *s = xcalloc(1, sizeof *s);
+    s->srv = srv;
+    s->started = time(NULL);
+    sockaddr_ip(peer, s->ip, sizeof s->ip, &s->port);
+    snprintf(s->listen_addr, sizeof s->listen_addr, "%s", listen_address);
+    s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    s->timer = evtimer_new(srv->base, on_timeout, s);
+    bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
+    struct timeval wt = {.tv_sec = (time_t)srv->cfg->server.command_timeout};
+    bufferevent_set_timeouts(s->bev, NULL, &wt);
+    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    s->next = srv->sessions;
+    if (s->next)
+        s->next->prev = s;
+    srv->sessions = s;
+    srv->nsessions++;
+    reply(s, "220 %s ESMTP sluice", srv->cfg->server.hostname);
+    arm_timer(s, srv->cfg->server.command_timeout);
+}
+
+static void session_free(struct session *s)
+{
+    if (s->job_pending) {
+        /* The worker still holds the message; finish when it reports back. */
+        s->dead = 1;
+        if (s->bev) {
+            bufferevent_free(s->bev);
+            s->bev = NULL;
+        }
+        evtimer_del(s->timer);
+        return;
+    }
+    log_session(s);
+    if (s->bev)
+        bufferevent_free(s->bev);
+    event_free(s->timer);
+    txn_reset(s);
+    free(s->helo);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        s->srv->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    server_session_gone(s->srv, s, s->ip);
+    free(s);
+}
+
+struct session *session_next(struct session *s)
+{
+    return s->next;
+}
+
+void session_shutdown(struct session *s)
+{
+    if (s->dead || s->state == S_CLOSING)
+        return;
+    if (s->state == S_BUSY || s->state == S_DATA || s->msg) {
+        s->stop_after_txn = 1;
+        return;
+    }
+    if (s->state == S_STARTTLS || s->state == S_HANDSHAKE) {
+        s->end_reason = "shutdown";
+        session_free(s);
+        return;
+    }
+    reply(s, "421 4.3.2 %s Service shutting down", s->srv->cfg->server.hostname);
+    close_when_flushed(s, "shutdown");
+}
+
+void session_abort(struct session *s)
+{
+    if (s->dead)
+        return;
+    s->end_reason = "shutdown";
+    session_free(s);
+}

@@ -1,0 +1,22 @@
+/* One SMTP session (RFC 5321 server side): a line-oriented state machine over a libevent
+ * bufferevent, with STARTTLS, pipelining, DATA through the smtp_data reader, and message
+ * judgement handed to the worker pool. */
+#ifndef SLUICE_SESSION_H
+#define SLUICE_SESSION_H
+
+#include <event2/util.h>
+#include <sys/socket.h>
+
+struct server;
+struct session;
+
+/* Takes ownership of fd; the session frees itself when it ends. */
+void session_start(struct server *srv, evutil_socket_t fd, const struct sockaddr *peer,
+                   const char *listen_address);
+/* The server is stopping: close now if idle, else right after the current transaction. */
+void session_shutdown(struct session *s);
+/* Grace period over: close no matter what (a pending job still completes first). */
+void session_abort(struct session *s);
+struct session *session_next(struct session *s);
+
+#endif

@@ -1,0 +1,40 @@
+/* The DATA reader: an incremental state machine that finds the one true end of data
+ * (<CRLF>.<CRLF>, RFC 5321 §4.1.1.4), removes dot-stuffing exactly once, and records every
+ * defect (bare CR/LF, NUL, over-long line, over-size) without ever ending early. This is what
+ * makes SMTP smuggling impossible: no other byte sequence can end a message. */
+#ifndef SLUICE_SMTP_DATA_H
+#define SLUICE_SMTP_DATA_H
+
+#include <stddef.h>
+
+#include "core/buf.h"
+
+enum data_defect {
+    DATA_BARE_LF = 1 << 0,
+    DATA_BARE_CR = 1 << 1,
+    DATA_NUL = 1 << 2,
+    DATA_LONG_LINE = 1 << 3,
+    DATA_TOO_BIG = 1 << 4,
+};
+
+/* RFC 5321 §4.5.3.1.6: 1000 octets including CRLF. */
+#define SMTP_TEXT_LINE_MAX 1000
+
+struct data_reader {
+    int state;
+    size_t line_len;  /* octets of the current line as transmitted, CRLF excluded */
+    size_t max_size;  /* content octets kept at most; more sets DATA_TOO_BIG */
+    size_t received;  /* content octets seen after unstuffing, including discarded ones */
+    unsigned defects; /* enum data_defect bits */
+    struct buf *out;  /* unstuffed content, CRLF line endings; owned by the caller */
+};
+
+void data_reader_init(struct data_reader *r, struct buf *out, size_t max_size);
+/* Consumes bytes from p. Returns how many were consumed: all of n, or fewer when the end of
+ * data was reached (then *done is set to 1 and the rest belongs to the next command). */
+size_t data_reader_feed(struct data_reader *r, const char *p, size_t n, int *done);
+/* The reply for a finished message with defects, or NULL when it has none. Sets *close when
+ * the session must end after the reply (smuggling attempts, as Postfix does). */
+const char *data_reader_verdict(const struct data_reader *r, int *close);
+
+#endif

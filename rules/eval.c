@@ -1,0 +1,102 @@
+/* The rule evaluator loop. Per rule: pick the recipients it matches, count Received, run its
+ * actions in order, count PublishSuccess/PublishFailure. */
+#include "rules/eval.h"
+#include "actions/action.h"
+#include "actions/maildir.h"
+#include "core/log.h"
+#include "core/message.h"
+#include "core/xalloc.h"
+#include "rules/metrics.h"
+#include "rules/ruleset.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Fills idx with the recipients rule r applies to; returns how many. */
+static size_t match_rcpts(const struct rule *r, const struct message *m, size_t *idx)
+{
+    size_t n = 0;
+    if (r->tls == TLS_REQUIRE && !m->tls)
+        return 0;
+    for (size_t i = 0; i < m->nrcpts; i++)
+        if (rule_matches_rcpt(r, m->rcpts[i]))
+            idx[n++] = i;
+    return n;
+}
+
+static void fail_reply(struct eval_result *res, int sys_errno)
+{
+    if (sys_errno == ENOSPC || sys_errno == EDQUOT)
+        snprintf(res->reply, sizeof res->reply,
+                 "452 4.3.1 Insufficient system storage, try again later");
+    else
+        snprintf(res->reply, sizeof res->reply,
+                 "451 4.3.0 Temporary failure storing the message, try again later");
+}
+
+void rules_evaluate(const struct rule_set *rs, struct message *m, struct eval_result *res)
+{
+    memset(res, 0, sizeof *res);
+    struct maildir_batch batch = {0};
+    size_t *idx = xcalloc(m->nrcpts ? m->nrcpts : 1, sizeof *idx);
+    int failed = 0, sys_errno = 0;
+
+    atomic_fetch_add(&rs->stats->received, 1);
+    for (size_t ri = 0; ri < rs->nrules && !failed; ri++) {
+        const struct rule *r = rs->rules[ri];
+        if (!r->enabled)
+            continue;
+        size_t n = match_rcpts(r, m, idx);
+        if (n == 0)
+            continue;
+        atomic_fetch_add(&r->stats->received, 1);
+        if (res->rules.len)
+            buf_puts(&res->rules, ",");
+        buf_puts(&res->rules, r->name);
+
+        int stop_set = 0;
+        struct action_ctx ctx = {
+            .msg = m, .rule = r, .rcpts = idx, .nrcpts = n, .batch = &batch};
+        for (size_t ai = 0; ai < r->nactions; ai++) {
+            const struct action *a = r->actions[ai];
+            ctx.error[0] = '\0';
+            enum action_status st = a->type->run(a->state, &ctx);
+            if (st == ACTION_FAILED) {
+                failed = 1;
+                sys_errno = ctx.sys_errno;
+                snprintf(res->error, sizeof res->error, "rule %s: %s (line %d): %s", r->name,
+                         a->type->name, a->line, ctx.error);
+                break;
+            }
+            if (st == ACTION_STOP_RULE)
+                break;
+            if (st == ACTION_STOP_RULE_SET) {
+                stop_set = 1;
+                break;
+            }
+        }
+        atomic_fetch_add(failed ? &r->stats->publish_failure : &r->stats->publish_success, 1);
+        if (stop_set)
+            break;
+    }
+    free(idx);
+
+    if (!failed) {
+        int rc = maildir_commit(&batch, res->error, sizeof res->error);
+        if (rc < 0) {
+            failed = 1;
+            sys_errno = -rc;
+        }
+    }
+    if (failed) {
+        maildir_abort(&batch);
+        fail_reply(res, sys_errno);
+        atomic_fetch_add(&rs->stats->publish_failure, 1);
+    } else {
+        snprintf(res->reply, sizeof res->reply, "250 2.0.0 Ok: queued as %s", m->qid);
+        atomic_fetch_add(&rs->stats->publish_success, 1);
+    }
+    maildir_batch_free(&batch);
+}

@@ -1,0 +1,21 @@
+/* Judging one message: run the rule chain of a rule set (SES semantics: every applying rule
+ * runs, in order, until a stop), then commit its deliveries. Runs on a worker thread. */
+#ifndef SLUICE_EVAL_H
+#define SLUICE_EVAL_H
+
+#include "core/buf.h"
+
+struct rule_set;
+struct message;
+
+struct eval_result {
+    char reply[512];  /* the final reply to DATA, without CRLF */
+    struct buf rules; /* names of the rules that applied, comma separated; caller frees */
+    char error[256];  /* what failed, for the log; "" on success */
+};
+
+/* Fills res (caller frees res->rules). Every staged copy is committed on success and removed on
+ * failure, so a 250 reply means every copy is on disk and a 4xx means none is. */
+void rules_evaluate(const struct rule_set *rs, struct message *m, struct eval_result *res);
+
+#endif

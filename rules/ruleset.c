@@ -1,0 +1,30 @@
+/* Lifecycle of rules and rule sets. */
+#include "rules/ruleset.h"
+#include "actions/action.h"
+
+#include <stdlib.h>
+
+void rule_free(struct rule *r)
+{
+    if (!r)
+        return;
+    free(r->name);
+    for (size_t i = 0; i < r->nrcpts; i++)
+        rcpt_cond_free(&r->rcpts[i]);
+    free(r->rcpts);
+    for (size_t i = 0; i < r->nactions; i++)
+        action_free(r->actions[i]);
+    free(r->actions);
+    free(r);
+}
+
+void rule_set_free(struct rule_set *rs)
+{
+    if (!rs)
+        return;
+    for (size_t i = 0; i < rs->nrules; i++)
+        rule_free(rs->rules[i]);
+    free(rs->rules);
+    free(rs->name);
+    free(rs);
+}

@@ -1,0 +1,23 @@
+# Unit tests: one C program per tests/unit/test_*.c, linked against the core library.
+file(GLOB UNIT_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/unit/test_*.c)
+foreach(src ${UNIT_TESTS})
+  get_filename_component(name ${src} NAME_WE)
+  add_executable(${name} ${src})
+  target_link_libraries(${name} PRIVATE sluice_core)
+  add_test(NAME unit_${name} COMMAND ${name})
+  set_tests_properties(unit_${name} PROPERTIES
+    ENVIRONMENT "SLUICE_SOURCE_DIR=${CMAKE_SOURCE_DIR}" TIMEOUT 120)
+endforeach()
+
+# Integration tests: Python (Debian's interpreter, standard library only) driving the real binary
+# over real sockets.
+find_program(SYSTEM_PYTHON NAMES python3 PATHS /usr/bin NO_DEFAULT_PATH)
+file(GLOB INTEG_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/integration/test_*.py)
+foreach(src ${INTEG_TESTS})
+  get_filename_component(name ${src} NAME_WE)
+  add_test(NAME integ_${name} COMMAND ${SYSTEM_PYTHON} -m unittest -v ${name}
+    WORKING_DIRECTORY ${CMAKE_SOURCE_DIR}/tests/integration)
+  set_tests_properties(integ_${name} PROPERTIES
+    ENVIRONMENT "SLUICE_BIN=$<TARGET_FILE:sluice>;SLUICE_SOURCE_DIR=${CMAKE_SOURCE_DIR};PYTHONDONTWRITEBYTECODE=1"
+    TIMEOUT 600)
+endforeach()
