@@ -61,7 +61,7 @@ int path_template_expand(const char *tmpl, const char *rcpt, const char *rule, c
     char values[4][256];
     const char *dom = address_domain(rcpt);
     if (!dom || address_user(rcpt, values[1], sizeof values[1]) < 0 ||
-        address_local(rcpt, values[2], sizeof values[2]) < 0) {
+        address_local_unquoted(rcpt, values[2], sizeof values[2]) < 0) {
         snprintf(err, errlen, "recipient '%s' has no usable local part", rcpt);
         return -1;
     }

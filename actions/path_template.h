@@ -1,5 +1,5 @@
 /* Maildir path templates: "var/mail/{domain}/{user}" with {domain}, {user} (local part without
- * +label), {local} (whole local part) and {rule}. Values are lower-cased and refused when they
+ * +label), {local} (whole local part, quoting removed) and {rule}. Values are lower-cased and refused when they
  * could leave the directory tree ('/', "..", leading '.', control bytes). */
 #ifndef SLUICE_PATH_TEMPLATE_H
 #define SLUICE_PATH_TEMPLATE_H

@@ -104,10 +104,25 @@ int address_local(const char *addr, char *out, size_t outlen)
     return (int)n;
 }
 
-int address_user(const char *addr, char *out, size_t outlen)
+int address_local_unquoted(const char *addr, char *out, size_t outlen)
 {
     int n = address_local(addr, out, outlen);
-    if (n <= 0 || out[0] == '"')
+    if (n < 2 || out[0] != '"')
+        return n;
+    size_t w = 0;
+    for (int r = 1; r < n - 1; r++) {
+        if (out[r] == '\\' && r + 1 < n - 1)
+            r++;
+        out[w++] = out[r];
+    }
+    out[w] = '\0';
+    return (int)w;
+}
+
+int address_user(const char *addr, char *out, size_t outlen)
+{
+    int n = address_local_unquoted(addr, out, outlen);
+    if (n <= 0)
         return n;
     char *plus = strchr(out, '+');
     /* "+label" with an empty user part ("+x@d") is kept whole: there is no user to strip to. */

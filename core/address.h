@@ -13,6 +13,9 @@ bool address_valid(const char *s);
 const char *address_domain(const char *addr);
 /* Copies the local part of addr into out (size outlen); returns its length or -1. */
 int address_local(const char *addr, char *out, size_t outlen);
+/* Copies the local part with RFC 5321 quoting removed ("a\\"b" -> a"b) into out; returns its
+ * length or -1. */
+int address_local_unquoted(const char *addr, char *out, size_t outlen);
 /* Copies the local part without its "+label" into out; returns its length or -1. */
 int address_user(const char *addr, char *out, size_t outlen);
 /* Returns true when name is a syntactically valid domain (hostname labels, no literal). */

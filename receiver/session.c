@@ -70,6 +70,7 @@ struct session {
     struct data_reader data;
     int discarding;       /* skipping the rest of an over-long command line */
     int errors;
+    int close_polls;
     int job_pending;
     int dead;             /* the connection is gone; free when the job returns */
     int stop_after_txn;   /* server shutdown: close after the current transaction */
@@ -107,6 +108,29 @@ static void reply_error(struct session *s, const char *text)
     }
 }
 
+/* Bytes not yet handed to the kernel, including what a TLS filter passed to the socket
+ * bufferevent beneath it. */
+static size_t output_pending(struct session *s)
+{
+    size_t n = evbuffer_get_length(bufferevent_get_output(s->bev));
+    struct bufferevent *under = bufferevent_get_underlying(s->bev);
+    if (under)
+        n += evbuffer_get_length(bufferevent_get_output(under));
+    return n;
+}
+
+/* Frees a closing session once its last reply is out; polls briefly for the TLS case, where
+ * the write callback fires before the socket bufferevent beneath has written. */
+static void free_when_flushed(struct session *s)
+{
+    if (output_pending(s) == 0 || ++s->close_polls > 500) {
+        session_free(s);
+        return;
+    }
+    struct timeval tv = {0, 10000};
+    evtimer_add(s->timer, &tv);
+}
+
 static void close_when_flushed(struct session *s, const char *why)
 {
     if (!s->end_reason)
@@ -133,7 +157,7 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 {
     struct session *s = arg;
     if (s->state == S_CLOSING) {
-        session_free(s);
+        free_when_flushed(s);
         return;
     }
     if (s->state == S_BUSY)
@@ -609,7 +633,7 @@ static void on_write(struct bufferevent *bev, void *arg)
 {
     struct session *s = arg;
     if (s->state == S_CLOSING) {
-        session_free(s);
+        free_when_flushed(s);
     } else if (s->state == S_STARTTLS) {
         start_tls(s);
     } else if (s->state == S_CMD || s->state == S_DATA) {
