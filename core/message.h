@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "core/buf.h"
+#include "core/verdict.h"
 
 struct header {
     char *name;
@@ -35,6 +36,8 @@ struct message {
     size_t rcpts_cap;
 
     struct buf body; /* unstuffed content, CRLF line endings, exactly as sent */
+
+    struct verdicts verdicts; /* filled on the worker before the rules run */
 
     struct header *added; /* prepended by actions; later ones go on top */
     size_t nadded;
