@@ -11,6 +11,7 @@ struct lua_State;
 struct message;
 struct rule;
 struct maildir_batch;
+struct action_stats;
 
 enum action_status {
     ACTION_OK,
@@ -47,6 +48,7 @@ struct action {
     const struct action_type *type;
     void *state;
     int line;
+    struct action_stats *stats; /* owned by the metrics registry */
 };
 
 /* NULL-terminated list of every action type. */

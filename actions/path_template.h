@@ -1,6 +1,6 @@
 /* Maildir path templates: "var/mail/{domain}/{user}" with {domain}, {user} (local part without
- * +label), {local} (whole local part, quoting removed) and {rule}. Values are lower-cased and refused when they
- * could leave the directory tree ('/', "..", leading '.', control bytes). */
+ * +label), {local} (whole local part, quoting removed) and {rule}. Values are lower-cased and
+ * refused when they could leave the directory tree ('/', "..", leading '.', control bytes). */
 #ifndef SLUICE_PATH_TEMPLATE_H
 #define SLUICE_PATH_TEMPLATE_H
 

@@ -6,6 +6,7 @@
 #include "rules/metrics.h"
 
 #include <getopt.h>
+#include <gmime/gmime.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +102,7 @@ static int cmd_serve(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    g_mime_init();
     if (argc < 2) {
         usage(stderr);
         return 2;

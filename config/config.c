@@ -2,6 +2,7 @@
 #include "config/config.h"
 #include "actions/action.h"
 #include "core/address.h"
+#include "core/cidr.h"
 #include "core/xalloc.h"
 #include "rules/ruleset.h"
 
@@ -30,6 +31,7 @@ static void server_cfg_free(struct server_cfg *s)
     free(s->tls_cert);
     free(s->tls_key);
     free(s->rule_set);
+    free(s->metrics);
 }
 
 void config_release(struct config *c)
@@ -40,6 +42,11 @@ void config_release(struct config *c)
     for (size_t i = 0; i < c->nsets; i++)
         rule_set_free(c->sets[i]);
     free(c->sets);
+    for (size_t i = 0; i < c->nfilters; i++) {
+        free(c->filters[i].name);
+        free(c->filters[i].nets);
+    }
+    free(c->filters);
     free(c->path);
     free(c);
 }
@@ -63,6 +70,21 @@ const struct rule_set *config_rule_set_for(const struct config *c, const char *l
     return c->nsets ? c->sets[0] : NULL;
 }
 
+const char *config_receipt_filter_blocks(const struct config *c, const char *ip)
+{
+    const char *blocked = NULL;
+    for (size_t i = 0; i < c->nfilters; i++) {
+        const struct receipt_filter *f = &c->filters[i];
+        if (!cidr_match_any(f->nets, f->nnets, ip))
+            continue;
+        if (f->allow)
+            return NULL;
+        if (!blocked)
+            blocked = f->name;
+    }
+    return blocked;
+}
+
 bool config_domain_accepted(const struct config *c, const char *domain)
 {
     for (size_t i = 0; i < c->server.ndomains; i++) {
@@ -75,8 +97,7 @@ bool config_domain_accepted(const struct config *c, const char *domain)
 
 static void describe_rule(const struct rule *r, size_t pos, FILE *out)
 {
-    fprintf(out, "  %zu. %s (line %d)%s\n", pos, r->name, r->line,
-            r->enabled ? "" : " [disabled]");
+    fprintf(out, "  %zu. %s (line %d)%s\n", pos, r->name, r->line, r->enabled ? "" : " [disabled]");
     fprintf(out, "       recipients: ");
     if (r->nrcpts == 0)
         fprintf(out, "(all accepted domains)");
@@ -84,6 +105,19 @@ static void describe_rule(const struct rule *r, size_t pos, FILE *out)
         fprintf(out, "%s%s", i ? ", " : "", r->rcpts[i].text);
     fprintf(out, "; tls %s%s\n", r->tls == TLS_REQUIRE ? "require" : "optional",
             r->scan ? "; scan" : "");
+    if (r->when.n || r->unless.n) {
+        struct buf d = {0};
+        if (r->when.n) {
+            buf_puts(&d, "when ");
+            cond_list_describe(&r->when, &d);
+        }
+        if (r->unless.n) {
+            buf_puts(&d, r->when.n ? "; unless " : "unless ");
+            cond_list_describe(&r->unless, &d);
+        }
+        fprintf(out, "       %s\n", buf_cstr(&d));
+        buf_free(&d);
+    }
     for (size_t i = 0; i < r->nactions; i++) {
         const struct action *a = r->actions[i];
         struct buf d = {0};
@@ -100,18 +134,29 @@ void config_describe(const struct config *c, FILE *out)
 {
     const struct server_cfg *s = &c->server;
     fprintf(out, "%s: OK\n", c->path);
-    fprintf(out, "server (line %d): hostname %s, data_dir %s, max message %lld bytes, "
+    fprintf(out,
+            "server (line %d): hostname %s, data_dir %s, max message %lld bytes, "
             "STARTTLS %s, %lld workers\n",
-            s->line, s->hostname, s->data_dir, s->max_message_size,
-            s->tls_cert ? "on" : "off", s->workers);
+            s->line, s->hostname, s->data_dir, s->max_message_size, s->tls_cert ? "on" : "off",
+            s->workers);
     fprintf(out, "  domains:");
     for (size_t i = 0; i < s->ndomains; i++)
         fprintf(out, " %s", s->domains[i]);
     fprintf(out, "\n");
     for (size_t i = 0; i < s->nlisten; i++) {
         const struct rule_set *rs = config_rule_set_for(c, s->listen[i].address);
-        fprintf(out, "  listen %s -> rule set \"%s\"\n", s->listen[i].address,
-                rs ? rs->name : "?");
+        fprintf(out, "  listen %s -> rule set \"%s\"\n", s->listen[i].address, rs ? rs->name : "?");
+    }
+    for (size_t i = 0; i < c->nfilters; i++) {
+        const struct receipt_filter *f = &c->filters[i];
+        fprintf(out, "receipt_filter \"%s\" (line %d): %s", f->name, f->line,
+                f->allow ? "allow" : "block");
+        for (size_t j = 0; j < f->nnets; j++) {
+            char net[64];
+            cidr_format(&f->nets[j], net, sizeof net);
+            fprintf(out, " %s", net);
+        }
+        fprintf(out, "\n");
     }
     for (size_t i = 0; i < c->nsets; i++) {
         const struct rule_set *rs = c->sets[i];

@@ -38,6 +38,16 @@ struct server_cfg {
     long long workers;
     char *rule_set;
     bool auth_checks;
+    char *metrics; /* "ip:port" of the Prometheus endpoint, NULL when off */
+};
+
+/* receipt_filter { name, policy = "block"|"allow", cidr = { ... } } (SES receipt filters). */
+struct receipt_filter {
+    char *name;
+    int line;
+    bool allow;
+    struct cidr *nets;
+    size_t nnets;
 };
 
 struct config {
@@ -47,6 +57,8 @@ struct config {
     struct server_cfg server;
     struct rule_set **sets;
     size_t nsets;
+    struct receipt_filter *filters;
+    size_t nfilters;
 };
 
 /* Loads and validates path in a fresh Lua state that is closed before returning. Returns a
@@ -59,6 +71,9 @@ void config_release(struct config *c);
 const struct rule_set *config_find_rule_set(const struct config *c, const char *name);
 /* The rule set for a listener address (as written in listen), or the default. */
 const struct rule_set *config_rule_set_for(const struct config *c, const char *listen_address);
+/* The name of the block filter that refuses ip, or NULL when the client may connect (no block
+ * filter matches, or an allow filter does: allow wins). */
+const char *config_receipt_filter_blocks(const struct config *c, const char *ip);
 /* True when domain is one of server.domains (case-insensitive). */
 bool config_domain_accepted(const struct config *c, const char *domain);
 /* The one-screen summary `sluice check` prints. */

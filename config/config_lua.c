@@ -6,6 +6,7 @@
 #include "config/config.h"
 #include "config/lua_fields.h"
 #include "core/address.h"
+#include "core/cidr.h"
 #include "core/sockaddr.h"
 #include "core/xalloc.h"
 #include "rules/metrics.h"
@@ -88,6 +89,7 @@ static int action_ctor(lua_State *L)
     struct action *a = xcalloc(1, sizeof *a);
     a->type = type;
     a->line = line;
+    a->stats = metrics_action_stats(type->name);
     *box = a;
     err[0] = '\0';
     if (type->parse(L, 1, &a->state, err, sizeof err) < 0)
@@ -137,10 +139,25 @@ static int parse_rule_actions(lua_State *L, struct rule *r, char *err, size_t er
     return 0;
 }
 
+static int parse_rule_conditions(lua_State *L, struct rule *r, const char *key,
+                                 struct cond_list *out, char *err, size_t errlen)
+{
+    lua_getfield(L, 1, key);
+    int rc = 0;
+    if (!lua_isnil(L, -1)) {
+        char e[400];
+        rc = cond_list_parse(L, -1, key, out, e, sizeof e);
+        if (rc < 0)
+            snprintf(err, errlen, "rule '%s': %s", r->name, e);
+    }
+    lua_pop(L, 1);
+    return rc;
+}
+
 static int parse_rule(lua_State *L, struct rule *r, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"name", "enabled", "recipients", "tls", "scan", "actions",
-                                       NULL};
+    static const char *const keys[] = {"name", "enabled", "recipients", "tls", "scan",
+                                       "when", "unless",  "actions",    NULL};
     if (lf_check_keys(L, 1, "rule", keys, err, errlen) < 0 ||
         lf_string(L, 1, "name", true, &r->name, err, errlen) < 0)
         return -1;
@@ -180,6 +197,10 @@ static int parse_rule(lua_State *L, struct rule *r, char *err, size_t errlen)
     }
     lf_free_list(rcpts, nrcpts);
     if (rc == 0)
+        rc = parse_rule_conditions(L, r, "when", &r->when, err, errlen);
+    if (rc == 0)
+        rc = parse_rule_conditions(L, r, "unless", &r->unless, err, errlen);
+    if (rc == 0)
         rc = parse_rule_actions(L, r, err, errlen);
     return rc;
 }
@@ -211,8 +232,10 @@ static int rule_set_body(lua_State *L)
     int line = (int)lua_tointeger(L, lua_upvalueindex(2));
     char err[512];
     if (lua_gettop(L) != 1 || !lua_istable(L, 1)) {
-        snprintf(err, sizeof err, "rule_set \"%s\" expects a table of rules: rule_set \"%s\" { "
-                 "rule { ... }, ... }", name, name);
+        snprintf(err, sizeof err,
+                 "rule_set \"%s\" expects a table of rules: rule_set \"%s\" { "
+                 "rule { ... }, ... }",
+                 name, name);
         return raise_at(L, line, err);
     }
     if (config_find_rule_set(ld->cfg, name)) {
@@ -230,10 +253,11 @@ static int rule_set_body(lua_State *L)
     lua_pushnil(L);
     while (lua_next(L, 1)) {
         lua_pop(L, 1);
-        if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 ||
-            (size_t)lua_tointeger(L, -1) > n) {
-            snprintf(err, sizeof err, "rule_set \"%s\": only rule { ... } entries are allowed "
-                     "(found key %s)", name, lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
+        if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 || (size_t)lua_tointeger(L, -1) > n) {
+            snprintf(err, sizeof err,
+                     "rule_set \"%s\": only rule { ... } entries are allowed "
+                     "(found key %s)",
+                     name, lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
             return raise_at(L, line, err);
         }
     }
@@ -249,8 +273,8 @@ static int rule_set_body(lua_State *L)
         for (size_t j = 0; j < rs->nrules; j++) {
             if (strcmp(rs->rules[j]->name, r->name) == 0) {
                 snprintf(err, sizeof err,
-                         "duplicate rule name '%s' in rule_set \"%s\" (first at line %d)",
-                         r->name, name, rs->rules[j]->line);
+                         "duplicate rule name '%s' in rule_set \"%s\" (first at line %d)", r->name,
+                         name, rs->rules[j]->line);
                 return raise_at(L, r->line, err);
             }
         }
@@ -272,14 +296,80 @@ static int rule_set_ctor(lua_State *L)
     const char *name = lua_tostring(L, 1);
     if (!valid_name(name)) {
         char err[256];
-        snprintf(err, sizeof err,
-                 "rule_set name '%s' must be 1-64 characters of A-Z a-z 0-9 _ . -", name);
+        snprintf(err, sizeof err, "rule_set name '%s' must be 1-64 characters of A-Z a-z 0-9 _ . -",
+                 name);
         return raise_at(L, line, err);
     }
     lua_pushvalue(L, 1);
     lua_pushinteger(L, line);
     lua_pushcclosure(L, rule_set_body, 2);
     return 1;
+}
+
+/* --- receipt filters ---------------------------------------------------------------------- */
+
+static int parse_filter(lua_State *L, struct receipt_filter *f, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"name", "policy", "cidr", NULL};
+    char *policy = NULL, **nets = NULL;
+    size_t nnets = 0;
+    int rc = 0;
+    if (lf_check_keys(L, 1, "receipt_filter", keys, err, errlen) < 0 ||
+        lf_string(L, 1, "name", true, &f->name, err, errlen) < 0 ||
+        lf_string(L, 1, "policy", true, &policy, err, errlen) < 0 ||
+        lf_string_list(L, 1, "cidr", &nets, &nnets, err, errlen) < 0) {
+        rc = -1;
+    } else if (strcmp(policy, "allow") != 0 && strcmp(policy, "block") != 0) {
+        snprintf(err, errlen, "receipt_filter '%s': policy must be \"block\" or \"allow\"",
+                 f->name);
+        rc = -1;
+    } else if (nnets == 0) {
+        snprintf(err, errlen, "receipt_filter '%s': cidr must list at least one network", f->name);
+        rc = -1;
+    }
+    if (rc == 0) {
+        f->allow = strcmp(policy, "allow") == 0;
+        f->nets = xcalloc(nnets, sizeof *f->nets);
+        for (size_t i = 0; i < nnets && rc == 0; i++) {
+            if (cidr_parse(nets[i], &f->nets[i]) < 0) {
+                snprintf(err, errlen,
+                         "receipt_filter '%s': '%s' is not a network like \"192.0.2.0/24\" or "
+                         "\"2001:db8::/32\" (host bits must be zero)",
+                         f->name, nets[i]);
+                rc = -1;
+            }
+            f->nnets = i + 1;
+        }
+    }
+    free(policy);
+    lf_free_list(nets, nnets);
+    return rc;
+}
+
+static int receipt_filter_ctor(lua_State *L)
+{
+    struct loader *ld = get_loader(L);
+    int line = call_line(L);
+    if (lua_gettop(L) != 1 || !lua_istable(L, 1))
+        return raise_at(L, line,
+                        "receipt_filter expects a table: receipt_filter { name = ..., policy = "
+                        "\"block\", cidr = { ... } }");
+    struct config *c = ld->cfg;
+    c->filters = xrealloc(c->filters, (c->nfilters + 1) * sizeof *c->filters);
+    struct receipt_filter *f = &c->filters[c->nfilters++];
+    memset(f, 0, sizeof *f);
+    f->line = line;
+    char err[512] = "";
+    if (parse_filter(L, f, err, sizeof err) < 0)
+        return raise_at(L, line, err);
+    for (size_t i = 0; i + 1 < c->nfilters; i++) {
+        if (strcmp(c->filters[i].name, f->name) == 0) {
+            snprintf(err, sizeof err, "duplicate receipt_filter name '%s' (first at line %d)",
+                     f->name, c->filters[i].line);
+            return raise_at(L, line, err);
+        }
+    }
+    return 0;
 }
 
 /* --- server ------------------------------------------------------------------------------ */
@@ -362,18 +452,23 @@ static int parse_tls(lua_State *L, struct server_cfg *s, char *err, size_t errle
 
 static int parse_server(lua_State *L, struct server_cfg *s, int line, char *err, size_t errlen)
 {
-    static const char *const keys[] = {
-        "listen", "hostname", "domains", "data_dir", "max_message_size", "tls", "log_format",
-        "max_recipients", "max_connections", "max_connections_per_ip", "command_timeout",
-        "data_timeout", "max_errors", "workers", "rule_set", "auth_checks", NULL};
+    static const char *const keys[] = {"listen",           "hostname",
+                                       "domains",          "data_dir",
+                                       "max_message_size", "tls",
+                                       "log_format",       "max_recipients",
+                                       "max_connections",  "max_connections_per_ip",
+                                       "command_timeout",  "data_timeout",
+                                       "max_errors",       "workers",
+                                       "rule_set",         "auth_checks",
+                                       "metrics",          NULL};
     char *log_format = NULL;
     if (lf_check_keys(L, 1, "server", keys, err, errlen) < 0 ||
         parse_listen(L, s, line, err, errlen) < 0 ||
         lf_string(L, 1, "hostname", false, &s->hostname, err, errlen) < 0 ||
         lf_string_list(L, 1, "domains", &s->domains, &s->ndomains, err, errlen) < 0 ||
         lf_string(L, 1, "data_dir", false, &s->data_dir, err, errlen) < 0 ||
-        lf_integer(L, 1, "max_message_size", 1024, 1LL << 40, &s->max_message_size, err,
-                   errlen) < 0 ||
+        lf_integer(L, 1, "max_message_size", 1024, 1LL << 40, &s->max_message_size, err, errlen) <
+            0 ||
         parse_tls(L, s, err, errlen) < 0 ||
         lf_string(L, 1, "log_format", false, &log_format, err, errlen) < 0 ||
         lf_integer(L, 1, "max_recipients", 1, 100000, &s->max_recipients, err, errlen) < 0 ||
@@ -385,7 +480,8 @@ static int parse_server(lua_State *L, struct server_cfg *s, int line, char *err,
         lf_integer(L, 1, "max_errors", 1, 100000, &s->max_errors, err, errlen) < 0 ||
         lf_integer(L, 1, "workers", 1, 256, &s->workers, err, errlen) < 0 ||
         lf_string(L, 1, "rule_set", false, &s->rule_set, err, errlen) < 0 ||
-        lf_bool(L, 1, "auth_checks", &s->auth_checks, err, errlen) < 0) {
+        lf_bool(L, 1, "auth_checks", &s->auth_checks, err, errlen) < 0 ||
+        lf_string(L, 1, "metrics", false, &s->metrics, err, errlen) < 0) {
         free(log_format);
         return -1;
     }
@@ -409,6 +505,13 @@ static int parse_server(lua_State *L, struct server_cfg *s, int line, char *err,
             rc = -1;
         }
         ascii_lower(s->domains[i]);
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    if (rc == 0 && s->metrics && sockaddr_parse(s->metrics, &ss, &sl) < 0) {
+        snprintf(err, errlen, "server: metrics address '%s' must be numeric \"ip:port\"",
+                 s->metrics);
+        rc = -1;
     }
     if (rc == 0 && s->hostname && !domain_valid(s->hostname)) {
         snprintf(err, errlen, "server: hostname '%s' is not a valid host name", s->hostname);
@@ -461,9 +564,12 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
 
 static void open_libs(lua_State *L)
 {
-    static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},         {LUA_TABLIBNAME, luaopen_table},
-                                    {LUA_STRLIBNAME, luaopen_string}, {LUA_MATHLIBNAME, luaopen_math},
-                                    {LUA_UTF8LIBNAME, luaopen_utf8},  {LUA_OSLIBNAME, luaopen_os},
+    static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},
+                                    {LUA_TABLIBNAME, luaopen_table},
+                                    {LUA_STRLIBNAME, luaopen_string},
+                                    {LUA_MATHLIBNAME, luaopen_math},
+                                    {LUA_UTF8LIBNAME, luaopen_utf8},
+                                    {LUA_OSLIBNAME, luaopen_os},
                                     {NULL, NULL}};
     for (const luaL_Reg *l = libs; l->func; l++) {
         luaL_requiref(L, l->name, l->func, 1);
@@ -472,8 +578,8 @@ static void open_libs(lua_State *L)
     /* The config may read the environment (secrets) and the clock; nothing else of os, and no
      * way to run other files or bytecode. */
     lua_getglobal(L, "os");
-    static const char *const os_drop[] = {"execute", "exit", "remove", "rename", "tmpname",
-                                          "setlocale", NULL};
+    static const char *const os_drop[] = {"execute", "exit",      "remove", "rename",
+                                          "tmpname", "setlocale", NULL};
     for (size_t i = 0; os_drop[i]; i++) {
         lua_pushnil(L);
         lua_setfield(L, -2, os_drop[i]);
@@ -501,6 +607,7 @@ static void register_dsl(lua_State *L, struct loader *ld)
     lua_register(L, "server", server_ctor);
     lua_register(L, "rule_set", rule_set_ctor);
     lua_register(L, "rule", rule_ctor);
+    lua_register(L, "receipt_filter", receipt_filter_ctor);
     for (size_t i = 0; action_types[i]; i++) {
         lua_pushlightuserdata(L, (void *)action_types[i]);
         lua_pushcclosure(L, action_ctor, 1);

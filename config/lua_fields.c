@@ -89,8 +89,8 @@ int lf_bool(lua_State *L, int idx, const char *key, bool *out, char *err, size_t
     return rc;
 }
 
-int lf_integer(lua_State *L, int idx, const char *key, long long min, long long max,
-               long long *out, char *err, size_t errlen)
+int lf_integer(lua_State *L, int idx, const char *key, long long min, long long max, long long *out,
+               char *err, size_t errlen)
 {
     lua_getfield(L, idx, key);
     int rc = 0;

@@ -3,8 +3,7 @@
 
 #include <strings.h>
 
-static const char *const verdict_names[] = {"UNSET", "PASS", "FAIL", "GRAY",
-                                            "PROCESSING_FAILED"};
+static const char *const verdict_names[] = {"UNSET", "PASS", "FAIL", "GRAY", "PROCESSING_FAILED"};
 static const char *const policy_names[] = {"UNSET", "NONE", "QUARANTINE", "REJECT"};
 
 const char *verdict_name(enum verdict v)

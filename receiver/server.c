@@ -4,9 +4,11 @@
 #include "core/log.h"
 #include "core/sockaddr.h"
 #include "core/xalloc.h"
+#include "receiver/metrics_http.h"
 #include "receiver/session.h"
 #include "receiver/tls.h"
 #include "receiver/workers.h"
+#include "rules/metrics.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -74,20 +76,33 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     char ip[64];
     int port;
     sockaddr_ip(sa, ip, sizeof ip, &port);
+    atomic_fetch_add(&smtp_stats.connections, 1);
     if ((long long)srv->nsessions >= sc->max_connections) {
+        atomic_fetch_add(&smtp_stats.connections_refused, 1);
         log_msg(LOG_WARN, "refused %s: too many connections (%zu)", ip, srv->nsessions);
         refuse(fd, "421 4.7.0 Error: too many connections, try again later\r\n");
         return;
     }
+    const char *filter = config_receipt_filter_blocks(srv->cfg, ip);
+    if (filter) {
+        /* The refusal is the banner: one line, no SMTP dialogue (SES receipt filters). */
+        atomic_fetch_add(&smtp_stats.connections_refused, 1);
+        atomic_fetch_add(&smtp_stats.rcpt_rejected[REJECT_RECEIPT_FILTER], 1);
+        struct log_kv kv[] = {{"client", ip}, {"receipt_filter", filter}};
+        log_event(LOG_INFO, "refused", kv, 2);
+        refuse(fd, "554 5.7.1 Access denied by policy\r\n");
+        return;
+    }
     struct ip_slot **p = ip_find(srv, ip);
     if (*p && (long long)(*p)->count >= sc->max_connections_per_ip) {
+        atomic_fetch_add(&smtp_stats.connections_refused, 1);
         log_msg(LOG_WARN, "refused %s: too many connections from this address", ip);
         refuse(fd, "421 4.7.0 Error: too many connections from your address, try again later\r\n");
         return;
     }
     if (!*p) {
         *p = xcalloc(1, sizeof **p);
-        snprintf((*p)->ip, sizeof (*p)->ip, "%s", ip);
+        snprintf((*p)->ip, sizeof(*p)->ip, "%s", ip);
     }
     (*p)->count++;
     evutil_make_socket_nonblocking(fd);
@@ -252,6 +267,15 @@ struct server *server_new(struct config *cfg, char *err, size_t errlen)
         srv->signals[i] = evsignal_new(srv->base, sigs[i], on_signal, srv);
         evsignal_add(srv->signals[i], NULL);
     }
+    if (cfg->server.metrics) {
+        char why[256];
+        srv->metrics = metrics_http_start(srv, cfg->server.metrics, why, sizeof why);
+        if (!srv->metrics) {
+            snprintf(err, errlen, "%s:%d: %s", cfg->path, cfg->server.line, why);
+            server_free(srv);
+            return NULL;
+        }
+    }
     srv->pool = worker_pool_new(srv->base, (int)cfg->server.workers);
     return srv;
 }
@@ -269,6 +293,7 @@ void server_free(struct server *srv)
     if (!srv)
         return;
     worker_pool_free(srv->pool); /* finishes jobs in flight first */
+    metrics_http_free(srv->metrics);
     while (srv->sessions)
         session_abort(srv->sessions);
     for (size_t i = 0; i < srv->nlisteners; i++) {

@@ -32,6 +32,7 @@ struct server {
     int stopping;
     struct event *signals[4];
     struct event *grace;
+    struct evhttp *metrics;
 };
 
 /* Binds every listener of cfg (the server takes over the reference). Returns NULL with the

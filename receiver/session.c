@@ -15,6 +15,7 @@
 #include "receiver/workers.h"
 #include "actions/action.h"
 #include "rules/eval.h"
+#include "rules/metrics.h"
 #include "rules/ruleset.h"
 
 #include <event2/buffer.h>
@@ -34,12 +35,12 @@
 #define OUTPUT_HIGH_WATER (256 * 1024)
 
 enum state {
-    S_CMD,      /* reading commands */
-    S_DATA,     /* reading message content */
-    S_BUSY,     /* a worker judges the message */
-    S_STARTTLS, /* 220 sent, waiting for it to flush before the handshake */
+    S_CMD,       /* reading commands */
+    S_DATA,      /* reading message content */
+    S_BUSY,      /* a worker judges the message */
+    S_STARTTLS,  /* 220 sent, waiting for it to flush before the handshake */
     S_HANDSHAKE, /* TLS handshake in progress */
-    S_CLOSING,  /* last reply queued; free once flushed */
+    S_CLOSING,   /* last reply queued; free once flushed */
 };
 
 struct msg_job {
@@ -65,16 +66,16 @@ struct session {
     char tls_cipher[96];
     time_t started;
 
-    struct config *cfg;   /* pinned for the current transaction */
-    struct message *msg;  /* current transaction, NULL before MAIL */
+    struct config *cfg;  /* pinned for the current transaction */
+    struct message *msg; /* current transaction, NULL before MAIL */
     struct data_reader data;
-    int discarding;       /* skipping the rest of an over-long command line */
+    int discarding; /* skipping the rest of an over-long command line */
     int errors;
     int close_polls;
     int job_pending;
-    int dead;             /* the connection is gone; free when the job returns */
-    int stop_after_txn;   /* server shutdown: close after the current transaction */
-    struct event *timer;  /* command / DATA deadline (slow-drip protection) */
+    int dead;            /* the connection is gone; free when the job returns */
+    int stop_after_txn;  /* server shutdown: close after the current transaction */
+    struct event *timer; /* command / DATA deadline (slow-drip protection) */
 
     unsigned n_msgs, n_rcpt_ok, n_rcpt_rejected;
     const char *end_reason;
@@ -194,10 +195,14 @@ static void log_session(struct session *s)
     snprintf(rej, sizeof rej, "%u", s->n_rcpt_rejected);
     snprintf(dur, sizeof dur, "%lds", (long)(time(NULL) - s->started));
     struct log_kv kv[] = {
-        {"client", s->ip},       {"helo", s->helo},
-        {"tls", s->tls ? s->tls_version : NULL}, {"messages", msgs},
-        {"rcpt_accepted", ok},   {"rcpt_rejected", rej},
-        {"duration", dur},       {"end", s->end_reason ? s->end_reason : "disconnect"},
+        {"client", s->ip},
+        {"helo", s->helo},
+        {"tls", s->tls ? s->tls_version : NULL},
+        {"messages", msgs},
+        {"rcpt_accepted", ok},
+        {"rcpt_rejected", rej},
+        {"duration", dur},
+        {"end", s->end_reason ? s->end_reason : "disconnect"},
     };
     log_event(LOG_INFO, "session", kv, sizeof kv / sizeof kv[0]);
 }
@@ -214,9 +219,9 @@ static void log_message(struct session *s, const struct message *m, const char *
     char size[24];
     snprintf(size, sizeof size, "%zu", m->body.len);
     struct log_kv kv[] = {
-        {"qid", m->qid},   {"client", s->ip},         {"helo", s->helo},
+        {"qid", m->qid},        {"client", s->ip},        {"helo", s->helo},
         {"from", m->mail_from}, {"to", buf_cstr(&rcpts)}, {"size", size},
-        {"rules", rules},  {"result", result},        {"error", error && *error ? error : NULL},
+        {"rules", rules},       {"result", result},       {"error", error && *error ? error : NULL},
     };
     log_event(LOG_INFO, "message", kv, sizeof kv / sizeof kv[0]);
     buf_free(&rcpts);
@@ -240,6 +245,8 @@ static void job_done(struct work *w)
         if (j->res.reply[0] == '2')
             s->n_msgs++;
     }
+    atomic_fetch_add(
+        j->res.reply[0] == '2' ? &smtp_stats.messages_accepted : &smtp_stats.messages_refused, 1);
     log_message(s, j->msg, j->res.reply, buf_cstr(&j->res.rules), j->res.error);
     if (j->res.error[0])
         log_msg(LOG_ERR, "qid=%s %s", j->msg->qid, j->res.error);
@@ -265,7 +272,11 @@ static void finish_data(struct session *s)
 {
     int must_close;
     const char *verdict = data_reader_verdict(&s->data, &must_close);
+    atomic_fetch_add(&smtp_stats.bytes_received, s->data.received);
     if (verdict) {
+        atomic_fetch_add(&smtp_stats.messages_refused, 1);
+        if (s->data.defects & DATA_TOO_BIG)
+            atomic_fetch_add(&smtp_stats.rcpt_rejected[REJECT_SIZE], s->msg->nrcpts);
         log_message(s, s->msg, verdict, NULL, "message refused while reading DATA");
         txn_reset(s);
         s->state = S_CMD;
@@ -349,6 +360,7 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *c)
     }
     const struct server_cfg *sc = &s->srv->cfg->server;
     if (c->size > sc->max_message_size) {
+        atomic_fetch_add(&smtp_stats.rcpt_rejected[REJECT_SIZE], 1);
         reply_error(s, "552 5.3.4 Message size exceeds fixed limit");
         return;
     }
@@ -358,10 +370,12 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *c)
     reply(s, "250 2.1.0 Ok");
 }
 
-/* Decides a recipient against the pinned config: NULL to accept, else the refusal. */
-static const char *judge_rcpt(struct session *s, const char *addr)
+/* Decides a recipient against the pinned config: NULL to accept, else the refusal (and its
+ * reason, for the counters). */
+static const char *judge_rcpt(struct session *s, const char *addr, enum rcpt_reject_reason *why)
 {
     const struct config *cfg = s->cfg;
+    *why = REJECT_RELAY_DENIED;
     if (!config_domain_accepted(cfg, address_domain(addr)))
         return "550 5.7.1 Relaying denied: this server does not accept mail for that domain";
     const struct rule_set *rs = config_rule_set_for(cfg, s->listen_addr);
@@ -377,15 +391,17 @@ static const char *judge_rcpt(struct session *s, const char *addr)
         matched = 1;
         for (size_t a = 0; a < r->nactions; a++) {
             const struct action *act = r->actions[a];
-            const char *why = act->type->check_rcpt
-                                  ? act->type->check_rcpt(act->state, r->name, addr)
-                                  : NULL;
-            if (why)
-                return why;
+            const char *refusal =
+                act->type->check_rcpt ? act->type->check_rcpt(act->state, r->name, addr) : NULL;
+            if (refusal) {
+                *why = REJECT_UNSAFE_ADDRESS;
+                return refusal;
+            }
         }
     }
     if (matched)
         return NULL;
+    *why = tls_refused ? REJECT_TLS_REQUIRED : REJECT_UNKNOWN_USER;
     if (tls_refused)
         return "530 5.7.0 Must issue a STARTTLS command first";
     return "550 5.1.1 Recipient address rejected: User unknown";
@@ -400,13 +416,16 @@ static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
     struct message *m = s->msg;
     if ((long long)m->nrcpts >= s->cfg->server.max_recipients) {
         s->n_rcpt_rejected++;
+        atomic_fetch_add(&smtp_stats.rcpt_rejected[REJECT_TOO_MANY], 1);
         reply(s, "452 4.5.3 Error: too many recipients");
         return;
     }
-    const char *why = judge_rcpt(s, c->path);
-    if (why) {
+    enum rcpt_reject_reason reason;
+    const char *refusal = judge_rcpt(s, c->path, &reason);
+    if (refusal) {
         s->n_rcpt_rejected++;
-        reply_error(s, why);
+        atomic_fetch_add(&smtp_stats.rcpt_rejected[reason], 1);
+        reply_error(s, refusal);
         return;
     }
     for (size_t i = 0; i < m->nrcpts; i++) {
@@ -484,6 +503,8 @@ static void dispatch(struct session *s, char *line, size_t len)
     struct smtp_cmd c;
     const char *err;
     if (smtp_cmd_parse(line, len, &c, &err) < 0) {
+        if (c.verb == CMD_RCPT)
+            atomic_fetch_add(&smtp_stats.rcpt_rejected[REJECT_SYNTAX], 1);
         reply_error(s, err);
         return;
     }
@@ -649,6 +670,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         /* TLS handshake done: the session starts over (RFC 3207 §4.2). */
         SSL *ssl = bufferevent_openssl_get_ssl(bev);
         s->tls = 1;
+        atomic_fetch_add(&smtp_stats.tls_sessions, 1);
         snprintf(s->tls_version, sizeof s->tls_version, "%s", SSL_get_version(ssl));
         snprintf(s->tls_cipher, sizeof s->tls_cipher, "%s", SSL_get_cipher_name(ssl));
         free(s->helo);

@@ -14,10 +14,10 @@ static const struct {
     enum smtp_verb verb;
     int takes_arg; /* 0 none allowed, 1 optional, 2 required */
 } verbs[] = {
-    {"HELO", CMD_HELO, 2},     {"EHLO", CMD_EHLO, 2}, {"MAIL", CMD_MAIL, 2},
-    {"RCPT", CMD_RCPT, 2},     {"DATA", CMD_DATA, 0}, {"RSET", CMD_RSET, 0},
-    {"NOOP", CMD_NOOP, 1},     {"QUIT", CMD_QUIT, 0}, {"HELP", CMD_HELP, 1},
-    {"VRFY", CMD_VRFY, 2},     {"EXPN", CMD_EXPN, 2}, {"STARTTLS", CMD_STARTTLS, 0},
+    {"HELO", CMD_HELO, 2},       {"EHLO", CMD_EHLO, 2}, {"MAIL", CMD_MAIL, 2},
+    {"RCPT", CMD_RCPT, 2},       {"DATA", CMD_DATA, 0}, {"RSET", CMD_RSET, 0},
+    {"NOOP", CMD_NOOP, 1},       {"QUIT", CMD_QUIT, 0}, {"HELP", CMD_HELP, 1},
+    {"VRFY", CMD_VRFY, 2},       {"EXPN", CMD_EXPN, 2}, {"STARTTLS", CMD_STARTTLS, 0},
     {"XCLIENT", CMD_XCLIENT, 2},
 };
 

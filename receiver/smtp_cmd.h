@@ -26,9 +26,9 @@ enum smtp_body { BODY_UNSPECIFIED, BODY_7BIT, BODY_8BITMIME };
 
 struct smtp_cmd {
     enum smtp_verb verb;
-    const char *arg;    /* text after the verb and one space; "" when none */
-    char path[512];     /* MAIL/RCPT: the address without <>, "" for the null path */
-    long long size;     /* MAIL SIZE=, -1 when absent */
+    const char *arg; /* text after the verb and one space; "" when none */
+    char path[512];  /* MAIL/RCPT: the address without <>, "" for the null path */
+    long long size;  /* MAIL SIZE=, -1 when absent */
     enum smtp_body body;
 };
 

@@ -116,9 +116,10 @@ const char *data_reader_verdict(const struct data_reader *r, int *close)
     *close = 0;
     if (r->defects & (DATA_BARE_LF | DATA_BARE_CR)) {
         *close = 1;
-        return r->defects & DATA_BARE_LF
-                   ? "550 5.5.2 Error: bare <LF> received; message refused (only <CRLF> ends a line)"
-                   : "550 5.5.2 Error: bare <CR> received; message refused (only <CRLF> ends a line)";
+        return r->defects & DATA_BARE_LF ? "550 5.5.2 Error: bare <LF> received; message refused "
+                                           "(only <CRLF> ends a line)"
+                                         : "550 5.5.2 Error: bare <CR> received; message refused "
+                                           "(only <CRLF> ends a line)";
     }
     if (r->defects & DATA_NUL)
         return "550 5.6.0 Error: message contains NUL bytes";

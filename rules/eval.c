@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Fills idx with the recipients rule r applies to; returns how many. */
 static size_t match_rcpts(const struct rule *r, const struct message *m, size_t *idx)
@@ -49,7 +50,7 @@ void rules_evaluate(const struct rule_set *rs, struct message *m, struct eval_re
         if (!r->enabled)
             continue;
         size_t n = match_rcpts(r, m, idx);
-        if (n == 0)
+        if (n == 0 || !cond_list_all(&r->when, m, NULL) || cond_list_any(&r->unless, m, NULL))
             continue;
         atomic_fetch_add(&r->stats->received, 1);
         if (res->rules.len)
@@ -57,12 +58,17 @@ void rules_evaluate(const struct rule_set *rs, struct message *m, struct eval_re
         buf_puts(&res->rules, r->name);
 
         int stop_set = 0;
-        struct action_ctx ctx = {
-            .msg = m, .rule = r, .rcpts = idx, .nrcpts = n, .batch = &batch};
+        struct action_ctx ctx = {.msg = m, .rule = r, .rcpts = idx, .nrcpts = n, .batch = &batch};
         for (size_t ai = 0; ai < r->nactions; ai++) {
             const struct action *a = r->actions[ai];
             ctx.error[0] = '\0';
+            struct timespec t0, t1;
+            clock_gettime(CLOCK_MONOTONIC, &t0);
             enum action_status st = a->type->run(a->state, &ctx);
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            metrics_action_observe(
+                a->stats, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
+                st == ACTION_FAILED);
             if (st == ACTION_FAILED) {
                 failed = 1;
                 sys_errno = ctx.sys_errno;

@@ -41,9 +41,72 @@ void metrics_foreach(void (*fn)(const struct rule_stats *, void *), void *arg)
     pthread_mutex_unlock(&lock);
 }
 
+struct smtp_stats smtp_stats;
+
+const double action_latency_bounds[ACTION_LATENCY_BUCKETS] = {
+    0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5};
+
+static const char *const reason_names[REJECT_REASONS] = {
+    "unknown_user", "relay_denied",        "tls_required",   "receipt_filter", "size",
+    "syntax",       "too_many_recipients", "unsafe_address", "policy"};
+
+const char *rcpt_reject_reason_name(enum rcpt_reject_reason r)
+{
+    return (unsigned)r < REJECT_REASONS ? reason_names[r] : "other";
+}
+
+static struct action_stats *actions_head, **actions_tail = &actions_head;
+
+struct action_stats *metrics_action_stats(const char *action)
+{
+    pthread_mutex_lock(&lock);
+    struct action_stats *s;
+    for (s = actions_head; s; s = s->next)
+        if (strcmp(s->action, action) == 0)
+            break;
+    if (!s) {
+        s = xcalloc(1, sizeof *s);
+        s->action = xstrdup(action);
+        *actions_tail = s;
+        actions_tail = &s->next;
+    }
+    pthread_mutex_unlock(&lock);
+    return s;
+}
+
+void metrics_action_observe(struct action_stats *s, double seconds, int failed)
+{
+    atomic_fetch_add(&s->invocations, 1);
+    if (failed)
+        atomic_fetch_add(&s->failures, 1);
+    atomic_fetch_add(&s->latency_sum_us, (unsigned long long)(seconds * 1e6));
+    for (int i = 0; i < ACTION_LATENCY_BUCKETS; i++) {
+        if (seconds <= action_latency_bounds[i]) {
+            atomic_fetch_add(&s->latency_bucket[i], 1);
+            return;
+        }
+    }
+    atomic_fetch_add(&s->latency_inf, 1);
+}
+
+void metrics_action_foreach(void (*fn)(const struct action_stats *, void *), void *arg)
+{
+    pthread_mutex_lock(&lock);
+    for (struct action_stats *s = actions_head; s; s = s->next)
+        fn(s, arg);
+    pthread_mutex_unlock(&lock);
+}
+
 void metrics_shutdown(void)
 {
     pthread_mutex_lock(&lock);
+    while (actions_head) {
+        struct action_stats *n = actions_head->next;
+        free(actions_head->action);
+        free(actions_head);
+        actions_head = n;
+    }
+    actions_tail = &actions_head;
     while (head) {
         struct rule_stats *n = head->next;
         free(head->rule_set);

@@ -16,6 +16,51 @@ struct rule_stats {
     struct rule_stats *next;
 };
 
+/* Per action type: invocations, failures and a latency histogram. */
+#define ACTION_LATENCY_BUCKETS 12
+extern const double action_latency_bounds[ACTION_LATENCY_BUCKETS]; /* seconds, ascending */
+
+struct action_stats {
+    char *action;
+    atomic_ullong invocations;
+    atomic_ullong failures;
+    atomic_ullong latency_bucket[ACTION_LATENCY_BUCKETS]; /* non-cumulative counts */
+    atomic_ullong latency_inf;
+    atomic_ullong latency_sum_us;
+    struct action_stats *next;
+};
+
+/* SMTP-level counters. */
+enum rcpt_reject_reason {
+    REJECT_UNKNOWN_USER,
+    REJECT_RELAY_DENIED,
+    REJECT_TLS_REQUIRED,
+    REJECT_RECEIPT_FILTER,
+    REJECT_SIZE,
+    REJECT_SYNTAX,
+    REJECT_TOO_MANY,
+    REJECT_UNSAFE_ADDRESS,
+    REJECT_POLICY, /* refused by a rule action in the session (bounce) */
+    REJECT_REASONS
+};
+
+struct smtp_stats {
+    atomic_ullong connections;
+    atomic_ullong connections_refused; /* limits */
+    atomic_ullong tls_sessions;
+    atomic_ullong messages_accepted;
+    atomic_ullong messages_refused;
+    atomic_ullong bytes_received;
+    atomic_ullong rcpt_rejected[REJECT_REASONS];
+};
+
+extern struct smtp_stats smtp_stats;
+const char *rcpt_reject_reason_name(enum rcpt_reject_reason r);
+
+struct action_stats *metrics_action_stats(const char *action);
+void metrics_action_observe(struct action_stats *s, double seconds, int failed);
+void metrics_action_foreach(void (*fn)(const struct action_stats *, void *), void *arg);
+
 /* Returns the counters for (rule_set, rule), creating them on first use. rule may be NULL.
  * The result is owned by the registry and valid until metrics_shutdown(). */
 struct rule_stats *metrics_rule_stats(const char *rule_set, const char *rule);

@@ -12,6 +12,8 @@ void rule_free(struct rule *r)
     for (size_t i = 0; i < r->nrcpts; i++)
         rcpt_cond_free(&r->rcpts[i]);
     free(r->rcpts);
+    cond_list_free(&r->when);
+    cond_list_free(&r->unless);
     for (size_t i = 0; i < r->nactions; i++)
         action_free(r->actions[i]);
     free(r->actions);

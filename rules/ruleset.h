@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "rules/conditions.h"
+
 struct action;
 struct rule_stats;
 
@@ -28,6 +30,8 @@ struct rule {
     size_t nrcpts;
     enum tls_policy tls;
     bool scan;
+    struct cond_list when;   /* all must hold */
+    struct cond_list unless; /* none may hold */
     struct action **actions;
     size_t nactions;
     struct rule_stats *stats;

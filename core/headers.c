@@ -1,0 +1,99 @@
+/* Header block access on raw message bytes. */
+#include "core/headers.h"
+
+#include <ctype.h>
+#include <string.h>
+#include <strings.h>
+
+size_t headers_length(const char *msg, size_t len)
+{
+    if (len >= 2 && msg[0] == '\r' && msg[1] == '\n')
+        return 2;
+    for (size_t i = 0; i + 3 < len; i++)
+        if (msg[i] == '\r' && msg[i + 1] == '\n' && msg[i + 2] == '\r' && msg[i + 3] == '\n')
+            return i + 4;
+    return len;
+}
+
+bool header_find(const char *msg, size_t len, const char *name, int nth, struct buf *out)
+{
+    size_t hlen = headers_length(msg, len), nl = strlen(name);
+    size_t i = 0;
+    while (i < hlen) {
+        size_t eol = i;
+        while (eol < hlen && msg[eol] != '\n')
+            eol++;
+        bool match = eol - i > nl && msg[i + nl] == ':' && strncasecmp(msg + i, name, nl) == 0;
+        if (match && nth-- == 0) {
+            size_t v = i + nl + 1;
+            /* Value runs over continuation lines (those starting with SP or HTAB). */
+            size_t end = eol;
+            while (end + 1 < hlen && (msg[end + 1] == ' ' || msg[end + 1] == '\t')) {
+                end++;
+                while (end < hlen && msg[end] != '\n')
+                    end++;
+            }
+            while (v < end && (msg[v] == ' ' || msg[v] == '\t'))
+                v++;
+            for (size_t k = v; k < end && k < hlen; k++) {
+                if (msg[k] == '\r' || msg[k] == '\n')
+                    continue;
+                buf_append(out, &msg[k], 1);
+            }
+            while (out->len && (out->data[out->len - 1] == ' ' || out->data[out->len - 1] == '\t'))
+                out->len--;
+            return true;
+        }
+        i = eol + 1;
+    }
+    return false;
+}
+
+int header_first_address(const char *value, char *out, size_t outlen)
+{
+    int count = 0;
+    out[0] = '\0';
+    const char *p = value;
+    while (*p) {
+        /* One mailbox: skip quoted display names and comments, prefer <angle-addr>. */
+        const char *start = NULL, *end = NULL;
+        int depth = 0, quoted = 0;
+        const char *q = p;
+        for (; *q && (quoted || depth || *q != ','); q++) {
+            if (*q == '\\' && q[1]) {
+                q++;
+            } else if (quoted) {
+                quoted = *q != '"';
+            } else if (*q == '"') {
+                quoted = 1;
+            } else if (*q == '(') {
+                depth++;
+            } else if (*q == ')' && depth) {
+                depth--;
+            } else if (!depth && *q == '<') {
+                start = q + 1;
+                end = strchr(start, '>');
+            }
+        }
+        if (!start || !end || end > q) {
+            start = p;
+            end = q;
+        }
+        while (start < end && isspace((unsigned char)*start))
+            start++;
+        const char *e = start;
+        while (e < end && *e != '(') /* a trailing comment is not part of the address */
+            e++;
+        while (e > start && isspace((unsigned char)e[-1]))
+            e--;
+        if (e > start && memchr(start, '@', (size_t)(e - start))) {
+            if (count == 0 && (size_t)(e - start) < outlen) {
+                memcpy(out, start, (size_t)(e - start));
+                out[e - start] = '\0';
+            }
+            count++;
+        }
+        p = *q ? q + 1 : q;
+    }
+    return count;
+}

@@ -1,0 +1,213 @@
+/* Prometheus text exposition format 0.0.4. Names follow SES (Received, PublishSuccess,
+ * PublishFailure, PublishExpired) as sluice_rule_* and sluice_rule_set_* counters. */
+#include "receiver/metrics_http.h"
+#include "core/sockaddr.h"
+#include "receiver/server.h"
+#include "rules/metrics.h"
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void put_label_value(struct buf *b, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            buf_printf(b, "\\%c", *v);
+        else if (*v == '\n')
+            buf_puts(b, "\\n");
+        else
+            buf_append(b, v, 1);
+    }
+}
+
+static void header(struct buf *b, const char *name, const char *type, const char *help)
+{
+    buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+struct rule_pass {
+    struct buf *b;
+    int want_sets; /* 1: rule-set rows, 0: rule rows */
+    int field;
+};
+
+static const struct {
+    const char *suffix;
+    const char *help;
+} rule_fields[] = {
+    {"received_total", "Messages the rule (set) applied to (SES Received)."},
+    {"publish_success_total", "Messages for which every action succeeded (SES PublishSuccess)."},
+    {"publish_failure_total", "Messages for which an action failed (SES PublishFailure)."},
+    {"publish_expired_total", "Actions that gave up after retries (SES PublishExpired)."},
+};
+
+static unsigned long long rule_value(const struct rule_stats *s, int field)
+{
+    switch (field) {
+    case 0:
+        return atomic_load(&s->received);
+    case 1:
+        return atomic_load(&s->publish_success);
+    case 2:
+        return atomic_load(&s->publish_failure);
+    default:
+        return atomic_load(&s->publish_expired);
+    }
+}
+
+static void put_rule_row(const struct rule_stats *s, void *arg)
+{
+    struct rule_pass *p = arg;
+    if ((s->rule == NULL) != p->want_sets)
+        return;
+    buf_printf(p->b, "sluice_%s_%s{rule_set=\"", p->want_sets ? "rule_set" : "rule",
+               rule_fields[p->field].suffix);
+    put_label_value(p->b, s->rule_set);
+    if (s->rule) {
+        buf_puts(p->b, "\",rule=\"");
+        put_label_value(p->b, s->rule);
+    }
+    buf_printf(p->b, "\"} %llu\n", rule_value(s, p->field));
+}
+
+struct action_pass {
+    struct buf *b;
+    int kind; /* 0 invocations, 1 failures, 2 histogram */
+};
+
+static void put_action_row(const struct action_stats *s, void *arg)
+{
+    struct action_pass *p = arg;
+    struct buf *b = p->b;
+    if (p->kind < 2) {
+        buf_printf(b, "sluice_action_%s_total{action=\"", p->kind ? "failures" : "invocations");
+        put_label_value(b, s->action);
+        buf_printf(b, "\"} %llu\n",
+                   (unsigned long long)atomic_load(p->kind ? &s->failures : &s->invocations));
+        return;
+    }
+    unsigned long long cum = 0;
+    for (int i = 0; i < ACTION_LATENCY_BUCKETS; i++) {
+        cum += atomic_load(&s->latency_bucket[i]);
+        buf_puts(b, "sluice_action_duration_seconds_bucket{action=\"");
+        put_label_value(b, s->action);
+        buf_printf(b, "\",le=\"%g\"} %llu\n", action_latency_bounds[i], cum);
+    }
+    cum += atomic_load(&s->latency_inf);
+    buf_puts(b, "sluice_action_duration_seconds_bucket{action=\"");
+    put_label_value(b, s->action);
+    buf_printf(b, "\",le=\"+Inf\"} %llu\n", cum);
+    buf_puts(b, "sluice_action_duration_seconds_sum{action=\"");
+    put_label_value(b, s->action);
+    buf_printf(b, "\"} %.6f\n", (double)atomic_load(&s->latency_sum_us) / 1e6);
+    buf_puts(b, "sluice_action_duration_seconds_count{action=\"");
+    put_label_value(b, s->action);
+    buf_printf(b, "\"} %llu\n", cum);
+}
+
+static void counter(struct buf *b, const char *name, const char *help, unsigned long long v)
+{
+    header(b, name, "counter", help);
+    buf_printf(b, "%s %llu\n", name, v);
+}
+
+void metrics_render(struct server *srv, struct buf *b)
+{
+    for (int set = 1; set >= 0; set--) {
+        for (int f = 0; f < 4; f++) {
+            char name[96];
+            snprintf(name, sizeof name, "sluice_%s_%s", set ? "rule_set" : "rule",
+                     rule_fields[f].suffix);
+            header(b, name, "counter", rule_fields[f].help);
+            struct rule_pass p = {b, set, f};
+            metrics_foreach(put_rule_row, &p);
+        }
+    }
+    header(b, "sluice_action_invocations_total", "counter", "Action runs, by action type.");
+    struct action_pass ap = {b, 0};
+    metrics_action_foreach(put_action_row, &ap);
+    header(b, "sluice_action_failures_total", "counter", "Failed action runs, by action type.");
+    ap.kind = 1;
+    metrics_action_foreach(put_action_row, &ap);
+    header(b, "sluice_action_duration_seconds", "histogram", "Action run time, by action type.");
+    ap.kind = 2;
+    metrics_action_foreach(put_action_row, &ap);
+
+    counter(b, "sluice_smtp_connections_total", "SMTP connections accepted.",
+            atomic_load(&smtp_stats.connections));
+    counter(b, "sluice_smtp_connections_refused_total",
+            "SMTP connections refused at connect (limits, receipt filters).",
+            atomic_load(&smtp_stats.connections_refused));
+    counter(b, "sluice_smtp_tls_sessions_total", "Successful STARTTLS handshakes.",
+            atomic_load(&smtp_stats.tls_sessions));
+    counter(b, "sluice_smtp_messages_accepted_total", "Messages answered 250 after DATA.",
+            atomic_load(&smtp_stats.messages_accepted));
+    counter(b, "sluice_smtp_messages_refused_total", "Messages answered 4xx/5xx after DATA.",
+            atomic_load(&smtp_stats.messages_refused));
+    counter(b, "sluice_smtp_bytes_received_total", "Message bytes received in DATA.",
+            atomic_load(&smtp_stats.bytes_received));
+    header(b, "sluice_smtp_recipients_rejected_total", "counter",
+           "Recipients refused at RCPT, by reason.");
+    for (int r = 0; r < REJECT_REASONS; r++)
+        buf_printf(b, "sluice_smtp_recipients_rejected_total{reason=\"%s\"} %llu\n",
+                   rcpt_reject_reason_name((enum rcpt_reject_reason)r),
+                   (unsigned long long)atomic_load(&smtp_stats.rcpt_rejected[r]));
+    header(b, "sluice_smtp_sessions", "gauge", "SMTP sessions open now.");
+    buf_printf(b, "sluice_smtp_sessions %zu\n", srv->nsessions);
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    struct server *srv = arg;
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+        evhttp_send_error(req, 405, "Method Not Allowed");
+        return;
+    }
+    struct buf b = {0};
+    metrics_render(srv, &b);
+    struct evbuffer *out = evbuffer_new();
+    evbuffer_add(out, b.data, b.len);
+    buf_free(&b);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "text/plain; version=0.0.4; charset=utf-8");
+    evhttp_send_reply(req, 200, "OK", out);
+    evbuffer_free(out);
+}
+
+static void on_other(struct evhttp_request *req, void *arg)
+{
+    evhttp_send_error(req, 404, "Not Found (try /metrics)");
+}
+
+struct evhttp *metrics_http_start(struct server *srv, const char *address, char *err, size_t errlen)
+{
+    char host[80];
+    const char *colon = strrchr(address, ':');
+    size_t hl = colon ? (size_t)(colon - address) : 0;
+    if (!colon || hl >= sizeof host) {
+        snprintf(err, errlen, "bad metrics address '%s'", address);
+        return NULL;
+    }
+    memcpy(host, address[0] == '[' ? address + 1 : address, hl);
+    host[address[0] == '[' ? hl - 2 : hl] = '\0';
+    struct evhttp *http = evhttp_new(srv->base);
+    if (!http || evhttp_bind_socket(http, host, (unsigned short)atoi(colon + 1)) != 0) {
+        snprintf(err, errlen, "cannot listen for metrics on %s", address);
+        if (http)
+            evhttp_free(http);
+        return NULL;
+    }
+    evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+    evhttp_set_cb(http, "/metrics", on_request, srv);
+    evhttp_set_gencb(http, on_other, NULL);
+    return http;
+}
+
+void metrics_http_free(struct evhttp *http)
+{
+    if (http)
+        evhttp_free(http);
+}
