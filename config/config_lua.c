@@ -51,9 +51,11 @@ static int call_line(lua_State *L)
     return 0;
 }
 
+/* Raises "FILE:LINE: msg" (not luaL_error, which would prefix the caller's position too). */
 static int raise_at(lua_State *L, int line, const char *msg)
 {
-    return luaL_error(L, "%s:%d: %s", get_loader(L)->path, line, msg);
+    lua_pushfstring(L, "%s:%d: %s", get_loader(L)->path, line, msg);
+    return lua_error(L);
 }
 
 static bool valid_name(const char *s)
@@ -557,9 +559,10 @@ static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 
 static void budget_hook(lua_State *L, lua_Debug *ar)
 {
-    (void)ar;
-    luaL_error(L, "%s: config ran too long (more than %d instructions)", get_loader(L)->path,
-               CONFIG_MAX_INSTRUCTIONS);
+    lua_getinfo(L, "l", ar);
+    lua_pushfstring(L, "%s:%d: config ran too long (more than %d instructions)",
+                    get_loader(L)->path, ar->currentline, CONFIG_MAX_INSTRUCTIONS);
+    lua_error(L);
 }
 
 static void open_libs(lua_State *L)
