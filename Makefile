@@ -12,7 +12,7 @@ BUILD_PKGS := build-essential cmake pkg-config libetpan-dev libgmime-3.0-dev lib
 	libunbound-dev libpcre2-dev libjansson-dev libsqlite3-dev publicsuffix openssl
 TEST_PKGS  := python3 swaks nsd opendkim-tools clang
 
-.PHONY: all deps test-deps build run test test-asan cert clean
+.PHONY: all deps test-deps build run test test-asan cert clean bench-rules
 
 all: build
 
@@ -42,6 +42,10 @@ test-asan: test-deps
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+
+bench-rules: build
+	@cmake --build $(BUILD) --target bench_rule_match -j $(JOBS) >/dev/null
+	./$(BUILD)/bench_rule_match
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

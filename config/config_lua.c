@@ -10,6 +10,7 @@
 #include "core/sockaddr.h"
 #include "core/xalloc.h"
 #include "rules/metrics.h"
+#include "rules/rcpt_index.h"
 #include "rules/ruleset.h"
 
 #include <lauxlib.h>
@@ -287,6 +288,7 @@ static int rule_set_body(lua_State *L)
         lua_pop(L, 1);
     }
     rs->stats = metrics_rule_stats(name, NULL);
+    rs->index = rcpt_index_build(rs->rules, rs->nrules);
     return 0;
 }
 

@@ -16,6 +16,7 @@
 #include "actions/action.h"
 #include "rules/eval.h"
 #include "rules/metrics.h"
+#include "rules/rcpt_index.h"
 #include "rules/ruleset.h"
 
 #include <event2/buffer.h>
@@ -24,6 +25,7 @@
 #include <event2/event.h>
 #include <openssl/ssl.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +79,8 @@ struct session {
     int stop_after_txn;  /* server shutdown: close after the current transaction */
     struct event *timer; /* command / DATA deadline (slow-drip protection) */
 
+    uint32_t *hits; /* scratch for recipient index lookups */
+    size_t hits_cap;
     unsigned n_msgs, n_rcpt_ok, n_rcpt_rejected;
     const char *end_reason;
     struct session *next, *prev;
@@ -380,9 +384,10 @@ static const char *judge_rcpt(struct session *s, const char *addr, enum rcpt_rej
         return "550 5.7.1 Relaying denied: this server does not accept mail for that domain";
     const struct rule_set *rs = config_rule_set_for(cfg, s->listen_addr);
     int matched = 0, tls_refused = 0;
-    for (size_t i = 0; i < rs->nrules; i++) {
-        const struct rule *r = rs->rules[i];
-        if (!r->enabled || !rule_matches_rcpt(r, addr))
+    size_t n = rcpt_index_lookup(rs->index, addr, &s->hits, &s->hits_cap);
+    for (size_t i = 0; i < n; i++) {
+        const struct rule *r = rs->rules[s->hits[i]];
+        if (!r->enabled)
             continue;
         if (r->tls == TLS_REQUIRE && !s->tls) {
             tls_refused = 1;
@@ -736,6 +741,7 @@ static void session_free(struct session *s)
     event_free(s->timer);
     txn_reset(s);
     free(s->helo);
+    free(s->hits);
     if (s->prev)
         s->prev->next = s->next;
     else

@@ -7,24 +7,46 @@
 #include "core/message.h"
 #include "core/xalloc.h"
 #include "rules/metrics.h"
+#include "rules/rcpt_index.h"
 #include "rules/ruleset.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-/* Fills idx with the recipients rule r applies to; returns how many. */
-static size_t match_rcpts(const struct rule *r, const struct message *m, size_t *idx)
+/* (rule position, recipient) pairs from the recipient index, sorted by rule then recipient,
+ * so the chain visits only rules that match someone, in order. */
+struct hit {
+    uint32_t rule;
+    uint32_t rcpt;
+};
+
+static int cmp_hit(const void *a, const void *b)
 {
-    size_t n = 0;
-    if (r->tls == TLS_REQUIRE && !m->tls)
-        return 0;
-    for (size_t i = 0; i < m->nrcpts; i++)
-        if (rule_matches_rcpt(r, m->rcpts[i]))
-            idx[n++] = i;
-    return n;
+    const struct hit *x = a, *y = b;
+    if (x->rule != y->rule)
+        return x->rule < y->rule ? -1 : 1;
+    return x->rcpt < y->rcpt ? -1 : x->rcpt > y->rcpt;
+}
+
+static struct hit *collect_hits(const struct rule_set *rs, const struct message *m, size_t *nhits)
+{
+    struct hit *hits = NULL;
+    size_t n = 0, cap = 0, lcap = 0;
+    uint32_t *list = NULL;
+    for (size_t i = 0; i < m->nrcpts; i++) {
+        size_t k = rcpt_index_lookup(rs->index, m->rcpts[i], &list, &lcap);
+        hits = xgrow(hits, sizeof *hits, &cap, n + k);
+        for (size_t j = 0; j < k; j++)
+            hits[n++] = (struct hit){list[j], (uint32_t)i};
+    }
+    free(list);
+    qsort(hits, n, sizeof *hits, cmp_hit);
+    *nhits = n;
+    return hits;
 }
 
 static void fail_reply(struct eval_result *res, int sys_errno)
@@ -43,14 +65,18 @@ void rules_evaluate(const struct rule_set *rs, struct message *m, struct eval_re
     struct maildir_batch batch = {0};
     size_t *idx = xcalloc(m->nrcpts ? m->nrcpts : 1, sizeof *idx);
     int failed = 0, sys_errno = 0;
+    size_t nhits;
+    struct hit *hits = collect_hits(rs, m, &nhits);
 
     atomic_fetch_add(&rs->stats->received, 1);
-    for (size_t ri = 0; ri < rs->nrules && !failed; ri++) {
-        const struct rule *r = rs->rules[ri];
-        if (!r->enabled)
+    for (size_t h = 0; h < nhits && !failed;) {
+        const struct rule *r = rs->rules[hits[h].rule];
+        size_t n = 0;
+        for (uint32_t ri = hits[h].rule; h < nhits && hits[h].rule == ri; h++)
+            idx[n++] = hits[h].rcpt;
+        if (!r->enabled || (r->tls == TLS_REQUIRE && !m->tls))
             continue;
-        size_t n = match_rcpts(r, m, idx);
-        if (n == 0 || !cond_list_all(&r->when, m, NULL) || cond_list_any(&r->unless, m, NULL))
+        if (!cond_list_all(&r->when, m, NULL) || cond_list_any(&r->unless, m, NULL))
             continue;
         atomic_fetch_add(&r->stats->received, 1);
         if (res->rules.len)
@@ -88,6 +114,7 @@ void rules_evaluate(const struct rule_set *rs, struct message *m, struct eval_re
             break;
     }
     free(idx);
+    free(hits);
 
     if (!failed) {
         int rc = maildir_commit(&batch, res->error, sizeof res->error);

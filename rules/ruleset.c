@@ -1,6 +1,7 @@
 /* Lifecycle of rules and rule sets. */
 #include "rules/ruleset.h"
 #include "actions/action.h"
+#include "rules/rcpt_index.h"
 
 #include <stdlib.h>
 
@@ -27,6 +28,7 @@ void rule_set_free(struct rule_set *rs)
     for (size_t i = 0; i < rs->nrules; i++)
         rule_free(rs->rules[i]);
     free(rs->rules);
+    rcpt_index_free(rs->index);
     free(rs->name);
     free(rs);
 }

@@ -10,6 +10,7 @@
 
 struct action;
 struct rule_stats;
+struct rcpt_index;
 
 enum tls_policy { TLS_OPTIONAL, TLS_REQUIRE };
 
@@ -44,6 +45,7 @@ struct rule_set {
     size_t nrules;
     size_t rules_cap;
     struct rule_stats *stats;
+    struct rcpt_index *index; /* built once the set is complete */
 };
 
 /* Parses a recipient condition; returns -1 with a message in err when malformed. */
