@@ -12,6 +12,7 @@ struct message;
 struct rule;
 struct maildir_batch;
 struct action_stats;
+struct action;
 
 enum action_status {
     ACTION_OK,
@@ -20,15 +21,33 @@ enum action_status {
     ACTION_STOP_RULE_SET, /* end the whole chain */
 };
 
+/* What became of one recipient in the chain. */
+struct rcpt_outcome {
+    int refused;      /* bounced: reply holds the SMTP reply */
+    int dropped;      /* silently accepted, nothing delivered */
+    char reply[512];  /* "550 5.7.1 text" */
+    char sender[256]; /* bounce action's DSN sender, when given */
+};
+
 struct action_ctx {
     struct message *msg;
     const struct rule *rule;
-    const size_t *rcpts; /* indices into msg->rcpts that the rule matched */
+    const size_t *rcpts; /* indices into msg->rcpts that the rule matched (not refused or
+                            dropped earlier in the chain) */
     size_t nrcpts;
-    struct maildir_batch *batch; /* staged deliveries, committed after the chain succeeds */
+    struct maildir_batch *batch;   /* staged deliveries, committed after the chain succeeds */
+    struct rcpt_outcome *outcomes; /* one per msg->rcpts entry */
     char error[256];
     int sys_errno; /* errno behind an ACTION_FAILED, 0 when not a system error */
 };
+
+/* Refuses every recipient the rule matched with reply (complete SMTP reply text, no CRLF);
+ * copies already staged for them are taken back. */
+void action_refuse_rcpts(struct action_ctx *ctx, const char *reply, const char *sender);
+/* Accepts the rule's recipients silently: nothing more is delivered to them. */
+void action_drop_rcpts(struct action_ctx *ctx);
+/* Runs a nested list of actions (e.g. bounce_on_dmarc_fail's quarantine) with ctx. */
+enum action_status action_run_list(struct action *const *list, size_t n, struct action_ctx *ctx);
 
 struct action_type {
     const char *name;

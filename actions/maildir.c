@@ -114,7 +114,7 @@ static int write_all(int fd, const struct buf *head, const struct buf *body)
 }
 
 int maildir_stage(struct maildir_batch *b, const char *root, const struct buf *head,
-                  const struct buf *body, char *err, size_t errlen)
+                  const struct buf *body, int tag, char *err, size_t errlen)
 {
     int rc = ensure_maildir(root);
     if (rc < 0) {
@@ -147,6 +147,7 @@ int maildir_stage(struct maildir_batch *b, const char *root, const struct buf *h
         .tmp_path = tmp,
         .new_path = xasprintf("%s/new/%s", root, name),
         .new_dir = xasprintf("%s/new", root),
+        .tag = tag,
     };
     return 0;
 }
@@ -188,6 +189,20 @@ int maildir_commit(struct maildir_batch *b, char *err, size_t errlen)
         staged_free(&b->items[i]);
     b->n = 0;
     return rc;
+}
+
+void maildir_discard_tag(struct maildir_batch *b, int tag)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->items[i].tag == tag) {
+            unlink(b->items[i].tmp_path);
+            staged_free(&b->items[i]);
+        } else {
+            b->items[w++] = b->items[i];
+        }
+    }
+    b->n = w;
 }
 
 void maildir_abort(struct maildir_batch *b)

@@ -12,6 +12,7 @@ struct maildir_staged {
     char *tmp_path;
     char *new_path;
     char *new_dir;
+    int tag; /* the recipient the copy is for, so a later refusal can take it back */
 };
 
 struct maildir_batch {
@@ -23,7 +24,9 @@ struct maildir_batch {
 /* Writes head then body to root/tmp/<unique>, fsyncs it; creates root/{tmp,new,cur} on demand.
  * Returns 0, or a negative errno with a message in err. */
 int maildir_stage(struct maildir_batch *b, const char *root, const struct buf *head,
-                  const struct buf *body, char *err, size_t errlen);
+                  const struct buf *body, int tag, char *err, size_t errlen);
+/* Removes the staged (uncommitted) copies tagged tag. */
+void maildir_discard_tag(struct maildir_batch *b, int tag);
 /* Moves every staged file into new/ and makes the renames durable. On failure the files already
  * moved are taken back, so new/ never holds part of a batch. Returns 0 or a negative errno. */
 int maildir_commit(struct maildir_batch *b, char *err, size_t errlen);

@@ -1,17 +1,22 @@
 /* The table of action types: adding an action touches its own file and one line here. */
 #include "actions/action.h"
 
+#include "actions/maildir.h"
+
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 extern const struct action_type action_store;
 extern const struct action_type action_add_header;
 extern const struct action_type action_stop;
+extern const struct action_type action_bounce;
+extern const struct action_type action_bounce_on_dmarc_fail;
+extern const struct action_type action_drop;
 
 const struct action_type *const action_types[] = {
-    &action_store,
-    &action_add_header,
-    &action_stop,
+    &action_store,  &action_add_header,           &action_stop,
+    &action_bounce, &action_bounce_on_dmarc_fail, &action_drop,
     NULL,
 };
 
@@ -21,6 +26,33 @@ const struct action_type *action_type_find(const char *name)
         if (strcmp(action_types[i]->name, name) == 0)
             return action_types[i];
     return NULL;
+}
+
+void action_refuse_rcpts(struct action_ctx *ctx, const char *reply, const char *sender)
+{
+    for (size_t i = 0; i < ctx->nrcpts; i++) {
+        struct rcpt_outcome *o = &ctx->outcomes[ctx->rcpts[i]];
+        o->refused = 1;
+        snprintf(o->reply, sizeof o->reply, "%s", reply);
+        snprintf(o->sender, sizeof o->sender, "%s", sender ? sender : "");
+        maildir_discard_tag(ctx->batch, (int)ctx->rcpts[i]);
+    }
+}
+
+void action_drop_rcpts(struct action_ctx *ctx)
+{
+    for (size_t i = 0; i < ctx->nrcpts; i++)
+        ctx->outcomes[ctx->rcpts[i]].dropped = 1;
+}
+
+enum action_status action_run_list(struct action *const *list, size_t n, struct action_ctx *ctx)
+{
+    for (size_t i = 0; i < n; i++) {
+        enum action_status st = list[i]->type->run(list[i]->state, ctx);
+        if (st != ACTION_OK)
+            return st;
+    }
+    return ACTION_OK;
 }
 
 void action_free(struct action *a)

@@ -48,7 +48,8 @@ static enum action_status store_run(const void *state, struct action_ctx *ctx)
             return ACTION_FAILED;
         struct buf head = {0};
         message_trace_headers(m, rcpt, &head);
-        int rc = maildir_stage(ctx->batch, path, &head, &m->body, ctx->error, sizeof ctx->error);
+        int rc = maildir_stage(ctx->batch, path, &head, &m->body, (int)ctx->rcpts[i], ctx->error,
+                               sizeof ctx->error);
         buf_free(&head);
         if (rc < 0) {
             ctx->sys_errno = -rc;

@@ -4,6 +4,7 @@
  * it. Nothing of the Lua state survives the load. */
 #include "actions/action.h"
 #include "config/config.h"
+#include "config/config_dsl.h"
 #include "config/lua_fields.h"
 #include "core/address.h"
 #include "core/cidr.h"
@@ -110,35 +111,61 @@ static int rule_gc(lua_State *L)
     return 0;
 }
 
-static int parse_rule_actions(lua_State *L, struct rule *r, char *err, size_t errlen)
+int config_take_actions(lua_State *L, int idx, const char *key, struct action ***out, size_t *n,
+                        char *err, size_t errlen)
 {
-    lua_getfield(L, 1, "actions");
+    *out = NULL;
+    *n = 0;
+    lua_getfield(L, idx, key);
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
         return 0;
     }
     if (!lua_istable(L, -1)) {
-        snprintf(err, errlen, "rule '%s': field 'actions' must be a list of actions, got %s",
-                 r->name, luaL_typename(L, -1));
+        snprintf(err, errlen, "field '%s' must be a list of actions, got %s", key,
+                 luaL_typename(L, -1));
+        lua_pop(L, 1);
         return -1;
     }
-    size_t n = (size_t)lua_rawlen(L, -1);
-    r->actions = xcalloc(n ? n : 1, sizeof *r->actions);
-    for (size_t i = 0; i < n; i++) {
+    size_t len = (size_t)lua_rawlen(L, -1);
+    /* Validate every item before taking any, so nothing is owned twice on error. */
+    for (size_t i = 0; i < len; i++) {
         lua_rawgeti(L, -1, (lua_Integer)i + 1);
         struct action **box = luaL_testudata(L, -1, ACTION_MT);
-        if (!box || !*box) {
-            snprintf(err, errlen,
-                     "rule '%s': actions item %zu is not an action (got %s; known actions: "
-                     "store, add_header, stop, ...)",
-                     r->name, i + 1, luaL_typename(L, -1));
+        int ok = box && *box;
+        if (!ok) {
+            struct buf known = {0};
+            for (size_t k = 0; action_types[k]; k++)
+                buf_printf(&known, "%s%s", k ? ", " : "", action_types[k]->name);
+            snprintf(err, errlen, "%s item %zu is not an action (got %s; actions: %s)", key, i + 1,
+                     luaL_typename(L, -1), buf_cstr(&known));
+            buf_free(&known);
+        }
+        lua_pop(L, 1);
+        if (!ok) {
+            lua_pop(L, 1);
             return -1;
         }
-        r->actions[r->nactions++] = *box;
+    }
+    *out = xcalloc(len ? len : 1, sizeof **out);
+    for (size_t i = 0; i < len; i++) {
+        lua_rawgeti(L, -1, (lua_Integer)i + 1);
+        struct action **box = lua_touserdata(L, -1);
+        (*out)[(*n)++] = *box;
         *box = NULL;
         lua_pop(L, 1);
     }
     lua_pop(L, 1);
+    return 0;
+}
+
+static int parse_rule_actions(lua_State *L, struct rule *r, char *err, size_t errlen)
+{
+    char e[400];
+    if (config_take_actions(L, 1, "actions", &r->actions, &r->nactions, e, sizeof e) < 0) {
+        snprintf(err, errlen, "rule '%s': %s", r->name, e);
+        return -1;
+    }
     return 0;
 }
 

@@ -149,6 +149,9 @@ void metrics_render(struct server *srv, struct buf *b)
             atomic_load(&smtp_stats.messages_refused));
     counter(b, "sluice_smtp_bytes_received_total", "Message bytes received in DATA.",
             atomic_load(&smtp_stats.bytes_received));
+    counter(b, "sluice_bounce_dsn_not_sent_total",
+            "Recipients refused by rules after acceptance whose DSN was not sent.",
+            atomic_load(&smtp_stats.dsn_not_sent));
     header(b, "sluice_smtp_recipients_rejected_total", "counter",
            "Recipients refused at RCPT, by reason.");
     for (int r = 0; r < REJECT_REASONS; r++)

@@ -14,6 +14,7 @@
 #include "receiver/smtp_data.h"
 #include "receiver/workers.h"
 #include "actions/action.h"
+#include "core/verdict.h"
 #include "rules/eval.h"
 #include "rules/metrics.h"
 #include "rules/rcpt_index.h"
@@ -231,6 +232,28 @@ static void log_message(struct session *s, const struct message *m, const char *
     buf_free(&rcpts);
 }
 
+/* Some recipients were refused by rules after others were accepted: the client got 250, so the
+ * refusal can only reach the sender as a DSN. DSN delivery is not built yet; every such case is
+ * logged per recipient and counted, so nothing goes unnoticed. */
+static void log_partial_bounce(const struct message *m, const struct rcpt_outcome *out)
+{
+    const char *why = !m->mail_from[0] ? "null sender"
+                      : m->verdicts.spf != VERDICT_PASS && m->verdicts.dkim != VERDICT_PASS
+                          ? "sender not authenticated"
+                          : "DSN delivery not available";
+    for (size_t i = 0; i < m->nrcpts; i++) {
+        if (!out[i].refused)
+            continue;
+        atomic_fetch_add(&smtp_stats.dsn_not_sent, 1);
+        struct log_kv kv[] = {{"qid", m->qid},
+                              {"rcpt", m->rcpts[i]},
+                              {"reply", out[i].reply},
+                              {"dsn", "not sent"},
+                              {"reason", why}};
+        log_event(LOG_WARN, "bounce", kv, sizeof kv / sizeof kv[0]);
+    }
+}
+
 /* --- the judgement job ------------------------------------------------------------------- */
 
 static void job_run(struct work *w)
@@ -252,11 +275,13 @@ static void job_done(struct work *w)
     atomic_fetch_add(
         j->res.reply[0] == '2' ? &smtp_stats.messages_accepted : &smtp_stats.messages_refused, 1);
     log_message(s, j->msg, j->res.reply, buf_cstr(&j->res.rules), j->res.error);
+    if (j->res.refused && j->res.reply[0] == '2')
+        log_partial_bounce(j->msg, j->res.outcomes);
     if (j->res.error[0])
         log_msg(LOG_ERR, "qid=%s %s", j->msg->qid, j->res.error);
     message_free(j->msg);
     config_release(j->cfg);
-    buf_free(&j->res.rules);
+    eval_result_free(&j->res);
     free(j);
     if (s->dead) {
         session_free(s);

@@ -59,12 +59,58 @@ static void fail_reply(struct eval_result *res, int sys_errno)
                  "451 4.3.0 Temporary failure storing the message, try again later");
 }
 
+/* Runs one rule's actions for the recipients in idx[0..n). Returns the status that ends the
+ * rule (OK when all ran), with failures described in res->error. */
+static enum action_status run_rule(const struct rule *r, struct action_ctx *ctx,
+                                   struct eval_result *res)
+{
+    for (size_t ai = 0; ai < r->nactions; ai++) {
+        const struct action *a = r->actions[ai];
+        ctx->error[0] = '\0';
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        enum action_status st = a->type->run(a->state, ctx);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        metrics_action_observe(
+            a->stats, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
+            st == ACTION_FAILED);
+        if (st == ACTION_FAILED)
+            snprintf(res->error, sizeof res->error, "rule %.64s: %s (line %d): %.150s", r->name,
+                     a->type->name, a->line, ctx->error);
+        if (st != ACTION_OK)
+            return st;
+    }
+    return ACTION_OK;
+}
+
+/* The reply to DATA once the chain ran: when every recipient was refused, the first refusal
+ * is the reply (no DSN, no backscatter); otherwise the message is accepted. */
+static void final_reply(const struct message *m, const struct rcpt_outcome *out,
+                        struct eval_result *res)
+{
+    size_t refused = 0;
+    const char *first = NULL;
+    for (size_t i = 0; i < m->nrcpts; i++) {
+        if (out[i].refused) {
+            refused++;
+            if (!first)
+                first = out[i].reply;
+        }
+    }
+    res->refused = refused;
+    if (refused > 0 && refused == m->nrcpts)
+        snprintf(res->reply, sizeof res->reply, "%s", first);
+    else
+        snprintf(res->reply, sizeof res->reply, "250 2.0.0 Ok: queued as %s", m->qid);
+}
+
 void rules_evaluate(const struct rule_set *rs, struct message *m, struct eval_result *res)
 {
     memset(res, 0, sizeof *res);
     struct maildir_batch batch = {0};
     size_t *idx = xcalloc(m->nrcpts ? m->nrcpts : 1, sizeof *idx);
-    int failed = 0, sys_errno = 0;
+    struct rcpt_outcome *outcomes = xcalloc(m->nrcpts ? m->nrcpts : 1, sizeof *outcomes);
+    int failed = 0;
     size_t nhits;
     struct hit *hits = collect_hits(rs, m, &nhits);
 
@@ -73,8 +119,9 @@ void rules_evaluate(const struct rule_set *rs, struct message *m, struct eval_re
         const struct rule *r = rs->rules[hits[h].rule];
         size_t n = 0;
         for (uint32_t ri = hits[h].rule; h < nhits && hits[h].rule == ri; h++)
-            idx[n++] = hits[h].rcpt;
-        if (!r->enabled || (r->tls == TLS_REQUIRE && !m->tls))
+            if (!outcomes[hits[h].rcpt].refused && !outcomes[hits[h].rcpt].dropped)
+                idx[n++] = hits[h].rcpt;
+        if (n == 0 || !r->enabled || (r->tls == TLS_REQUIRE && !m->tls))
             continue;
         if (!cond_list_all(&r->when, m, NULL) || cond_list_any(&r->unless, m, NULL))
             continue;
@@ -83,53 +130,45 @@ void rules_evaluate(const struct rule_set *rs, struct message *m, struct eval_re
             buf_puts(&res->rules, ",");
         buf_puts(&res->rules, r->name);
 
-        int stop_set = 0;
-        struct action_ctx ctx = {.msg = m, .rule = r, .rcpts = idx, .nrcpts = n, .batch = &batch};
-        for (size_t ai = 0; ai < r->nactions; ai++) {
-            const struct action *a = r->actions[ai];
-            ctx.error[0] = '\0';
-            struct timespec t0, t1;
-            clock_gettime(CLOCK_MONOTONIC, &t0);
-            enum action_status st = a->type->run(a->state, &ctx);
-            clock_gettime(CLOCK_MONOTONIC, &t1);
-            metrics_action_observe(
-                a->stats, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
-                st == ACTION_FAILED);
-            if (st == ACTION_FAILED) {
-                failed = 1;
-                sys_errno = ctx.sys_errno;
-                snprintf(res->error, sizeof res->error, "rule %s: %s (line %d): %s", r->name,
-                         a->type->name, a->line, ctx.error);
-                break;
-            }
-            if (st == ACTION_STOP_RULE)
-                break;
-            if (st == ACTION_STOP_RULE_SET) {
-                stop_set = 1;
-                break;
-            }
-        }
+        struct action_ctx ctx = {
+            .msg = m, .rule = r, .rcpts = idx, .nrcpts = n, .batch = &batch, .outcomes = outcomes};
+        enum action_status st = run_rule(r, &ctx, res);
+        failed = st == ACTION_FAILED;
+        if (failed)
+            res->sys_errno = ctx.sys_errno;
         atomic_fetch_add(failed ? &r->stats->publish_failure : &r->stats->publish_success, 1);
-        if (stop_set)
+        if (st == ACTION_STOP_RULE_SET)
             break;
     }
     free(idx);
     free(hits);
 
     if (!failed) {
+        final_reply(m, outcomes, res);
+        /* A total refusal delivers nothing; otherwise commit what was staged. */
+        if (res->reply[0] != '2')
+            maildir_abort(&batch);
         int rc = maildir_commit(&batch, res->error, sizeof res->error);
         if (rc < 0) {
             failed = 1;
-            sys_errno = -rc;
+            res->sys_errno = -rc;
         }
     }
     if (failed) {
         maildir_abort(&batch);
-        fail_reply(res, sys_errno);
+        fail_reply(res, res->sys_errno);
+        res->refused = 0;
         atomic_fetch_add(&rs->stats->publish_failure, 1);
     } else {
-        snprintf(res->reply, sizeof res->reply, "250 2.0.0 Ok: queued as %s", m->qid);
         atomic_fetch_add(&rs->stats->publish_success, 1);
     }
+    res->outcomes = outcomes;
     maildir_batch_free(&batch);
+}
+
+void eval_result_free(struct eval_result *res)
+{
+    buf_free(&res->rules);
+    free(res->outcomes);
+    res->outcomes = NULL;
 }

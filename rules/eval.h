@@ -7,15 +7,20 @@
 
 struct rule_set;
 struct message;
+struct rcpt_outcome;
 
 struct eval_result {
     char reply[512];  /* the final reply to DATA, without CRLF */
-    struct buf rules; /* names of the rules that applied, comma separated; caller frees */
+    struct buf rules; /* names of the rules that applied, comma separated */
     char error[256];  /* what failed, for the log; "" on success */
+    int sys_errno;
+    size_t refused;                /* recipients refused by bounce actions */
+    struct rcpt_outcome *outcomes; /* one per recipient of the message */
 };
 
-/* Fills res (caller frees res->rules). Every staged copy is committed on success and removed on
- * failure, so a 250 reply means every copy is on disk and a 4xx means none is. */
+/* Fills res (caller frees with eval_result_free). Every staged copy is committed on success and
+ * removed on failure, so a 250 reply means every copy is on disk and a 4xx means none is. */
 void rules_evaluate(const struct rule_set *rs, struct message *m, struct eval_result *res);
+void eval_result_free(struct eval_result *res);
 
 #endif

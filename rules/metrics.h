@@ -51,6 +51,7 @@ struct smtp_stats {
     atomic_ullong messages_accepted;
     atomic_ullong messages_refused;
     atomic_ullong bytes_received;
+    atomic_ullong dsn_not_sent; /* partial bounces whose DSN was not sent */
     atomic_ullong rcpt_rejected[REJECT_REASONS];
 };
 

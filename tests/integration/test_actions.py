@@ -1,0 +1,136 @@
+"""Actions beyond store, through real SMTP sessions: bounce in the session (the reply to DATA
+is the bounce, no backscatter), partial bounces, drop, and bounce_on_dmarc_fail's wiring."""
+import re
+import subprocess
+import unittest
+
+from sluice_harness import SluiceTestCase, read_file
+from test_config import check
+
+STORE = 'store { maildir = "var/mail/{domain}/{user}" }'
+
+
+def transaction(sluice, rcpts, body):
+    c = sluice.raw()
+    c.expect(220)
+    c.expect(250, "EHLO client.example.net\r\n")
+    c.expect(250, "MAIL FROM:<a@example.net>\r\n")
+    for r in rcpts:
+        c.expect(250, "RCPT TO:<%s>\r\n" % r)
+    c.expect(354, "DATA\r\n")
+    c.send(body + b".\r\n")
+    reply = c.reply()
+    c.expect(221, "QUIT\r\n")
+    return reply
+
+
+class Bounce(SluiceTestCase):
+    rules = """
+rule_set "main" {
+  rule { name = "store-first", recipients = { "early@example.test" }, actions = { %(s)s } },
+  rule { name = "no-invoices", when = { subject = { contains = "invoice" } },
+         actions = { bounce { smtp_reply_code = "554", status_code = "5.7.1",
+                              message = "Invoices go to billing@example.test" } } },
+  rule { name = "later", when = { subject = { contains = "later" } },
+         actions = { bounce { smtp_reply_code = "451", status_code = "4.7.1",
+                              message = "Try again later" }, stop {} } },
+  rule { name = "only-bob", recipients = { "bob@example.test" },
+         when = { subject = { contains = "bob-bounce" } },
+         actions = { bounce { message = "Bob does not want this" } } },
+  rule { name = "quiet", recipients = { "quiet@example.test" }, actions = { drop {} } },
+  rule { name = "store", actions = { %(s)s } },
+}
+""" % {"s": STORE}
+
+    def test_all_recipients_bounced_means_the_data_reply_is_the_bounce(self):
+        code, text = transaction(self.sluice, ["alice@example.test", "bob@example.test"],
+                                 b"Subject: your invoice\r\n\r\npay\r\n")
+        self.assertEqual(code, 554)
+        self.assertEqual(text, "554 5.7.1 Invoices go to billing@example.test")
+        self.assertEqual(self.sluice.all_stored(), [])
+
+    def test_temporary_bounce(self):
+        code, text = transaction(self.sluice, ["alice@example.test"],
+                                 b"Subject: later please\r\n\r\nx\r\n")
+        self.assertEqual((code, text), (451, "451 4.7.1 Try again later"))
+        self.assertEqual(self.sluice.all_stored(), [])
+
+    def test_copies_staged_before_the_bounce_are_taken_back(self):
+        code, text = transaction(self.sluice, ["early@example.test"],
+                                 b"Subject: invoice\r\n\r\nx\r\n")
+        self.assertEqual(code, 554)
+        self.assertEqual(self.sluice.all_stored(), [])
+
+    def test_partial_bounce_accepts_the_rest_and_logs_the_refusal(self):
+        code, text = transaction(self.sluice, ["alice@example.test", "bob@example.test"],
+                                 b"Subject: bob-bounce\r\n\r\nx\r\n")
+        self.assertEqual(code, 250)
+        self.assertEqual(len(self.sluice.maildir("example.test", "alice")), 1)
+        self.assertEqual(self.sluice.maildir("example.test", "bob"), [])
+        self.sluice.wait_log(r"bounce .*rcpt=bob@example.test .*dsn=\"not sent\"")
+
+    def test_drop_accepts_silently(self):
+        code, _ = transaction(self.sluice, ["quiet@example.test", "alice@example.test"],
+                              b"Subject: hi\r\n\r\nx\r\n")
+        self.assertEqual(code, 250)
+        self.assertEqual(self.sluice.maildir("example.test", "quiet"), [])
+        self.assertEqual(len(self.sluice.maildir("example.test", "alice")), 1)
+        code, _ = transaction(self.sluice, ["quiet@example.test"], b"Subject: hi\r\n\r\nx\r\n")
+        self.assertEqual(code, 250)
+        self.assertEqual(self.sluice.maildir("example.test", "quiet"), [])
+
+
+class DmarcBounceWithoutVerdicts(SluiceTestCase):
+    """With authentication checks off there is no DMARC verdict: the action must let mail
+    through (it only ever bounces FAIL+REJECT)."""
+    server_extra = "auth_checks = false,"
+    rules = """
+rule_set "main" {
+  rule { name = "dmarc", actions = { bounce_on_dmarc_fail {
+           quarantine = { add_header { name = "X-Quarantine", value = "yes" } } } } },
+  rule { name = "store", actions = { %s } },
+}
+""" % STORE
+
+    def test_no_verdict_no_bounce(self):
+        code, _ = transaction(self.sluice, ["alice@example.test"], b"Subject: x\r\n\r\nx\r\n")
+        self.assertEqual(code, 250)
+        data = read_file(self.sluice.maildir("example.test", "alice")[0])
+        self.assertNotIn(b"X-Quarantine", data)
+
+
+class BounceConfigErrors(unittest.TestCase):
+    SERVER = ('server { listen = { "127.0.0.1:2599" }, domains = { "example.test" } }\n'
+              'rule_set "main" { rule { name = "r", actions = {\n')
+
+    def error(self, action):
+        path, r = check(self.SERVER + action + "\n} } }\n")
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertTrue(r.stderr.startswith(path + ":3: "), r.stderr)
+        return r.stderr
+
+    def test_codes_are_validated(self):
+        self.assertIn("must be 4xx or 5xx", self.error('bounce { smtp_reply_code = "250" }'))
+        self.assertIn("must look like 5.7.1",
+                      self.error('bounce { status_code = "5.7" }'))
+        self.assertIn("disagree on the class",
+                      self.error('bounce { smtp_reply_code = "550", status_code = "4.7.1" }'))
+        self.assertIn("one line", self.error('bounce { message = "a\\r\\n250 ok" }'))
+        self.assertIn("unknown key 'reply'", self.error('bounce { reply = "550" }'))
+        self.assertIn("not a valid address", self.error('bounce { sender = "nobody" }'))
+        self.assertIn("quarantine item 1 is not an action",
+                      self.error('bounce_on_dmarc_fail { quarantine = { "store" } }'))
+        self.assertIn("unknown key", self.error('drop { now = true }'))
+
+    def test_check_describes_nested_quarantine(self):
+        path, r = check(self.SERVER + 'bounce_on_dmarc_fail { quarantine = {\n'
+                        ' add_header { name = "X-Q", value = "1" },\n'
+                        ' store { maildir = "var/junk/{user}" } } }\n} } }\n')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("reject=\"550 5.7.1 Unauthenticated email is not accepted due to the "
+                      "sending domain's DMARC policy.\" quarantine=[add_header X-Q: 1, store "
+                      "maildir=var/junk/{user}]", r.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
