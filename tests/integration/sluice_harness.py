@@ -86,6 +86,7 @@ server {
 
     # --- process ------------------------------------------------------------------------
     def start(self):
+        offset = len(self.read_log())
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([BIN, "serve", "-c", self.config_path], cwd=self.dir,
                                      stdout=self.log, stderr=self.log)
@@ -93,13 +94,19 @@ server {
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("sluice exited at start:\n" + self.read_log())
-            if "ready" in self.read_log():
+            if "ready" in self.read_log()[offset:]:
                 return self
             time.sleep(0.02)
         raise RuntimeError("sluice did not become ready:\n" + self.read_log())
 
     def signal(self, sig):
         self.proc.send_signal(sig)
+
+    def kill9(self):
+        """Crash: SIGKILL, no chance to clean up."""
+        self.proc.kill()
+        self.proc.wait()
+        self.log.close()
 
     def wait_log(self, pattern, timeout=10, start=0):
         """Waits until the log (from offset start) matches the regex; returns the match."""
