@@ -213,7 +213,7 @@ static void log_session(struct session *s)
 }
 
 static void log_message(struct session *s, const struct message *m, const char *result,
-                        const char *rules, const char *error)
+                        const char *rules, const char *actions, const char *error)
 {
     struct buf rcpts = {0};
     for (size_t i = 0; i < m->nrcpts; i++) {
@@ -224,9 +224,11 @@ static void log_message(struct session *s, const struct message *m, const char *
     char size[24];
     snprintf(size, sizeof size, "%zu", m->body.len);
     struct log_kv kv[] = {
-        {"qid", m->qid},        {"client", s->ip},        {"helo", s->helo},
-        {"from", m->mail_from}, {"to", buf_cstr(&rcpts)}, {"size", size},
-        {"rules", rules},       {"result", result},       {"error", error && *error ? error : NULL},
+        {"qid", m->qid},          {"client", s->ip},
+        {"helo", s->helo},        {"from", m->mail_from},
+        {"to", buf_cstr(&rcpts)}, {"size", size},
+        {"rules", rules},         {"actions", actions},
+        {"result", result},       {"error", error && *error ? error : NULL},
     };
     log_event(LOG_INFO, "message", kv, sizeof kv / sizeof kv[0]);
     buf_free(&rcpts);
@@ -274,7 +276,8 @@ static void job_done(struct work *w)
     }
     atomic_fetch_add(
         j->res.reply[0] == '2' ? &smtp_stats.messages_accepted : &smtp_stats.messages_refused, 1);
-    log_message(s, j->msg, j->res.reply, buf_cstr(&j->res.rules), j->res.error);
+    log_message(s, j->msg, j->res.reply, buf_cstr(&j->res.rules), buf_cstr(&j->res.actions),
+                j->res.error);
     if (j->res.refused && j->res.reply[0] == '2')
         log_partial_bounce(j->msg, j->res.outcomes);
     if (j->res.error[0])
@@ -306,7 +309,7 @@ static void finish_data(struct session *s)
         atomic_fetch_add(&smtp_stats.messages_refused, 1);
         if (s->data.defects & DATA_TOO_BIG)
             atomic_fetch_add(&smtp_stats.rcpt_rejected[REJECT_SIZE], s->msg->nrcpts);
-        log_message(s, s->msg, verdict, NULL, "message refused while reading DATA");
+        log_message(s, s->msg, verdict, NULL, NULL, "message refused while reading DATA");
         txn_reset(s);
         s->state = S_CMD;
         reply_error(s, verdict);
@@ -718,7 +721,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
                             : what & BEV_EVENT_TIMEOUT ? "write timeout"
                                                        : "connection error";
         if (s->state == S_DATA && s->msg)
-            log_message(s, s->msg, "lost", NULL, "client went away during DATA");
+            log_message(s, s->msg, "not accepted", NULL, NULL, "client went away during DATA");
         session_free(s);
     }
 }

@@ -71,9 +71,11 @@ static enum action_status run_rule(const struct rule *r, struct action_ctx *ctx,
         clock_gettime(CLOCK_MONOTONIC, &t0);
         enum action_status st = a->type->run(a->state, ctx);
         clock_gettime(CLOCK_MONOTONIC, &t1);
-        metrics_action_observe(
-            a->stats, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
-            st == ACTION_FAILED);
+        double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+        metrics_action_observe(a->stats, secs, st == ACTION_FAILED);
+        static const char *const outcome[] = {"ok", "failed", "stop_rule", "stop_rule_set"};
+        buf_printf(&res->actions, "%s%s/%s:%s:%.3fms", res->actions.len ? "," : "", r->name,
+                   a->type->name, outcome[st], secs * 1e3);
         if (st == ACTION_FAILED)
             snprintf(res->error, sizeof res->error, "rule %.64s: %s (line %d): %.150s", r->name,
                      a->type->name, a->line, ctx->error);
@@ -169,6 +171,7 @@ void rules_evaluate(const struct rule_set *rs, struct message *m, struct eval_re
 void eval_result_free(struct eval_result *res)
 {
     buf_free(&res->rules);
+    buf_free(&res->actions);
     free(res->outcomes);
     res->outcomes = NULL;
 }

@@ -10,9 +10,10 @@ struct message;
 struct rcpt_outcome;
 
 struct eval_result {
-    char reply[512];  /* the final reply to DATA, without CRLF */
-    struct buf rules; /* names of the rules that applied, comma separated */
-    char error[256];  /* what failed, for the log; "" on success */
+    char reply[512];    /* the final reply to DATA, without CRLF */
+    struct buf rules;   /* names of the rules that applied, comma separated */
+    struct buf actions; /* "rule/action:outcome:duration" per action run, comma separated */
+    char error[256];    /* what failed, for the log; "" on success */
     int sys_errno;
     size_t refused;                /* recipients refused by bounce actions */
     struct rcpt_outcome *outcomes; /* one per recipient of the message */

@@ -53,6 +53,13 @@ class Delivery(SluiceTestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn("250 2.0.0 Ok: queued as", r.stdout)
         self.assertEqual(len(self.sluice.maildir("example.test", "user")), 1)
+        # One log line per message: queue id, client, helo, envelope, size, rules, actions.
+        self.sluice.wait_log(r"message qid=\w+ client=127\.0\.0\.1 helo=swaks\.example\.net "
+                             r"from=a@example\.net to=user@example\.test size=\d+ rules=store-all "
+                             r"actions=store-all/add_header:ok:[\d.]+ms,store-all/store:ok:[\d.]+ms "
+                             r"result=\"250 2\.0\.0 Ok")
+        self.sluice.wait_log(r"session client=127\.0\.0\.1 helo=swaks\.example\.net messages=1 "
+                             r"rcpt_accepted=1 rcpt_rejected=0 duration=\d+s end=quit")
 
     def test_swaks_starttls(self):
         r = subprocess.run(["swaks", "--server", "127.0.0.1:%d" % self.sluice.port,
