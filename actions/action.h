@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "core/buf.h"
+#include "spool/spool.h"
 
 struct lua_State;
 struct message;
@@ -61,14 +62,29 @@ struct action_type {
     /* One-line description of the parameters for `sluice check`. */
     void (*describe)(const void *state, struct buf *out);
     void (*free_state)(void *state);
+    /* Post-acceptance actions (webhook, relay, S3, ...): performs the action once for job, on a
+     * worker thread, from the spool (or inline when on_failure = "tempfail"). run is then
+     * unused. Returns 0, or -1 with the reason in err. */
+    int (*deliver)(const void *state, struct spool_job *job, char *err, size_t errlen);
 };
+
+#define EXPIRE_AFTER_DEFAULT_MS (4LL * 3600 * 1000) /* SES retries for four hours */
 
 struct action {
     const struct action_type *type;
     void *state;
     int line;
     struct action_stats *stats; /* owned by the metrics registry */
+    enum on_failure on_failure;
+    long long expire_after_ms;
 };
+
+/* Reads on_failure and expire_after from the config table at idx into a (a->type set), then
+ * removes them from the table. Returns -1 with the reason in err. */
+int action_policy_parse(struct lua_State *L, int idx, struct action *a, char *err,
+                        size_t errlen);
+/* on_failure with the default resolved: tempfail in the session, retry after acceptance. */
+enum on_failure action_effective_policy(const struct action *a);
 
 /* NULL-terminated list of every action type. */
 extern const struct action_type *const action_types[];

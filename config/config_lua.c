@@ -96,7 +96,8 @@ static int action_ctor(lua_State *L)
     a->stats = metrics_action_stats(type->name);
     *box = a;
     err[0] = '\0';
-    if (type->parse(L, 1, &a->state, err, sizeof err) < 0)
+    if (action_policy_parse(L, 1, a, err, sizeof err) < 0 ||
+        type->parse(L, 1, &a->state, err, sizeof err) < 0)
         return raise_at(L, line, err);
     return 1;
 }

@@ -64,7 +64,10 @@ void message_trace_headers(const struct message *m, const char *rcpt, struct buf
                    m->esmtp ? "ESMTPS" : "SMTPS", m->tls_version, m->tls_cipher);
     else
         buf_printf(out, "\tby %s (sluice) with %s\r\n", m->hostname, m->esmtp ? "ESMTP" : "SMTP");
-    buf_printf(out, "\tid %s\r\n\tfor <%s>; %s\r\n", m->qid, rcpt, date);
+    if (rcpt)
+        buf_printf(out, "\tid %s\r\n\tfor <%s>; %s\r\n", m->qid, rcpt, date);
+    else
+        buf_printf(out, "\tid %s; %s\r\n", m->qid, date);
     for (size_t i = m->nadded; i-- > 0;)
         buf_printf(out, "%s: %s\r\n", m->added[i].name, m->added[i].value);
 }

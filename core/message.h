@@ -48,7 +48,8 @@ struct message *message_new(void);
 void message_free(struct message *m);
 void message_add_rcpt(struct message *m, const char *addr);
 void message_add_header(struct message *m, const char *name, const char *value);
-/* Appends the header block a stored copy for rcpt starts with: Return-Path, Received, then
+/* Appends the header block a stored copy for rcpt (NULL: a copy for all recipients, with no
+ * "for" clause) starts with: Return-Path, Received, then
  * the headers added by actions, newest first (each prepended on top of the one before). */
 void message_trace_headers(const struct message *m, const char *rcpt, struct buf *out);
 /* Writes a fresh queue id into qid (at least 17 bytes). Thread-safe. */

@@ -1,0 +1,69 @@
+/* The durable spool for work done after a message was accepted (webhooks, relays, S3, ...):
+ * the message file <data_dir>/spool/msg/<qid>.eml and one job file per action
+ * <data_dir>/spool/jobs/<qid>-<n>.job (JSON). Both are fsync'd before the 250 reply, so a
+ * job survives crashes and restarts; a job file is removed only after its action succeeded,
+ * failed for good, or expired. Delivery is at least once: actions send an idempotency key. */
+#ifndef SLUICE_SPOOL_H
+#define SLUICE_SPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "core/buf.h"
+#include "core/verdict.h"
+
+struct message;
+
+enum on_failure {
+    ON_FAILURE_DEFAULT = 0, /* tempfail in the session; retry for post-acceptance actions */
+    ON_FAILURE_TEMPFAIL,    /* reply 451 4.3.0: nothing is acknowledged, the sender retries */
+    ON_FAILURE_RETRY,       /* accept; retry from the spool with backoff until expire_after */
+    ON_FAILURE_CONTINUE,    /* count the failure and go on */
+    ON_FAILURE_DROP,        /* the rule's recipients get nothing more */
+};
+
+/* One post-acceptance action for one message: everything the action needs to run again
+ * after a restart. Freed with spool_job_free(). */
+struct spool_job {
+    char id[64];  /* "<qid>-<n>": also the idempotency key */
+    char qid[24];
+    char *rule_set;
+    char *rule;
+    int action_index; /* position in the rule's actions */
+    char *action_type;
+    char **rcpts; /* the recipients the rule matched */
+    size_t nrcpts;
+    char *mail_from;
+    char *helo;
+    char client_ip[64];
+    bool tls;
+    struct verdicts verdicts;
+    time_t arrival;
+    time_t created;
+    time_t next_attempt;
+    int attempts;
+    long long expire_after_ms;
+    enum on_failure on_failure; /* RETRY or CONTINUE (a single attempt) */
+    char *msg_path;
+    struct buf content; /* the message as spooled (trace headers + original); loaded lazily */
+};
+
+/* Paths under data_dir. */
+void spool_dirs(const char *data_dir, char *msg_dir, char *job_dir, size_t len);
+/* Writes the message with its trace headers (no "for" clause) to <msg_dir>/<qid>.eml and
+ * fsyncs it; fills content with the same bytes. Returns 0 or a negative errno. */
+int spool_write_message(const char *data_dir, const struct message *m, struct buf *content,
+                        char *path, size_t pathlen, char *err, size_t errlen);
+/* Writes (or rewrites, atomically) the job file and fsyncs it and its directory. */
+int spool_write_job(const char *data_dir, const struct spool_job *j, char *err, size_t errlen);
+/* Removes the job file; with last = true the message file too. */
+void spool_remove_job(const char *data_dir, const struct spool_job *j, bool last);
+/* Loads every job of the spool (caller frees each and the array). Unreadable job files are
+ * logged and moved aside as .bad, never silently dropped. */
+size_t spool_load_jobs(const char *data_dir, struct spool_job ***out);
+/* Reads j->msg_path into j->content unless loaded. Returns 0 or -1. */
+int spool_job_load_content(struct spool_job *j, char *err, size_t errlen);
+void spool_job_free(struct spool_job *j);
+
+#endif

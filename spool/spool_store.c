@@ -1,0 +1,274 @@
+/* Spool files: messages as raw bytes, jobs as small JSON documents (jansson), each written to
+ * a temporary name, fsync'd, renamed, and its directory fsync'd. */
+#include "spool/spool.h"
+#include "core/log.h"
+#include "core/message.h"
+#include "core/xalloc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void spool_dirs(const char *data_dir, char *msg_dir, char *job_dir, size_t len)
+{
+    snprintf(msg_dir, len, "%s/spool/msg", data_dir);
+    snprintf(job_dir, len, "%s/spool/jobs", data_dir);
+}
+
+static int mkdirs(const char *path)
+{
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+static int fsync_path(const char *path, int flags)
+{
+    int fd = open(path, flags | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = fsync(fd) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
+/* Writes data to dir/name durably: temporary file, fsync, rename, fsync of dir. */
+static int write_durable(const char *dir, const char *name, const char *data, size_t len,
+                         char *err, size_t errlen)
+{
+    int rc = mkdirs(dir);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(-rc));
+        return rc;
+    }
+    char tmp[PATH_MAX], final[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
+    snprintf(final, sizeof final, "%s/%s", dir, name);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+        return rc;
+    }
+    size_t off = 0;
+    while (off < len && rc == 0) {
+        ssize_t w = write(fd, data + off, len - off);
+        if (w < 0 && errno != EINTR)
+            rc = -errno;
+        else if (w > 0)
+            off += (size_t)w;
+    }
+    if (rc == 0 && fsync(fd) < 0)
+        rc = -errno;
+    if (close(fd) < 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && rename(tmp, final) < 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = fsync_path(dir, O_RDONLY | O_DIRECTORY);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot write %s: %s", final, strerror(-rc));
+        unlink(tmp);
+    }
+    return rc;
+}
+
+int spool_write_message(const char *data_dir, const struct message *m, struct buf *content,
+                        char *path, size_t pathlen, char *err, size_t errlen)
+{
+    char msg_dir[PATH_MAX], job_dir[PATH_MAX], name[64];
+    spool_dirs(data_dir, msg_dir, job_dir, sizeof msg_dir);
+    buf_reset(content);
+    message_trace_headers(m, NULL, content);
+    buf_append(content, m->body.data, m->body.len);
+    snprintf(name, sizeof name, "%s.eml", m->qid);
+    snprintf(path, pathlen, "%s/%s", msg_dir, name);
+    return write_durable(msg_dir, name, content->data, content->len, err, errlen);
+}
+
+static json_t *verdicts_json(const struct verdicts *v)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "spf", verdict_name(v->spf), "dkim",
+                     verdict_name(v->dkim), "dmarc", verdict_name(v->dmarc), "spam",
+                     verdict_name(v->spam), "virus", verdict_name(v->virus), "dmarc_policy",
+                     dmarc_policy_name(v->dmarc_policy));
+}
+
+int spool_write_job(const char *data_dir, const struct spool_job *j, char *err, size_t errlen)
+{
+    json_t *rcpts = json_array();
+    for (size_t i = 0; i < j->nrcpts; i++)
+        json_array_append_new(rcpts, json_string(j->rcpts[i]));
+    json_t *o = json_pack(
+        "{s:s, s:s, s:s, s:s, s:i, s:s, s:o, s:s, s:s, s:s, s:b, s:o, s:I, s:I, s:I, s:i, "
+        "s:I, s:s, s:s}",
+        "id", j->id, "qid", j->qid, "rule_set", j->rule_set, "rule", j->rule, "action_index",
+        j->action_index, "action_type", j->action_type, "rcpts", rcpts, "mail_from",
+        j->mail_from ? j->mail_from : "", "helo", j->helo ? j->helo : "", "client_ip",
+        j->client_ip, "tls", j->tls, "verdicts", verdicts_json(&j->verdicts), "arrival",
+        (json_int_t)j->arrival, "created", (json_int_t)j->created, "next_attempt",
+        (json_int_t)j->next_attempt, "attempts", j->attempts, "expire_after_ms",
+        (json_int_t)j->expire_after_ms, "on_failure",
+        j->on_failure == ON_FAILURE_CONTINUE ? "continue" : "retry", "msg_path", j->msg_path);
+    if (!o) {
+        snprintf(err, errlen, "cannot encode job %s", j->id);
+        return -EINVAL;
+    }
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    char msg_dir[PATH_MAX], job_dir[PATH_MAX], name[96];
+    spool_dirs(data_dir, msg_dir, job_dir, sizeof msg_dir);
+    snprintf(name, sizeof name, "%s.job", j->id);
+    int rc = write_durable(job_dir, name, text, strlen(text), err, errlen);
+    free(text);
+    return rc;
+}
+
+void spool_remove_job(const char *data_dir, const struct spool_job *j, bool last)
+{
+    char msg_dir[PATH_MAX], job_dir[PATH_MAX], path[PATH_MAX + 100];
+    spool_dirs(data_dir, msg_dir, job_dir, sizeof msg_dir);
+    snprintf(path, sizeof path, "%s/%s.job", job_dir, j->id);
+    unlink(path);
+    if (last)
+        unlink(j->msg_path);
+    /* Not fsync'd: a job that reappears after a crash is re-run, and actions are idempotent. */
+}
+
+static const char *jstr(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "";
+}
+
+static struct spool_job *job_from_json(json_t *o)
+{
+    struct spool_job *j = xcalloc(1, sizeof *j);
+    snprintf(j->id, sizeof j->id, "%s", jstr(o, "id"));
+    snprintf(j->qid, sizeof j->qid, "%s", jstr(o, "qid"));
+    j->rule_set = xstrdup(jstr(o, "rule_set"));
+    j->rule = xstrdup(jstr(o, "rule"));
+    j->action_index = (int)json_integer_value(json_object_get(o, "action_index"));
+    j->action_type = xstrdup(jstr(o, "action_type"));
+    json_t *rcpts = json_object_get(o, "rcpts");
+    j->nrcpts = json_array_size(rcpts);
+    j->rcpts = xcalloc(j->nrcpts ? j->nrcpts : 1, sizeof *j->rcpts);
+    for (size_t i = 0; i < j->nrcpts; i++)
+        j->rcpts[i] = xstrdup(json_string_value(json_array_get(rcpts, i)) ?: "");
+    j->mail_from = xstrdup(jstr(o, "mail_from"));
+    j->helo = xstrdup(jstr(o, "helo"));
+    snprintf(j->client_ip, sizeof j->client_ip, "%s", jstr(o, "client_ip"));
+    j->tls = json_is_true(json_object_get(o, "tls"));
+    json_t *v = json_object_get(o, "verdicts");
+    enum verdict *fields[] = {&j->verdicts.spf, &j->verdicts.dkim, &j->verdicts.dmarc,
+                              &j->verdicts.spam, &j->verdicts.virus};
+    const char *names[] = {"spf", "dkim", "dmarc", "spam", "virus"};
+    for (int i = 0; i < 5; i++)
+        if (verdict_parse(jstr(v, names[i]), fields[i]) < 0)
+            *fields[i] = VERDICT_UNSET;
+    if (dmarc_policy_parse(jstr(v, "dmarc_policy"), &j->verdicts.dmarc_policy) < 0)
+        j->verdicts.dmarc_policy = DMARC_POLICY_UNSET;
+    j->arrival = (time_t)json_integer_value(json_object_get(o, "arrival"));
+    j->created = (time_t)json_integer_value(json_object_get(o, "created"));
+    j->next_attempt = (time_t)json_integer_value(json_object_get(o, "next_attempt"));
+    j->attempts = (int)json_integer_value(json_object_get(o, "attempts"));
+    j->expire_after_ms = json_integer_value(json_object_get(o, "expire_after_ms"));
+    j->on_failure =
+        strcmp(jstr(o, "on_failure"), "continue") == 0 ? ON_FAILURE_CONTINUE : ON_FAILURE_RETRY;
+    j->msg_path = xstrdup(jstr(o, "msg_path"));
+    if (!j->id[0] || !j->qid[0] || !j->msg_path[0] || !j->action_type[0]) {
+        spool_job_free(j);
+        return NULL;
+    }
+    return j;
+}
+
+size_t spool_load_jobs(const char *data_dir, struct spool_job ***out)
+{
+    char msg_dir[PATH_MAX], job_dir[PATH_MAX];
+    spool_dirs(data_dir, msg_dir, job_dir, sizeof msg_dir);
+    *out = NULL;
+    DIR *d = opendir(job_dir);
+    if (!d)
+        return 0;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (e->d_name[0] == '.' || len < 5 || strcmp(e->d_name + len - 4, ".job") != 0)
+            continue;
+        char path[PATH_MAX + 300];
+        snprintf(path, sizeof path, "%s/%s", job_dir, e->d_name);
+        json_error_t jerr;
+        json_t *o = json_load_file(path, 0, &jerr);
+        struct spool_job *j = o ? job_from_json(o) : NULL;
+        json_decref(o);
+        if (!j) {
+            char bad[PATH_MAX + 310];
+            snprintf(bad, sizeof bad, "%s.bad", path);
+            rename(path, bad);
+            log_msg(LOG_ERR, "spool: unreadable job %s moved to %s", path, bad);
+            continue;
+        }
+        *out = xgrow(*out, sizeof **out, &cap, n);
+        (*out)[n++] = j;
+    }
+    closedir(d);
+    return n;
+}
+
+int spool_job_load_content(struct spool_job *j, char *err, size_t errlen)
+{
+    if (j->content.len)
+        return 0;
+    FILE *f = fopen(j->msg_path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "cannot read spooled message %s: %s", j->msg_path, strerror(errno));
+        return -1;
+    }
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        buf_append(&j->content, chunk, n);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        snprintf(err, errlen, "cannot read spooled message %s", j->msg_path);
+        return -1;
+    }
+    return 0;
+}
+
+void spool_job_free(struct spool_job *j)
+{
+    if (!j)
+        return;
+    free(j->rule_set);
+    free(j->rule);
+    free(j->action_type);
+    for (size_t i = 0; i < j->nrcpts; i++)
+        free(j->rcpts[i]);
+    free(j->rcpts);
+    free(j->mail_from);
+    free(j->helo);
+    free(j->msg_path);
+    buf_free(&j->content);
+    free(j);
+}
