@@ -11,7 +11,7 @@ struct message;
 struct eval_result {
     char reply[512];  /* the final reply to DATA, without CRLF */
     struct buf rules; /* names of the rules that applied, comma separated; caller frees */
-    char error[256];  /* what failed, for the log; "" on success */
+    char error[512];  /* what failed, for the log; "" on success (room for ctx.error + rule) */
 };
 
 /* Fills res (caller frees res->rules). Every staged copy is committed on success and removed on
