@@ -603,6 +603,12 @@ static void process_input(struct session *s)
             finish_data(s);
             continue;
         }
+        if (s->stop_after_txn && !s->msg) {
+            /* Shutting down and the transaction is over (delivered, refused or reset). */
+            reply(s, "421 4.3.2 %s Service shutting down", s->srv->cfg->server.hostname);
+            close_when_flushed(s, "shutdown");
+            return;
+        }
         char line[SMTP_CMD_LINE_MAX + 1];
         size_t len;
         int rc = take_line(s, in, line, &len);
