@@ -269,11 +269,13 @@ static void finish_data(struct session *s)
         log_message(s, s->msg, verdict, NULL, "message refused while reading DATA");
         txn_reset(s);
         s->state = S_CMD;
-        reply_error(s, verdict);
-        if (must_close) {
+        if (must_close) { /* the session ends anyway: no error count, no second 421 */
+            reply(s, "%s", verdict);
             reply(s, "221 2.0.0 Bye");
             close_when_flushed(s, "smuggling defence: bare CR or LF in DATA");
+            return;
         }
+        reply_error(s, verdict);
         return;
     }
     struct message *m = s->msg;

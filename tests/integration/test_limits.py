@@ -150,6 +150,12 @@ class CommandTimeout(SluiceTestCase):
         self.assertTrue(c.closed())
         self.assertEqual(self.sluice.all_stored(), [])
 
+    def test_silent_after_starttls(self):
+        """A client that asks for TLS and then never starts the handshake is cut off too."""
+        c = self.session()
+        c.expect(220, "STARTTLS\r\n")
+        self.assertTrue(c.closed(timeout=30))
+
     def test_slow_drip_command(self):
         c = self.session()
         got, closed = drip(c, b"NOOP " + b"x" * 100)

@@ -85,5 +85,24 @@ class SmugglingThenPipelinedCommands(SluiceTestCase):
         self.assertEqual(self.sluice.all_stored(), [])
 
 
+class SmugglingAtTheErrorLimit(SluiceTestCase):
+    server_extra = "max_errors = 2,"
+
+    def test_one_refusal_then_bye(self):
+        """The refusal that ends the session is not also counted as an error: the client gets
+        550 then 221, never a stray 421 in between."""
+        c = self.session()
+        self.assertIn("500 5.5.2", c.expect(500, "FROB\r\n"))
+        c.expect(250, "MAIL FROM:<alice@example.net>\r\n")
+        c.expect(250, "RCPT TO:<user@example.test>\r\n")
+        c.expect(354, "DATA\r\n")
+        c.send(FIRST + b"\r.\r" + SMUGGLED + REAL_END)
+        self.assertIn("550 5.5.2", c.expect(550))
+        c.expect(221)
+        self.assertTrue(c.closed())
+        self.assertEqual(c.buf, b"")
+        self.assertEqual(self.sluice.all_stored(), [])
+
+
 if __name__ == "__main__":
     unittest.main()
