@@ -35,6 +35,7 @@ class CommandLines(SluiceTestCase):
         c = self.sluice.raw()
         c.expect(220)
         self.assert_refused_and_closed(c, b"EHLO client.example.net\nMAIL FROM:<a@example.net>\r\n")
+        self.assert_nothing_stored()
 
     def test_bare_cr_in_command_closes(self):
         c = self.session()
@@ -45,6 +46,7 @@ class CommandLines(SluiceTestCase):
         c = self.session()
         c.expect(250, "MAIL FROM:<a@example.net>\r\n")
         self.assert_refused_and_closed(c, b"RCPT TO:<user@example.test>\rRCPT TO:<x@example.test>\r\n")
+        self.assert_nothing_stored()
 
     def test_nul_in_command_refused_session_continues(self):
         c = self.session()
@@ -68,6 +70,7 @@ class CommandLines(SluiceTestCase):
         # 513: refused, and the session goes on.
         self.assertIn("500 5.5.2", c.expect(500, b"NOOP " + b"x" * (513 - 7) + b"\r\n"))
         c.expect(250, "NOOP\r\n")
+        self.assert_nothing_stored()
 
     def test_long_command_line_in_pieces_refused_once(self):
         c = self.session()
@@ -96,6 +99,7 @@ class CommandLines(SluiceTestCase):
         self.assertIn("503 5.5.1", c.expect(503, "MAIL FROM:<a@example.net>\r\n"))
         c.expect(250, "EHLO [192.0.2.1]\r\n")
         c.expect(250, "MAIL FROM:<a@example.net>\r\n")
+        self.assert_nothing_stored()
 
 
 class Data(SluiceTestCase):
@@ -191,6 +195,7 @@ class StartTLS(SluiceTestCase):
         self.assertNotIn("STARTTLS", text)
         c.expect(250, "NOOP\r\n")
         c.expect(221, "QUIT\r\n")
+        self.assertEqual(self.sluice.all_stored(), [])
 
     def test_injected_transaction_never_runs(self):
         c = self.session()
@@ -226,6 +231,7 @@ class StartTLS(SluiceTestCase):
         self.assertTrue(c.closed())
         d = self.session()
         d.expect(221, "QUIT\r\n")
+        self.assertEqual(self.sluice.all_stored(), [])
 
 
 if __name__ == "__main__":

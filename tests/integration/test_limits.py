@@ -123,6 +123,7 @@ class Errors(SluiceTestCase):
         self.assertIn("500 5.5.2", c.expect(500, "FROB\r\n"))
         self.assertIn("421 4.7.0", c.expect(421))
         self.assertTrue(c.closed())
+        self.assertEqual(self.sluice.all_stored(), [])
 
     def test_pipelined_errors_stop_at_the_limit(self):
         c = self.session()
@@ -132,6 +133,7 @@ class Errors(SluiceTestCase):
         self.assertIn("421 4.7.0", c.expect(421))
         self.assertTrue(c.closed())
         self.assertEqual(c.buf, b"")  # nothing after the 421
+        self.assertEqual(self.sluice.all_stored(), [])
 
 
 class CommandTimeout(SluiceTestCase):
@@ -142,6 +144,7 @@ class CommandTimeout(SluiceTestCase):
         c.expect(220)
         self.assertIn("421 4.4.2", c.expect(421))
         self.assertTrue(c.closed())
+        self.assertEqual(self.sluice.all_stored(), [])
 
     def test_idle_after_ehlo(self):
         c = self.session()
@@ -155,12 +158,14 @@ class CommandTimeout(SluiceTestCase):
         c = self.session()
         c.expect(220, "STARTTLS\r\n")
         self.assertTrue(c.closed(timeout=30))
+        self.assertEqual(self.sluice.all_stored(), [])
 
     def test_slow_drip_command(self):
         c = self.session()
         got, closed = drip(c, b"NOOP " + b"x" * 100)
         self.assertTrue(closed, "a command line dripped for 20 s was never cut off: %r" % got)
         self.assertIn(b"421 4.4.2", got + c.buf)
+        self.assertEqual(self.sluice.all_stored(), [])
 
 
 class DataTimeout(SluiceTestCase):
@@ -234,6 +239,7 @@ class Connections(SluiceTestCase):
         # The refused connections did not disturb the live ones.
         b.expect(250, "NOOP\r\n")
         c.expect(250, "NOOP\r\n")
+        self.assertEqual(self.sluice.all_stored(), [])
 
 
 if __name__ == "__main__":
