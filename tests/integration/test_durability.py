@@ -4,6 +4,7 @@ JSON logs are one JSON object per line."""
 import json
 import os
 import signal
+import ssl
 import unittest
 
 from sluice_harness import Sluice, SluiceTestCase, read_file
@@ -47,6 +48,18 @@ class StoreCannotBeCreated(SluiceTestCase):
         code, text = self.send(c, b"retry")
         self.assertEqual(code, 250, text)
         self.assertEqual(len(self.sluice.all_stored()), 1)
+
+    def test_one_recipient_failing_fails_the_message(self):
+        """Two recipients, only the second one's Maildir is blocked: 451 for the message and
+        the first recipient's copy is not visible either (the client retries both)."""
+        self.block("example.test", "blocked")
+        c = self.session()
+        c.expect(250, "MAIL FROM:<a@example.net>\r\n")
+        c.expect(250, "RCPT TO:<user@example.test>\r\n")
+        c.expect(250, "RCPT TO:<blocked@example.test>\r\n")
+        c.expect(354, "DATA\r\n")
+        self.assertIn("451 4.3.0", c.expect(451, "Subject: both\r\n\r\nbody\r\n.\r\n"))
+        self.assertEqual(files_below(os.path.join(self.sluice.dir, "var")), [])
 
 
 class SecondCopyFails(SluiceTestCase):
@@ -97,6 +110,19 @@ class Shutdown(SluiceTestCase):
 
     def test_idle_session_gets_421_and_process_exits_0(self):
         c = self.session()
+        self.sluice.signal(signal.SIGTERM)
+        self.assertIn("421 4.3.2", c.expect(421))
+        self.assertTrue(c.closed())
+        self.assert_clean_exit()
+
+    def test_idle_tls_session_gets_421(self):
+        c = self.session()
+        c.expect(220, "STARTTLS\r\n")
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        c.sock = ctx.wrap_socket(c.sock)
+        c.expect(250, "EHLO client.example.net\r\n")
         self.sluice.signal(signal.SIGTERM)
         self.assertIn("421 4.3.2", c.expect(421))
         self.assertTrue(c.closed())
