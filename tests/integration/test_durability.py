@@ -7,7 +7,7 @@ import signal
 import ssl
 import unittest
 
-from sluice_harness import Sluice, SluiceTestCase, read_file
+from sluice_harness import SluiceTestCase, read_file
 
 
 def files_below(root, names=("new", "tmp")):

@@ -45,7 +45,8 @@ class CommandLines(SluiceTestCase):
     def test_bare_cr_inside_address(self):
         c = self.session()
         c.expect(250, "MAIL FROM:<a@example.net>\r\n")
-        self.assert_refused_and_closed(c, b"RCPT TO:<user@example.test>\rRCPT TO:<x@example.test>\r\n")
+        self.assert_refused_and_closed(
+            c, b"RCPT TO:<user@example.test>\rRCPT TO:<x@example.test>\r\n")
         self.assert_nothing_stored()
 
     def test_nul_in_command_refused_session_continues(self):
