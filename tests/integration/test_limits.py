@@ -3,6 +3,7 @@ session, idle and slow-drip clients (RFC 5321 §4.5.3.2 timeouts), connections i
 client address. Each case checks the reply code + enhanced code and what was stored."""
 import select
 import socket
+import threading
 import time
 import unittest
 
@@ -184,6 +185,26 @@ class DataTimeout(SluiceTestCase):
         self.sluice.wait_log(r"result=lost error=\"timeout during DATA\"")
         d = self.session()
         d.expect(221, "QUIT\r\n")
+
+
+class PipeliningFlood(SluiceTestCase):
+    def test_client_that_does_not_read_its_replies(self):
+        """50000 pipelined commands while the client reads nothing at first: the server stops
+        reading when its output backs up instead of buffering without bound, and later answers
+        every command, in order."""
+        c = self.session()
+        n = 50000
+        wire = b"".join(b"NOOP %d\r\n" % i if i % 2 else b"RSET\r\n" for i in range(n))
+        sender = threading.Thread(target=c.send, args=(wire + b"QUIT\r\n",))
+        sender.start()
+        time.sleep(1)  # let the replies back up
+        for i in range(n):
+            code, text = c.reply()
+            self.assertEqual(code, 250, text)
+        c.expect(221)
+        sender.join()
+        self.assertTrue(c.closed())
+        self.assertEqual(self.sluice.all_stored(), [])
 
 
 def connect_from(port, source_ip):
