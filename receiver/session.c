@@ -89,6 +89,8 @@ struct session {
 
 static void process_input(struct session *s);
 static void session_free(struct session *s);
+static void log_message(struct session *s, const struct message *m, const char *result,
+                        const char *rules, const char *error);
 
 /* --- output ------------------------------------------------------------------------------ */
 
@@ -173,6 +175,8 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
         session_free(s);
         return;
     }
+    if (s->state == S_DATA && s->msg)
+        log_message(s, s->msg, "lost", NULL, "timeout during DATA");
     reply(s, "421 4.4.2 %s Error: timeout exceeded", s->srv->cfg->server.hostname);
     close_when_flushed(s, "timeout");
 }
@@ -312,11 +316,13 @@ static void finish_data(struct session *s)
         log_message(s, s->msg, verdict, NULL, NULL, "message refused while reading DATA");
         txn_reset(s);
         s->state = S_CMD;
-        reply_error(s, verdict);
-        if (must_close) {
+        if (must_close) { /* the session ends anyway: no error count, no second 421 */
+            reply(s, "%s", verdict);
             reply(s, "221 2.0.0 Bye");
             close_when_flushed(s, "smuggling defence: bare CR or LF in DATA");
+            return;
         }
+        reply_error(s, verdict);
         return;
     }
     struct message *m = s->msg;
@@ -656,6 +662,12 @@ static void process_input(struct session *s)
             arm_timer(s, scfg(s)->command_timeout);
             finish_data(s);
             continue;
+        }
+        if (s->stop_after_txn && !s->msg) {
+            /* Shutting down and the transaction is over (delivered, refused or reset). */
+            reply(s, "421 4.3.2 %s Service shutting down", s->srv->cfg->server.hostname);
+            close_when_flushed(s, "shutdown");
+            return;
         }
         char line[SMTP_CMD_LINE_MAX + 1];
         size_t len;

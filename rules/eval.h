@@ -13,7 +13,7 @@ struct eval_result {
     char reply[512];    /* the final reply to DATA, without CRLF */
     struct buf rules;   /* names of the rules that applied, comma separated */
     struct buf actions; /* "rule/action:outcome:duration" per action run, comma separated */
-    char error[256];    /* what failed, for the log; "" on success */
+    char error[512];    /* what failed, for the log; "" on success */
     int sys_errno;
     size_t refused;                /* recipients refused by bounce actions */
     struct rcpt_outcome *outcomes; /* one per recipient of the message */

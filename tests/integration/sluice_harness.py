@@ -121,15 +121,18 @@ server {
     def stop(self, expect_clean=True):
         for c in self.clients:
             c.close()
-        if not self.proc or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError("sluice did not stop on SIGTERM:\n" + self.read_log())
+        if not self.proc:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("sluice did not stop on SIGTERM:\n" + self.read_log())
+        # Also when a test stopped it itself: the exit status and sanitizer output still count.
+        rc = self.proc.returncode
         self.log.close()
         if expect_clean:
             log = self.read_log()

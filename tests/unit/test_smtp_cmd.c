@@ -1,0 +1,213 @@
+/* The SMTP command parser (receiver/smtp_cmd.h): verbs, envelope paths, MAIL parameters and
+ * the exact reply for each kind of bad line. */
+#include "check.h"
+#include "receiver/smtp_cmd.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static struct smtp_cmd cmd;
+static const char *err;
+static char line[600];
+
+/* Parses a NUL-terminated command text; returns the parser's result. */
+static int parse(const char *text)
+{
+    snprintf(line, sizeof line, "%s", text);
+    err = NULL;
+    return smtp_cmd_parse(line, strlen(line), &cmd, &err);
+}
+
+/* Parses text and checks it is accepted as verb. */
+#define OK(text, want_verb)                                                                        \
+    do {                                                                                           \
+        CHECK_INT(parse(text), 0);                                                                 \
+        CHECK_INT(cmd.verb, want_verb);                                                            \
+    } while (0)
+
+/* Parses text and checks it is refused with a reply starting with code. */
+#define BAD(text, code)                                                                            \
+    do {                                                                                           \
+        CHECK_INT(parse(text), -1);                                                                \
+        CHECK_PREFIX(err, code);                                                                   \
+    } while (0)
+
+static void every_verb(void)
+{
+    OK("HELO client.example.net", CMD_HELO);
+    CHECK_STR(cmd.arg, "client.example.net");
+    OK("EHLO client.example.net", CMD_EHLO);
+    OK("MAIL FROM:<a@example.net>", CMD_MAIL);
+    CHECK_STR(cmd.path, "a@example.net");
+    CHECK_INT(cmd.size, -1);
+    CHECK_INT(cmd.body, BODY_UNSPECIFIED);
+    OK("RCPT TO:<user@example.test>", CMD_RCPT);
+    CHECK_STR(cmd.path, "user@example.test");
+    OK("DATA", CMD_DATA);
+    CHECK_STR(cmd.arg, "");
+    OK("RSET", CMD_RSET);
+    OK("NOOP", CMD_NOOP);
+    OK("NOOP anything at all", CMD_NOOP);
+    OK("QUIT", CMD_QUIT);
+    OK("HELP", CMD_HELP);
+    OK("HELP MAIL", CMD_HELP);
+    OK("VRFY user", CMD_VRFY);
+    OK("EXPN list", CMD_EXPN);
+    OK("STARTTLS", CMD_STARTTLS);
+    OK("XCLIENT ADDR=1.2.3.4", CMD_XCLIENT);
+}
+
+static void case_insensitive(void)
+{
+    OK("ehlo x.example", CMD_EHLO);
+    OK("Helo x.example", CMD_HELO);
+    OK("mail from:<a@example.net>", CMD_MAIL);
+    CHECK_STR(cmd.path, "a@example.net");
+    OK("MaIl FrOm:<a@example.net> size=10 body=8bitmime", CMD_MAIL);
+    CHECK_INT(cmd.size, 10);
+    CHECK_INT(cmd.body, BODY_8BITMIME);
+    OK("rcpt to:<User@Example.TEST>", CMD_RCPT);
+    CHECK_STR(cmd.path, "User@Example.TEST"); /* the path keeps its case */
+    OK("data", CMD_DATA);
+    OK("StartTLS", CMD_STARTTLS);
+    OK("quit", CMD_QUIT);
+}
+
+static void paths(void)
+{
+    OK("MAIL FROM:<>", CMD_MAIL);
+    CHECK_STR(cmd.path, "");
+    BAD("RCPT TO:<>", "501 5.1.3");
+    /* Obsolete source routes are dropped (RFC 5321 §4.1.1.3 / Appendix C). */
+    OK("RCPT TO:<@relay1.example,@relay2.example:user@example.test>", CMD_RCPT);
+    CHECK_STR(cmd.path, "user@example.test");
+    OK("MAIL FROM:<@relay.example:a@example.net>", CMD_MAIL);
+    CHECK_STR(cmd.path, "a@example.net");
+    BAD("RCPT TO:<@relay.example>", "501 5.1.3");
+    /* A quoted local part may hold '>' and escaped quotes. */
+    OK("RCPT TO:<\"a>b\"@example.test>", CMD_RCPT);
+    CHECK_STR(cmd.path, "\"a>b\"@example.test");
+    OK("MAIL FROM:<\"x\\\">y\"@example.net> SIZE=5", CMD_MAIL);
+    CHECK_STR(cmd.path, "\"x\\\">y\"@example.net");
+    CHECK_INT(cmd.size, 5);
+    OK("RCPT TO:<\"with space\"@example.test>", CMD_RCPT);
+    CHECK_STR(cmd.path, "\"with space\"@example.test");
+    /* Spaces after the colon: a common client quirk, accepted. */
+    OK("MAIL FROM: <a@example.net>", CMD_MAIL);
+    CHECK_STR(cmd.path, "a@example.net");
+    OK("RCPT TO:   <user@example.test>", CMD_RCPT);
+    CHECK_STR(cmd.path, "user@example.test");
+    OK("RCPT TO:<user@[192.0.2.1]>", CMD_RCPT);
+    CHECK_STR(cmd.path, "user@[192.0.2.1]");
+    /* Broken paths. */
+    BAD("MAIL FROM:a@example.net", "501 5.1.7");
+    BAD("MAIL FROM:<a@example.net", "501 5.1.7");
+    BAD("MAIL FROM:<a@example.net>x", "501 5.1.7");
+    BAD("RCPT TO:user@example.test", "501 5.1.3");
+    BAD("RCPT TO:<\"unterminated@example.test>", "501 5.1.3");
+    BAD("MAIL FROM:<not an address>", "553 5.1.7");
+    BAD("RCPT TO:<a..b@example.test>", "553 5.1.3");
+    BAD("RCPT TO:<user@-bad-.example>", "553 5.1.3");
+    BAD("RCPT TO:<user>", "553 5.1.3");
+    BAD("MAIL TO:<a@example.net>", "501 5.5.4");
+    BAD("RCPT FROM:<a@example.net>", "501 5.5.4");
+    BAD("MAIL <a@example.net>", "501 5.5.4");
+}
+
+static void mail_params(void)
+{
+    OK("MAIL FROM:<a@example.net> SIZE=1000", CMD_MAIL);
+    CHECK_INT(cmd.size, 1000);
+    OK("MAIL FROM:<a@example.net> SIZE=0", CMD_MAIL);
+    CHECK_INT(cmd.size, 0);
+    OK("MAIL FROM:<a@example.net> BODY=8BITMIME", CMD_MAIL);
+    CHECK_INT(cmd.body, BODY_8BITMIME);
+    OK("MAIL FROM:<a@example.net> BODY=7BIT", CMD_MAIL);
+    CHECK_INT(cmd.body, BODY_7BIT);
+    OK("MAIL FROM:<a@example.net>  BODY=8BITMIME   SIZE=42", CMD_MAIL);
+    CHECK_INT(cmd.body, BODY_8BITMIME);
+    CHECK_INT(cmd.size, 42);
+    OK("MAIL FROM:<> SIZE=77", CMD_MAIL);
+    CHECK_STR(cmd.path, "");
+    CHECK_INT(cmd.size, 77);
+    BAD("MAIL FROM:<a@example.net> SIZE=abc", "501 5.5.4");
+    BAD("MAIL FROM:<a@example.net> SIZE=", "501 5.5.4");
+    BAD("MAIL FROM:<a@example.net> SIZE=-1", "501 5.5.4");
+    BAD("MAIL FROM:<a@example.net> SIZE=12x", "501 5.5.4");
+    BAD("MAIL FROM:<a@example.net> SIZE=99999999999999999999999", "501 5.5.4");
+    BAD("MAIL FROM:<a@example.net> BODY=BINARYMIME", "501 5.5.4");
+    BAD("MAIL FROM:<a@example.net> BODY=", "501 5.5.4");
+    /* Unknown parameters: 555 5.5.4 (RFC 5321 §4.1.1.11). */
+    BAD("MAIL FROM:<a@example.net> FOO=BAR", "555 5.5.4");
+    BAD("MAIL FROM:<a@example.net> SMTPUTF8", "555 5.5.4");
+    BAD("MAIL FROM:<a@example.net> SIZE", "555 5.5.4");
+    BAD("MAIL FROM:<a@example.net> SIZE=10 AUTH=<>", "555 5.5.4");
+    BAD("RCPT TO:<user@example.test> NOTIFY=NEVER", "555 5.5.4");
+    BAD("RCPT TO:<user@example.test> SIZE=10", "555 5.5.4");
+}
+
+static void bad_syntax(void)
+{
+    BAD("FROB", "500 5.5.2");
+    BAD("", "500 5.5.2");
+    BAD(" ", "500 5.5.2");
+    BAD("MAILFROM:<a@example.net>", "500 5.5.2");
+    BAD("EHLOx", "500 5.5.2");
+    BAD("STARTTLSX", "500 5.5.2");
+    BAD("EHLO", "501 5.5.4");
+    BAD("HELO", "501 5.5.4");
+    BAD("HELO   ", "501 5.5.4");
+    BAD("MAIL", "501 5.5.4");
+    BAD("RCPT", "501 5.5.4");
+    BAD("VRFY", "501 5.5.4");
+    BAD("EXPN", "501 5.5.4");
+    BAD("DATA now", "501 5.5.4");
+    BAD("RSET x", "501 5.5.4");
+    BAD("QUIT now", "501 5.5.4");
+    BAD("STARTTLS please", "501 5.5.4");
+    /* A verb is recognised by its name only, whatever comes first on the reply. */
+    CHECK_INT(parse("DATA now"), -1);
+    CHECK_INT(cmd.verb, CMD_DATA);
+}
+
+static void nul_bytes(void)
+{
+    static const char with_nul[] = "NOOP\0RSET";
+    memcpy(line, with_nul, sizeof with_nul);
+    CHECK_INT(smtp_cmd_parse(line, sizeof with_nul - 1, &cmd, &err), -1);
+    CHECK_PREFIX(err, "500 5.5.2");
+    static const char nul_in_path[] = "RCPT TO:<a\0b@example.test>";
+    memcpy(line, nul_in_path, sizeof nul_in_path);
+    CHECK_INT(smtp_cmd_parse(line, sizeof nul_in_path - 1, &cmd, &err), -1);
+    CHECK_PREFIX(err, "500 5.5.2");
+    static const char nul_at_end[] = "QUIT\0";
+    memcpy(line, nul_at_end, sizeof nul_at_end);
+    CHECK_INT(smtp_cmd_parse(line, sizeof nul_at_end - 1, &cmd, &err), -1);
+    CHECK_PREFIX(err, "500 5.5.2");
+}
+
+static void trailing_spaces(void)
+{
+    OK("QUIT   ", CMD_QUIT);
+    OK("DATA ", CMD_DATA);
+    OK("EHLO client.example.net  ", CMD_EHLO);
+    CHECK_STR(cmd.arg, "client.example.net");
+    OK("MAIL FROM:<a@example.net>   ", CMD_MAIL);
+    CHECK_STR(cmd.path, "a@example.net");
+    OK("MAIL FROM:<a@example.net> SIZE=9 ", CMD_MAIL);
+    CHECK_INT(cmd.size, 9);
+    OK("RCPT TO:<user@example.test> ", CMD_RCPT);
+    CHECK_STR(cmd.path, "user@example.test");
+}
+
+int main(void)
+{
+    every_verb();
+    case_insensitive();
+    paths();
+    mail_params();
+    bad_syntax();
+    nul_bytes();
+    trailing_spaces();
+    return CHECK_DONE();
+}
