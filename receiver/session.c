@@ -90,7 +90,7 @@ struct session {
 static void process_input(struct session *s);
 static void session_free(struct session *s);
 static void log_message(struct session *s, const struct message *m, const char *result,
-                        const char *rules, const char *error);
+                        const char *rules, const char *actions, const char *error);
 
 /* --- output ------------------------------------------------------------------------------ */
 
@@ -176,7 +176,7 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (s->state == S_DATA && s->msg)
-        log_message(s, s->msg, "lost", NULL, "timeout during DATA");
+        log_message(s, s->msg, "not accepted", NULL, NULL, "timeout during DATA");
     reply(s, "421 4.4.2 %s Error: timeout exceeded", s->srv->cfg->server.hostname);
     close_when_flushed(s, "timeout");
 }

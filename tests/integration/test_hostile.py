@@ -149,7 +149,7 @@ class Data(SluiceTestCase):
         self.start_data(c)
         c.send(b"Subject: half\r\n\r\nhalf a message\r\n.")
         c.close()
-        self.sluice.wait_log(r"result=lost")
+        self.sluice.wait_log(r"result=\"not accepted\"")
         self.assertEqual(self.sluice.all_stored(), [])
         # The server keeps serving.
         d = self.session()
@@ -166,7 +166,7 @@ class Data(SluiceTestCase):
         # SO_LINGER 0: close with a TCP RST instead of a FIN.
         c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         c.close()
-        self.sluice.wait_log(r"result=lost")
+        self.sluice.wait_log(r"result=\"not accepted\"")
         self.assertEqual(self.sluice.all_stored(), [])
         d = self.session()
         d.expect(221, "QUIT\r\n")

@@ -182,7 +182,7 @@ class DataTimeout(SluiceTestCase):
         self.assertTrue(closed, "DATA dripped for 20 s was never cut off: %r" % got)
         self.assertIn(b"421 4.4.2", got + c.buf)
         self.assertEqual(self.sluice.all_stored(), [])
-        self.sluice.wait_log(r"result=lost error=\"timeout during DATA\"")
+        self.sluice.wait_log(r"result=\"not accepted\" error=\"timeout during DATA\"")
         d = self.session()
         d.expect(221, "QUIT\r\n")
 
