@@ -36,6 +36,8 @@
 #define SMTP_CMD_LINE_MAX 512
 /* Stop reading while this much output is unread by the client (pipelining abuse). */
 #define OUTPUT_HIGH_WATER (256 * 1024)
+/* Input buffered at most before reading pauses (DATA is consumed as it arrives). */
+#define INPUT_HIGH_WATER (256 * 1024)
 
 enum state {
     S_CMD,       /* reading commands */
@@ -514,6 +516,7 @@ static void start_tls(struct session *s)
     struct timeval wt = {.tv_sec = (time_t)scfg(s)->command_timeout};
     bufferevent_set_timeouts(tbev, NULL, &wt);
     bufferevent_setcb(tbev, on_read, on_write, on_event, s);
+    bufferevent_setwatermark(tbev, EV_READ, 0, INPUT_HIGH_WATER);
     bufferevent_enable(tbev, EV_READ | EV_WRITE);
     /* The handshake must finish within the command timeout too. */
     arm_timer(s, scfg(s)->command_timeout);
@@ -751,6 +754,8 @@ void session_start(struct server *srv, evutil_socket_t fd, const struct sockaddr
     s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
     s->timer = evtimer_new(srv->base, on_timeout, s);
     bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
+    /* Bound what a client can make us buffer while a message is being judged (S_BUSY). */
+    bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH_WATER);
     struct timeval wt = {.tv_sec = (time_t)srv->cfg->server.command_timeout};
     bufferevent_set_timeouts(s->bev, NULL, &wt);
     bufferevent_enable(s->bev, EV_READ | EV_WRITE);
