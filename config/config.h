@@ -39,6 +39,8 @@ struct server_cfg {
     char *rule_set;
     bool auth_checks;
     char *metrics; /* "ip:port" of the Prometheus endpoint, NULL when off */
+    long long retry_initial_ms; /* first retry of a failed post-acceptance action */
+    long long retry_max_ms;     /* backoff cap */
 };
 
 /* receipt_filter { name, policy = "block"|"allow", cidr = { ... } } (SES receipt filters). */

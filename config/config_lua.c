@@ -492,7 +492,8 @@ static int parse_server(lua_State *L, struct server_cfg *s, int line, char *err,
                                        "command_timeout",  "data_timeout",
                                        "max_errors",       "workers",
                                        "rule_set",         "auth_checks",
-                                       "metrics",          NULL};
+                                       "metrics",          "retry_initial_ms",
+                                       "retry_max_ms",     NULL};
     char *log_format = NULL;
     if (lf_check_keys(L, 1, "server", keys, err, errlen) < 0 ||
         parse_listen(L, s, line, err, errlen) < 0 ||
@@ -513,7 +514,10 @@ static int parse_server(lua_State *L, struct server_cfg *s, int line, char *err,
         lf_integer(L, 1, "workers", 1, 256, &s->workers, err, errlen) < 0 ||
         lf_string(L, 1, "rule_set", false, &s->rule_set, err, errlen) < 0 ||
         lf_bool(L, 1, "auth_checks", &s->auth_checks, err, errlen) < 0 ||
-        lf_string(L, 1, "metrics", false, &s->metrics, err, errlen) < 0) {
+        lf_string(L, 1, "metrics", false, &s->metrics, err, errlen) < 0 ||
+        lf_integer(L, 1, "retry_initial_ms", 10, 86400000, &s->retry_initial_ms, err, errlen) <
+            0 ||
+        lf_integer(L, 1, "retry_max_ms", 10, 86400000, &s->retry_max_ms, err, errlen) < 0) {
         free(log_format);
         return -1;
     }
@@ -658,6 +662,8 @@ static void set_defaults(struct server_cfg *s)
     s->data_timeout = 600;
     s->max_errors = 20;
     s->auth_checks = true;
+    s->retry_initial_ms = 60 * 1000;
+    s->retry_max_ms = 30 * 60 * 1000;
 }
 
 /* Checks that need the whole file: the server block exists, rule set references resolve. */

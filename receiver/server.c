@@ -9,6 +9,7 @@
 #include "receiver/tls.h"
 #include "receiver/workers.h"
 #include "rules/metrics.h"
+#include "spool/retry.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -277,6 +278,7 @@ struct server *server_new(struct config *cfg, char *err, size_t errlen)
         }
     }
     srv->pool = worker_pool_new(srv->base, (int)cfg->server.workers);
+    srv->retry = retry_new(srv->base, srv->pool, &srv->cfg);
     return srv;
 }
 
@@ -293,6 +295,7 @@ void server_free(struct server *srv)
     if (!srv)
         return;
     worker_pool_free(srv->pool); /* finishes jobs in flight first */
+    retry_free(srv->retry);      /* what is left stays in the spool */
     metrics_http_free(srv->metrics);
     while (srv->sessions)
         session_abort(srv->sessions);

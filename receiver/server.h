@@ -33,6 +33,7 @@ struct server {
     struct event *signals[4];
     struct event *grace;
     struct evhttp *metrics;
+    struct retry *retry; /* post-acceptance jobs */
 };
 
 /* Binds every listener of cfg (the server takes over the reference). Returns NULL with the

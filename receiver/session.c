@@ -18,6 +18,7 @@
 #include "rules/eval.h"
 #include "rules/metrics.h"
 #include "rules/rcpt_index.h"
+#include "spool/retry.h"
 #include "rules/ruleset.h"
 
 #include <event2/buffer.h>
@@ -267,7 +268,7 @@ static void log_partial_bounce(const struct message *m, const struct rcpt_outcom
 static void job_run(struct work *w)
 {
     struct msg_job *j = (struct msg_job *)w;
-    rules_evaluate(j->rs, j->msg, &j->res);
+    rules_evaluate(j->rs, j->msg, j->cfg->server.data_dir, &j->res);
 }
 
 static void job_done(struct work *w)
@@ -286,6 +287,11 @@ static void job_done(struct work *w)
                 j->res.error);
     if (j->res.refused && j->res.reply[0] == '2')
         log_partial_bounce(j->msg, j->res.outcomes);
+    if (j->res.njobs) {
+        /* Durable already; the first attempt starts now, after the reply. */
+        retry_add(s->srv->retry, j->res.jobs, j->res.njobs);
+        j->res.njobs = 0;
+    }
     if (j->res.error[0])
         log_msg(LOG_ERR, "qid=%s %s", j->msg->qid, j->res.error);
     message_free(j->msg);

@@ -4,7 +4,9 @@
 #include "actions/action.h"
 #include "actions/maildir.h"
 #include "core/log.h"
+#include "core/log.h"
 #include "core/message.h"
+#include "spool/spool.h"
 #include "core/xalloc.h"
 #include "rules/metrics.h"
 #include "rules/rcpt_index.h"
@@ -59,30 +61,86 @@ static void fail_reply(struct eval_result *res, int sys_errno)
                  "451 4.3.0 Temporary failure storing the message, try again later");
 }
 
-/* Runs one rule's actions for the recipients in idx[0..n). Returns the status that ends the
- * rule (OK when all ran), with failures described in res->error. */
-static enum action_status run_rule(const struct rule *r, struct action_ctx *ctx,
-                                   struct eval_result *res)
+/* A post-acceptance action with on_failure = "tempfail" runs now, before the reply, on a job
+ * built from the message in memory. */
+static enum action_status deliver_now(const struct rule_set *rs, const struct action *a,
+                                      size_t ai, struct action_ctx *ctx)
 {
+    struct spool_job *j = spool_job_new(ctx->msg, rs->name, ctx->rule->name, (int)ai,
+                                        a->type->name, ctx->rcpts, ctx->nrcpts, 0);
+    message_trace_headers(ctx->msg, NULL, &j->content);
+    buf_append(&j->content, ctx->msg->body.data, ctx->msg->body.len);
+    char err[512] = "";
+    int rc = a->type->deliver(a->state, j, err, sizeof err);
+    spool_job_free(j);
+    if (rc == 0)
+        return ACTION_OK;
+    snprintf(ctx->error, sizeof ctx->error, "%.250s", err);
+    return ACTION_FAILED;
+}
+
+/* Remembers a post-acceptance action to spool once the chain has succeeded. */
+static void defer(struct eval_result *res, const struct rule_set *rs, const struct action *a,
+                  size_t ai, struct action_ctx *ctx)
+{
+    struct spool_job *j = spool_job_new(ctx->msg, rs->name, ctx->rule->name, (int)ai,
+                                        a->type->name, ctx->rcpts, ctx->nrcpts,
+                                        (int)res->njobs + 1);
+    j->expire_after_ms = a->expire_after_ms;
+    j->on_failure = action_effective_policy(a) == ON_FAILURE_CONTINUE ? ON_FAILURE_CONTINUE
+                                                                       : ON_FAILURE_RETRY;
+    res->jobs = xgrow(res->jobs, sizeof *res->jobs, &res->jobs_cap, res->njobs);
+    res->jobs[res->njobs++] = j;
+}
+
+static enum action_status run_action(const struct rule_set *rs, const struct action *a, size_t ai,
+                                     struct action_ctx *ctx, struct eval_result *res)
+{
+    if (!a->type->deliver)
+        return a->type->run(a->state, ctx);
+    if (action_effective_policy(a) == ON_FAILURE_TEMPFAIL)
+        return deliver_now(rs, a, ai, ctx);
+    defer(res, rs, a, ai, ctx);
+    return ACTION_OK;
+}
+
+/* Runs one rule's actions for the recipients in ctx. Returns the status that ends the rule
+ * (OK when all ran), with failures described in res->error. A failed action whose policy is
+ * "continue" or "drop" does not fail the message. */
+static enum action_status run_rule(const struct rule_set *rs, const struct rule *r,
+                                   struct action_ctx *ctx, struct eval_result *res)
+{
+    int rule_failed = 0;
     for (size_t ai = 0; ai < r->nactions; ai++) {
         const struct action *a = r->actions[ai];
         ctx->error[0] = '\0';
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        enum action_status st = a->type->run(a->state, ctx);
+        enum action_status st = run_action(rs, a, ai, ctx, res);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
         metrics_action_observe(a->stats, secs, st == ACTION_FAILED);
         static const char *const outcome[] = {"ok", "failed", "stop_rule", "stop_rule_set"};
         buf_printf(&res->actions, "%s%s/%s:%s:%.3fms", res->actions.len ? "," : "", r->name,
                    a->type->name, outcome[st], secs * 1e3);
-        if (st == ACTION_FAILED)
-            snprintf(res->error, sizeof res->error, "rule %.64s: %s (line %d): %.150s", r->name,
+        if (st == ACTION_FAILED) {
+            snprintf(res->error, sizeof res->error, "rule %.64s: %s (line %d): %.250s", r->name,
                      a->type->name, a->line, ctx->error);
+            enum on_failure policy = action_effective_policy(a);
+            if (policy == ON_FAILURE_CONTINUE || policy == ON_FAILURE_DROP) {
+                log_msg(LOG_WARN, "qid=%s %s; on_failure=%s", ctx->msg->qid, res->error,
+                        policy == ON_FAILURE_DROP ? "drop" : "continue");
+                if (policy == ON_FAILURE_DROP)
+                    action_drop_rcpts(ctx);
+                res->error[0] = '\0';
+                rule_failed = 1;
+                continue;
+            }
+        }
         if (st != ACTION_OK)
             return st;
     }
-    return ACTION_OK;
+    return rule_failed ? ACTION_FAILED_SOFT : ACTION_OK;
 }
 
 /* The reply to DATA once the chain ran: when every recipient was refused, the first refusal
@@ -106,7 +164,46 @@ static void final_reply(const struct message *m, const struct rcpt_outcome *out,
         snprintf(res->reply, sizeof res->reply, "250 2.0.0 Ok: queued as %s", m->qid);
 }
 
-void rules_evaluate(const struct rule_set *rs, struct message *m, struct eval_result *res)
+static void unspool_jobs(const char *data_dir, struct eval_result *res);
+
+static void drop_jobs(struct eval_result *res)
+{
+    for (size_t i = 0; i < res->njobs; i++)
+        spool_job_free(res->jobs[i]);
+    res->njobs = 0;
+}
+
+/* Makes the deferred jobs durable: the message file, then each job file. */
+static int spool_jobs(const char *data_dir, const struct message *m, struct eval_result *res)
+{
+    if (res->njobs == 0)
+        return 0;
+    struct buf content = {0};
+    char path[4096];
+    int rc = spool_write_message(data_dir, m, &content, path, sizeof path, res->error,
+                                 sizeof res->error);
+    for (size_t i = 0; rc == 0 && i < res->njobs; i++) {
+        struct spool_job *j = res->jobs[i];
+        free(j->msg_path);
+        j->msg_path = xstrdup(path);
+        buf_reset(&j->content);
+        buf_append(&j->content, content.data, content.len);
+        rc = spool_write_job(data_dir, j, res->error, sizeof res->error);
+    }
+    buf_free(&content);
+    if (rc < 0)
+        unspool_jobs(data_dir, res);
+    return rc;
+}
+
+static void unspool_jobs(const char *data_dir, struct eval_result *res)
+{
+    for (size_t i = 0; i < res->njobs; i++)
+        spool_remove_job(data_dir, res->jobs[i], i + 1 == res->njobs);
+}
+
+void rules_evaluate(const struct rule_set *rs, struct message *m, const char *data_dir,
+                    struct eval_result *res)
 {
     memset(res, 0, sizeof *res);
     struct maildir_batch batch = {0};
@@ -134,11 +231,13 @@ void rules_evaluate(const struct rule_set *rs, struct message *m, struct eval_re
 
         struct action_ctx ctx = {
             .msg = m, .rule = r, .rcpts = idx, .nrcpts = n, .batch = &batch, .outcomes = outcomes};
-        enum action_status st = run_rule(r, &ctx, res);
+        enum action_status st = run_rule(rs, r, &ctx, res);
         failed = st == ACTION_FAILED;
         if (failed)
             res->sys_errno = ctx.sys_errno;
-        atomic_fetch_add(failed ? &r->stats->publish_failure : &r->stats->publish_success, 1);
+        atomic_fetch_add(failed || st == ACTION_FAILED_SOFT ? &r->stats->publish_failure
+                                                            : &r->stats->publish_success,
+                         1);
         if (st == ACTION_STOP_RULE_SET)
             break;
     }
@@ -148,14 +247,23 @@ void rules_evaluate(const struct rule_set *rs, struct message *m, struct eval_re
     if (!failed) {
         final_reply(m, outcomes, res);
         /* A total refusal delivers nothing; otherwise commit what was staged. */
-        if (res->reply[0] != '2')
+        if (res->reply[0] != '2') {
             maildir_abort(&batch);
-        int rc = maildir_commit(&batch, res->error, sizeof res->error);
+            drop_jobs(res);
+        }
+        int rc = spool_jobs(data_dir, m, res);
+        if (rc == 0) {
+            rc = maildir_commit(&batch, res->error, sizeof res->error);
+            if (rc < 0)
+                unspool_jobs(data_dir, res);
+        }
         if (rc < 0) {
             failed = 1;
             res->sys_errno = -rc;
         }
     }
+    if (failed)
+        drop_jobs(res);
     if (failed) {
         maildir_abort(&batch);
         fail_reply(res, res->sys_errno);
@@ -172,6 +280,8 @@ void eval_result_free(struct eval_result *res)
 {
     buf_free(&res->rules);
     buf_free(&res->actions);
+    drop_jobs(res);
+    free(res->jobs);
     free(res->outcomes);
     res->outcomes = NULL;
 }

@@ -8,6 +8,7 @@
 struct rule_set;
 struct message;
 struct rcpt_outcome;
+struct spool_job;
 
 struct eval_result {
     char reply[512];    /* the final reply to DATA, without CRLF */
@@ -17,11 +18,14 @@ struct eval_result {
     int sys_errno;
     size_t refused;                /* recipients refused by bounce actions */
     struct rcpt_outcome *outcomes; /* one per recipient of the message */
+    struct spool_job **jobs;       /* post-acceptance work, durable in the spool on success */
+    size_t njobs, jobs_cap;
 };
 
 /* Fills res (caller frees with eval_result_free). Every staged copy is committed on success and
  * removed on failure, so a 250 reply means every copy is on disk and a 4xx means none is. */
-void rules_evaluate(const struct rule_set *rs, struct message *m, struct eval_result *res);
+void rules_evaluate(const struct rule_set *rs, struct message *m, const char *data_dir,
+                    struct eval_result *res);
 void eval_result_free(struct eval_result *res);
 
 #endif

@@ -49,6 +49,12 @@ struct spool_job {
     struct buf content; /* the message as spooled (trace headers + original); loaded lazily */
 };
 
+/* A new job for action (type name, position action_index in rule) of rule_set/rule, for the
+ * recipients m->rcpts[rcpts[0..n)], numbered seq within the message. Not yet written. */
+struct spool_job *spool_job_new(const struct message *m, const char *rule_set, const char *rule,
+                                int action_index, const char *type, const size_t *rcpts,
+                                size_t n, int seq);
+
 /* Paths under data_dir. */
 void spool_dirs(const char *data_dir, char *msg_dir, char *job_dir, size_t len);
 /* Writes the message with its trace headers (no "for" clause) to <msg_dir>/<qid>.eml and

@@ -256,6 +256,32 @@ int spool_job_load_content(struct spool_job *j, char *err, size_t errlen)
     return 0;
 }
 
+struct spool_job *spool_job_new(const struct message *m, const char *rule_set, const char *rule,
+                                int action_index, const char *type, const size_t *rcpts,
+                                size_t n, int seq)
+{
+    struct spool_job *j = xcalloc(1, sizeof *j);
+    snprintf(j->id, sizeof j->id, "%s-%d", m->qid, seq);
+    snprintf(j->qid, sizeof j->qid, "%s", m->qid);
+    j->rule_set = xstrdup(rule_set);
+    j->rule = xstrdup(rule);
+    j->action_index = action_index;
+    j->action_type = xstrdup(type);
+    j->rcpts = xcalloc(n ? n : 1, sizeof *j->rcpts);
+    for (size_t i = 0; i < n; i++)
+        j->rcpts[j->nrcpts++] = xstrdup(m->rcpts[rcpts[i]]);
+    j->mail_from = xstrdup(m->mail_from ? m->mail_from : "");
+    j->helo = xstrdup(m->helo ? m->helo : "");
+    snprintf(j->client_ip, sizeof j->client_ip, "%s", m->client_ip);
+    j->tls = m->tls;
+    j->verdicts = m->verdicts;
+    j->arrival = m->arrival;
+    j->created = time(NULL);
+    j->next_attempt = j->created;
+    j->msg_path = xstrdup("");
+    return j;
+}
+
 void spool_job_free(struct spool_job *j)
 {
     if (!j)

@@ -1,0 +1,230 @@
+/* The retry scheduler: one timer per pending job, attempts on the worker pool, the outcome
+ * (done, retry later, expired, given up) decided back on the event loop. */
+#include "spool/retry.h"
+#include "actions/action.h"
+#include "config/config.h"
+#include "core/log.h"
+#include "core/xalloc.h"
+#include "receiver/workers.h"
+#include "rules/metrics.h"
+#include "rules/ruleset.h"
+#include "spool/spool.h"
+
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct pending {
+    struct work work; /* first: the pool hands it back */
+    struct retry *r;
+    struct spool_job *job;
+    struct event *timer;
+    struct config *cfg; /* pinned while an attempt runs */
+    const struct action *action;
+    int ok;
+    int in_flight;
+    char err[512];
+    struct pending *next, *prev;
+};
+
+struct retry {
+    struct event_base *base;
+    struct worker_pool *pool;
+    struct config *const *cfg_ref;
+    struct pending *head;
+};
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Backoff after n failed attempts: initial * 2^(n-1), capped. */
+static long long backoff_ms(const struct config *cfg, int attempts)
+{
+    long long d = cfg->server.retry_initial_ms;
+    for (int i = 1; i < attempts && d < cfg->server.retry_max_ms; i++)
+        d *= 2;
+    return d < cfg->server.retry_max_ms ? d : cfg->server.retry_max_ms;
+}
+
+static const struct action *find_action(const struct config *cfg, const struct spool_job *j)
+{
+    const struct rule_set *rs = config_find_rule_set(cfg, j->rule_set);
+    for (size_t i = 0; rs && i < rs->nrules; i++) {
+        const struct rule *r = rs->rules[i];
+        if (strcmp(r->name, j->rule) != 0)
+            continue;
+        if (j->action_index < 0 || (size_t)j->action_index >= r->nactions)
+            return NULL;
+        const struct action *a = r->actions[j->action_index];
+        return strcmp(a->type->name, j->action_type) == 0 && a->type->deliver ? a : NULL;
+    }
+    return NULL;
+}
+
+static void job_log(const struct spool_job *j, enum log_level lvl, const char *outcome,
+                    const char *error)
+{
+    char attempts[16];
+    snprintf(attempts, sizeof attempts, "%d", j->attempts);
+    struct log_kv kv[] = {{"job", j->id},         {"rule_set", j->rule_set},
+                          {"rule", j->rule},      {"action", j->action_type},
+                          {"attempts", attempts}, {"outcome", outcome},
+                          {"error", error && *error ? error : NULL}};
+    log_event(lvl, "action", kv, sizeof kv / sizeof kv[0]);
+}
+
+/* Removes p from the scheduler and the spool; the message file goes with the last job. */
+static void finish(struct pending *p)
+{
+    struct retry *r = p->r;
+    int others = 0;
+    for (struct pending *q = r->head; q; q = q->next)
+        if (q != p && strcmp(q->job->qid, p->job->qid) == 0)
+            others = 1;
+    spool_remove_job((*r->cfg_ref)->server.data_dir, p->job, !others);
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        r->head = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    event_free(p->timer);
+    spool_job_free(p->job);
+    free(p);
+}
+
+static void attempt_run(struct work *w)
+{
+    struct pending *p = (struct pending *)w;
+    p->err[0] = '\0';
+    if (spool_job_load_content(p->job, p->err, sizeof p->err) < 0) {
+        p->ok = 0;
+        return;
+    }
+    p->ok = p->action->type->deliver(p->action->state, p->job, p->err, sizeof p->err) == 0;
+}
+
+static void schedule(struct pending *p, long long delay_ms);
+
+static void attempt_done(struct work *w)
+{
+    struct pending *p = (struct pending *)w;
+    struct spool_job *j = p->job;
+    const struct config *cfg = p->cfg;
+    p->in_flight = 0;
+    j->attempts++;
+    struct rule_stats *stats = metrics_rule_stats(j->rule_set, j->rule);
+    if (p->ok) {
+        job_log(j, LOG_INFO, "delivered", NULL);
+        config_release(p->cfg);
+        finish(p);
+        return;
+    }
+    if (j->attempts == 1)
+        atomic_fetch_add(&stats->publish_failure, 1);
+    long long age = now_ms() - (long long)j->created * 1000;
+    if (j->on_failure == ON_FAILURE_CONTINUE) {
+        job_log(j, LOG_WARN, "failed", p->err);
+    } else if (age >= j->expire_after_ms) {
+        atomic_fetch_add(&stats->publish_expired, 1);
+        job_log(j, LOG_ERR, "expired", p->err);
+    } else {
+        long long delay = backoff_ms(cfg, j->attempts);
+        j->next_attempt = (time_t)((now_ms() + delay) / 1000);
+        char err[256];
+        if (spool_write_job(cfg->server.data_dir, j, err, sizeof err) < 0)
+            log_msg(LOG_ERR, "spool: cannot update job %s: %s", j->id, err);
+        job_log(j, LOG_WARN, "retry", p->err);
+        config_release(p->cfg);
+        p->cfg = NULL;
+        schedule(p, delay);
+        return;
+    }
+    config_release(p->cfg);
+    finish(p);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct pending *p = arg;
+    struct config *cfg = *p->r->cfg_ref;
+    p->action = find_action(cfg, p->job);
+    if (!p->action) {
+        /* The rule or action is gone from the config: nothing can run this job any more. */
+        atomic_fetch_add(&metrics_rule_stats(p->job->rule_set, p->job->rule)->publish_expired, 1);
+        job_log(p->job, LOG_ERR, "expired", "the action is no longer in the config");
+        finish(p);
+        return;
+    }
+    p->cfg = config_retain(cfg);
+    p->in_flight = 1;
+    p->work.run = attempt_run;
+    p->work.done = attempt_done;
+    worker_pool_submit(p->r->pool, &p->work);
+}
+
+static void schedule(struct pending *p, long long delay_ms)
+{
+    if (delay_ms < 0)
+        delay_ms = 0;
+    struct timeval tv = {(time_t)(delay_ms / 1000), (suseconds_t)(delay_ms % 1000) * 1000};
+    evtimer_add(p->timer, &tv);
+}
+
+static void add_one(struct retry *r, struct spool_job *j, long long delay_ms)
+{
+    struct pending *p = xcalloc(1, sizeof *p);
+    p->r = r;
+    p->job = j;
+    p->timer = evtimer_new(r->base, on_timer, p);
+    p->next = r->head;
+    if (r->head)
+        r->head->prev = p;
+    r->head = p;
+    schedule(p, delay_ms);
+}
+
+void retry_add(struct retry *r, struct spool_job **jobs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        add_one(r, jobs[i], 0);
+}
+
+struct retry *retry_new(struct event_base *base, struct worker_pool *pool,
+                        struct config *const *cfg_ref)
+{
+    struct retry *r = xcalloc(1, sizeof *r);
+    r->base = base;
+    r->pool = pool;
+    r->cfg_ref = cfg_ref;
+    struct spool_job **jobs;
+    size_t n = spool_load_jobs((*cfg_ref)->server.data_dir, &jobs);
+    long long now = now_ms();
+    for (size_t i = 0; i < n; i++)
+        add_one(r, jobs[i], (long long)jobs[i]->next_attempt * 1000 - now);
+    free(jobs);
+    if (n)
+        log_msg(LOG_INFO, "spool: resuming %zu post-acceptance jobs", n);
+    return r;
+}
+
+void retry_free(struct retry *r)
+{
+    if (!r)
+        return;
+    while (r->head) {
+        struct pending *p = r->head;
+        r->head = p->next;
+        event_free(p->timer);
+        config_release(p->cfg);
+        spool_job_free(p->job);
+        free(p);
+    }
+    free(r);
+}

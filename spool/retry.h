@@ -1,0 +1,25 @@
+/* Runs spooled post-acceptance jobs: the first attempt right after the 250 reply, then retries
+ * with exponential backoff until the action's expire_after (SES: 4 hours), counting
+ * PublishFailure and PublishExpired. Lives on the event loop; attempts run on the worker pool.
+ * On start it resumes every job left in the spool (restart, crash). */
+#ifndef SLUICE_RETRY_H
+#define SLUICE_RETRY_H
+
+#include <stddef.h>
+
+struct config;
+struct event_base;
+struct spool_job;
+struct worker_pool;
+struct retry;
+
+/* cfg_ref points at the server's current-config pointer: every attempt runs with the config in
+ * force at that moment. Jobs found in the spool are scheduled at once. */
+struct retry *retry_new(struct event_base *base, struct worker_pool *pool,
+                        struct config *const *cfg_ref);
+/* Takes ownership of jobs[0..n) (already durable in the spool) and attempts them now. */
+void retry_add(struct retry *r, struct spool_job **jobs, size_t n);
+/* Jobs not yet done stay in the spool for the next start. */
+void retry_free(struct retry *r);
+
+#endif
