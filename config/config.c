@@ -1,5 +1,6 @@
 /* Config lifecycle, lookups and the `sluice check` summary. */
 #include "config/config.h"
+#include "config/config_dns.h"
 #include "actions/action.h"
 #include "core/address.h"
 #include "core/xalloc.h"
@@ -37,6 +38,7 @@ void config_release(struct config *c)
     if (!c || --c->refs > 0)
         return;
     server_cfg_free(&c->server);
+    dns_cfg_free(&c->dns);
     for (size_t i = 0; i < c->nsets; i++)
         rule_set_free(c->sets[i]);
     free(c->sets);

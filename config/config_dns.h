@@ -1,0 +1,14 @@
+/* The dns { } block of the config DSL (struct dns_cfg lives in config.h). */
+#ifndef SLUICE_CONFIG_DNS_H
+#define SLUICE_CONFIG_DNS_H
+
+struct lua_State;
+struct config;
+struct dns_cfg;
+
+/* Sets the defaults in cfg->dns and defines the global dns{} constructor, which fills
+ * cfg->dns; errors name path and the line of the call. path must outlive the Lua state. */
+void config_dns_register(struct lua_State *L, struct config *cfg, const char *path);
+void dns_cfg_free(struct dns_cfg *d);
+
+#endif
