@@ -57,6 +57,8 @@ def zones(keys):
         ("spf-redirect", "TXT", txt("v=spf1 redirect=spf-ip4.example.com")),
         ("spf-exists", "TXT", txt("v=spf1 exists:%{i}.ok.example.com -all")),
         ("192.0.2.77.ok", "A", "127.0.0.2"),
+        ("spf-macro", "TXT", txt("v=spf1 exists:%{l}.users.example.com -all")),
+        ("alice.users", "A", "127.0.0.2"),
         ("spf-loop", "TXT", txt("v=spf1 include:spf-loop.example.com -all")),
         ("spf-many", "TXT", txt("v=spf1 " + " ".join("a:n%d.example.com" % i
                                                       for i in range(12)) + " -all")),
