@@ -1,6 +1,7 @@
 """Shared DNS data and helpers for the authentication tests: DKIM keys made with
 opendkim-genkey, zones for SPF/DKIM/DMARC cases, messages signed with the dkim-sign test tool
 (built next to the sluice binary)."""
+import base64
 import os
 import re
 import subprocess
@@ -22,6 +23,16 @@ def genkey(directory, domain, selector, bits=1024):
     return os.path.join(directory, selector + ".private"), txt("".join(parts))
 
 
+def genkey_ed25519(directory, name):
+    """An ed25519 key (RFC 8463) made with openssl; returns (PEM path, TXT rdata)."""
+    path = os.path.join(directory, name + ".pem")
+    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", path], check=True,
+                   capture_output=True)
+    der = subprocess.run(["openssl", "pkey", "-in", path, "-pubout", "-outform", "DER"],
+                         check=True, capture_output=True).stdout
+    return path, txt("v=DKIM1; k=ed25519; p=" + base64.b64encode(der[-32:]).decode())
+
+
 class Keys:
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="sluice-dkim-")
@@ -29,6 +40,7 @@ class Keys:
         d2 = os.path.join(self.dir, "net")
         os.makedirs(d2)
         self.net_key, self.net_txt = genkey(d2, "example.net", "sel2")
+        self.ed_key, self.ed_txt = genkey_ed25519(self.dir, "ed")
 
 
 def zones(keys):
@@ -42,6 +54,7 @@ def zones(keys):
         ("host", "AAAA", "2001:db8::80"),
         ("_dmarc", "TXT", txt("v=DMARC1; p=reject")),
         ("sel1._domainkey", "TXT", keys.sel1_txt),
+        ("ed._domainkey", "TXT", keys.ed_txt),
         ("revoked._domainkey", "TXT", txt("v=DKIM1; k=rsa; p=")),
         ("helo", "TXT", txt("v=spf1 ip4:127.0.0.1 -all")),
         # SPF mechanisms, judged with explicit client addresses by `sluice spf-query`
@@ -87,8 +100,9 @@ def start_dns(keys):
     return DnsServer(zones(keys), broken=["servfail.example.org"]).start()
 
 
-def sign(msg, key, domain, selector, canon="relaxed/relaxed", length=False):
-    args = [DKIM_SIGN, "-d", domain, "-s", selector, "-k", key, "-c", canon]
+def sign(msg, key, domain, selector, canon="relaxed/relaxed", length=False,
+         alg="rsa-sha256"):
+    args = [DKIM_SIGN, "-d", domain, "-s", selector, "-k", key, "-c", canon, "-a", alg]
     if length:
         args.append("-l")
     return subprocess.run(args, input=msg, check=True, capture_output=True).stdout
