@@ -97,6 +97,9 @@ static struct ub_ctx *make_ctx(const struct dns_cfg *d)
     }
     /* Test and local resolvers listen on loopback, which unbound skips by default. */
     ub_ctx_set_option(ctx, "do-not-query-localhost:", "no");
+    /* After an outage a server marked down is probed again at once rather than skipped for
+     * the infra cache's TTL (900 s). */
+    ub_ctx_set_option(ctx, "infra-keep-probing:", "yes");
     int rc = 0;
     if (d->nservers) {
         for (size_t i = 0; i < d->nservers && rc == 0; i++) {

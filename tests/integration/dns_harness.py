@@ -133,6 +133,15 @@ class DnsServer:
                 pass
         return out
 
+    def pause(self):
+        """Stops nsd but keeps its files and port, so start() brings the same server back."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        if self.proc:
+            self.log.close()
+        self.proc = None
+
     def stop(self):
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
@@ -143,6 +152,7 @@ class DnsServer:
                 self.proc.wait()
         if self.proc:
             self.log.close()
+            self.proc = None
         shutil.rmtree(self.dir, ignore_errors=True)
         self.proc = None
 

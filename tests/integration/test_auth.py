@@ -280,6 +280,53 @@ rule_set "main" {
         self.assertIn("dkim=temperror", d["Authentication-Results"])
 
 
+class DnsOutageMidway(unittest.TestCase):
+    """The DNS server goes away between two messages of one session and comes back: the
+    message during the outage gets PROCESSING_FAILED within the timeout, the one after the
+    recovery is judged normally again."""
+
+    def test_outage_and_recovery(self):
+        keys = Keys()
+        dns = start_dns(keys)
+        sl = Sluice(server_extra="auth_checks = true, workers = 1,", rules="""
+dns { servers = { "127.0.0.1:%d" }, timeout_ms = 500 }
+rule_set "main" {
+  rule { name = "store", recipients = { "example.test" },
+         actions = { store { maildir = "var/mail/{domain}/{user}" } } },
+}
+""" % dns.port).start()
+        try:
+            c = sl.raw()
+            c.expect(220)
+            c.expect(250, "EHLO client.example.net\r\n")
+
+            def send(user, mail_from, frm):
+                c.expect(250, "MAIL FROM:<%s>\r\n" % mail_from)
+                c.expect(250, "RCPT TO:<%s@example.test>\r\n" % user)
+                c.expect(354, "DATA\r\n")
+                c.send(message(frm) + b".\r\n")
+                c.expect(250)
+                return dict(header_fields(stored_one(self, sl, user)))
+
+            d = send("before", SPF_PASS_FROM, "a@example.com")
+            self.assertEqual(d["X-Sluice-SPF-Verdict"], "PASS")
+            dns.pause()
+            d = send("during", "x@q.example.com", "a@q.example.com")
+            self.assertEqual(d["X-Sluice-SPF-Verdict"], "PROCESSING_FAILED")
+            self.assertEqual(d["X-Sluice-DMARC-Verdict"], "PROCESSING_FAILED")
+            dns.start()
+            # Names not looked up before, so nothing comes from the cache.
+            d = send("after", "x@spf-soft.example.com", "a@spf-soft.example.com")
+            self.assertEqual(d["X-Sluice-SPF-Verdict"], "FAIL")
+            self.assertEqual(d["X-Sluice-DMARC-Verdict"], "FAIL")
+            self.assertEqual(d["X-Sluice-DMARC-Policy"], "REJECT")
+            c.expect(221, "QUIT\r\n")
+        finally:
+            sl.stop()
+            dns.stop()
+            shutil.rmtree(keys.dir, ignore_errors=True)
+
+
 class AuthOff(unittest.TestCase):
     def test_auth_checks_false_adds_nothing(self):
         sl = Sluice(server_extra="auth_checks = false,").start()
