@@ -7,10 +7,11 @@
 
 #include <string.h>
 
-/* Appends s as an RFC 8601 value: a token as is, anything else as a quoted-string. */
-static void put_value(struct buf *b, const char *s)
+/* Appends s plain when it is a dot-atom (with '@' too when at is set: RFC 8601's pvalue allows
+ * an address), else as a quoted-string. */
+static void put_token(struct buf *b, const char *s, bool at)
 {
-    bool plain = *s != '\0';
+    bool plain = *s != '\0' && (at || !strchr(s, '@'));
     for (const char *p = s; *p; p++)
         if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
                     "!#$%&'*+-/=?^_`{|}~.@",
@@ -34,6 +35,11 @@ static void put_value(struct buf *b, const char *s)
 }
 
 /* A comment: parentheses and control characters replaced. */
+static void put_value(struct buf *b, const char *s)
+{
+    put_token(b, s, true);
+}
+
 static void put_comment(struct buf *b, const char *s)
 {
     buf_puts(b, " (");
@@ -82,11 +88,11 @@ static void add_received_spf(struct message *m, const struct auth_details *a,
     buf_puts(&b, spf_res_name(a->spf));
     spf_comment(&b, m, a, authserv_id);
     buf_printf(&b, "\r\n\tclient-ip=%s; envelope-from=", m->client_ip);
-    put_value(&b, m->mail_from ? m->mail_from : "");
+    put_token(&b, m->mail_from ? m->mail_from : "", false);
     buf_puts(&b, "; helo=");
-    put_value(&b, m->helo ? m->helo : "");
+    put_token(&b, m->helo ? m->helo : "", false);
     buf_puts(&b, ";\r\n\treceiver=");
-    put_value(&b, authserv_id);
+    put_token(&b, authserv_id, false);
     buf_printf(&b, "; identity=%s;", a->spf_helo ? "helo" : "mailfrom");
     message_add_header(m, "Received-SPF", buf_cstr(&b));
     buf_free(&b);

@@ -105,7 +105,10 @@ def sign(msg, key, domain, selector, canon="relaxed/relaxed", length=False,
     args = [DKIM_SIGN, "-d", domain, "-s", selector, "-k", key, "-c", canon, "-a", alg]
     if length:
         args.append("-l")
-    return subprocess.run(args, input=msg, check=True, capture_output=True).stdout
+    # libopendkim 2.11 leaks an ed25519 private key it loads for signing (sluice only
+    # verifies), so the signing tool runs without leak detection under ASan.
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0")
+    return subprocess.run(args, input=msg, check=True, capture_output=True, env=env).stdout
 
 
 def message(frm="a@example.com", extra=b"", body=b"Hello.\r\n"):

@@ -186,6 +186,8 @@ rule_set "main" {
         self.assertEqual(len(rspf), 1, fields)
         self.assertTrue(rspf[0].startswith(spf_result_word(ar[0])), (rspf[0], ar[0]))
         self.assertIn("client-ip=127.0.0.1;", rspf[0])
+        self.assertIn('envelope-from="%s";' % mail_from, rspf[0])
+        self.assertIn("receiver=mx.example.test; identity=mailfrom;", rspf[0])
 
     def test_null_sender_uses_helo(self):
         session(self.sluice, "", message("a@example.com"), helo="helo.example.com",
