@@ -314,7 +314,8 @@ static void judge_domain(const char *from, const struct auth_details *a, struct 
     enum dmarc_policy pol = policy_of(at_org && sp ? sp : p);
     /* pct=: the policy applies to that share of failing mail; the rest gets the next lower
      * policy (§6.6.4). */
-    if (pct < 100 && pol != DMARC_POLICY_NONE && (pct <= 0 || rand() % 100 >= pct))
+    if (pct < 100 && pol != DMARC_POLICY_NONE &&
+        (pct <= 0 || arc4random_uniform(100) >= (unsigned)pct))
         pol = pol == DMARC_POLICY_REJECT ? DMARC_POLICY_QUARANTINE : DMARC_POLICY_NONE;
     o->r = DMARC_RES_FAIL;
     o->policy = pol;

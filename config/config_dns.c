@@ -67,3 +67,17 @@ void config_dns_register(lua_State *L, struct config *cfg, const char *path)
     lua_pushcclosure(L, dns_ctor, 2);
     lua_setglobal(L, "dns");
 }
+
+void dns_cfg_describe(const struct config *cfg, FILE *out)
+{
+    const struct dns_cfg *d = &cfg->dns;
+    fprintf(out, "auth checks (SPF, DKIM, DMARC): %s; dns", cfg->server.auth_checks ? "on" : "off");
+    if (d->line)
+        fprintf(out, " (line %d)", d->line);
+    fprintf(out, ":");
+    if (d->nservers == 0)
+        fprintf(out, " servers of /etc/resolv.conf");
+    for (size_t i = 0; i < d->nservers; i++)
+        fprintf(out, " %s", d->servers[i]);
+    fprintf(out, ", timeout %lld ms\n", d->timeout_ms);
+}

@@ -115,6 +115,10 @@ class DnsConfig(unittest.TestCase):
     def test_valid(self):
         r = self.check('dns { servers = { "127.0.0.1:5353", "[::1]:53" }, timeout_ms = 500 }\n')
         self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("auth checks (SPF, DKIM, DMARC): on; dns (line 2): 127.0.0.1:5353 [::1]:53,"
+                      " timeout 500 ms", r.stdout)
+        r = self.check("")
+        self.assertIn("dns: servers of /etc/resolv.conf, timeout 2000 ms", r.stdout)
 
     def test_errors_name_the_line(self):
         for text, msg in [
