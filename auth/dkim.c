@@ -27,7 +27,17 @@ static int q_start(void *srv, int type, unsigned char *query, unsigned char *buf
     struct dkim_query *q = xcalloc(1, sizeof *q);
     struct ub_result *res = NULL;
     enum dns_status st = dns_query((const char *)query, type, &res);
-    if (st == DNS_TEMPFAIL || !res || !res->answer_packet) {
+    if (st == DNS_NXDOMAIN && !res && buflen >= 17) {
+        /* A name that cannot exist (d= or s= not a valid domain) has no answer packet: hand
+         * the library an NXDOMAIN reply (QR RD, RA, rcode 3; one question for the root, TXT,
+         * since the name itself has no wire form), so it reports "no key" rather than a DNS
+         * failure. */
+        static const unsigned char nxdomain[17] = {0, 0, 0x81, 0x83, 0, 1,  0, 0, 0,
+                                                   0, 0, 0,    0,    0, 16, 0, 1};
+        memcpy(buf, nxdomain, sizeof nxdomain);
+        q->status = DKIM_DNS_SUCCESS;
+        q->bytes = sizeof nxdomain;
+    } else if (st == DNS_TEMPFAIL || !res || !res->answer_packet) {
         q->status = DKIM_DNS_ERROR;
     } else {
         q->status = DKIM_DNS_SUCCESS;
