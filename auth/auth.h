@@ -1,7 +1,11 @@
 /* Sender authentication: SPF (RFC 7208), DKIM (RFC 6376) and DMARC (RFC 7489) for one message,
  * with every lookup through auth/dns. The verdicts land in m->verdicts in Amazon SES's terms,
  * the details in m->auth, and the result headers (Authentication-Results, Received-SPF,
- * X-Sluice-*-Verdict, X-Sluice-DMARC-Policy) are prepended with message_add_header. */
+ * X-Sluice-*-Verdict, X-Sluice-DMARC-Policy) are prepended with message_add_header.
+ * X-Sluice-DMARC-Policy is present only when the DMARC verdict is FAIL or GRAY, as SES gives
+ * dmarcPolicy only then. Sender-supplied copies of our headers (X-Sluice-*, and
+ * Authentication-Results under our authserv-id) are removed from the content, after DKIM has
+ * verified it as signed. */
 #ifndef SLUICE_AUTH_H
 #define SLUICE_AUTH_H
 
