@@ -1,4 +1,5 @@
 /* sluice: the command-line entry point. Subcommands: serve, check. */
+#include "cli/commands.h"
 #include "config/config.h"
 #include "core/log.h"
 #include "receiver/server.h"
@@ -120,6 +121,8 @@ int main(int argc, char **argv)
         return cmd_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "check") == 0)
         return cmd_check(argc - 1, argv + 1);
+    if (strcmp(cmd, "spf-query") == 0) /* hidden: for tests and debugging */
+        return cmd_spf_query(argc - 1, argv + 1);
     fprintf(stderr, "sluice: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

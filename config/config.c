@@ -1,5 +1,6 @@
 /* Config lifecycle, lookups and the `sluice check` summary. */
 #include "config/config.h"
+#include "config/config_dns.h"
 #include "actions/action.h"
 #include "core/address.h"
 #include "core/cidr.h"
@@ -39,6 +40,7 @@ void config_release(struct config *c)
     if (!c || --c->refs > 0)
         return;
     server_cfg_free(&c->server);
+    dns_cfg_free(&c->dns);
     for (size_t i = 0; i < c->nsets; i++)
         rule_set_free(c->sets[i]);
     free(c->sets);
@@ -158,6 +160,7 @@ void config_describe(const struct config *c, FILE *out)
         }
         fprintf(out, "\n");
     }
+    dns_cfg_describe(c, out);
     for (size_t i = 0; i < c->nsets; i++) {
         const struct rule_set *rs = c->sets[i];
         fprintf(out, "rule set \"%s\" (line %d): %zu rule%s, in evaluation order\n", rs->name,

@@ -52,11 +52,21 @@ struct receipt_filter {
     size_t nnets;
 };
 
+/* dns { servers = { "ip:port", ... }, timeout_ms = N }: where the authentication checks send
+ * their lookups. No servers: the system resolver's (/etc/resolv.conf). */
+struct dns_cfg {
+    int line; /* 0 when the block is absent */
+    char **servers;
+    size_t nservers;
+    long long timeout_ms;
+};
+
 struct config {
     int refs;
     char *path;
     unsigned generation; /* counts reloads; shows in logs */
     struct server_cfg server;
+    struct dns_cfg dns;
     struct rule_set **sets;
     size_t nsets;
     struct receipt_filter *filters;

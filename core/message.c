@@ -1,5 +1,6 @@
 /* Message context and the trace headers of RFC 5321 §4.4. */
 #include "core/message.h"
+#include "auth/auth.h"
 #include "core/xalloc.h"
 
 #include <stdatomic.h>
@@ -32,6 +33,7 @@ void message_free(struct message *m)
         free(m->added[i].value);
     }
     free(m->added);
+    auth_details_free(m->auth);
     free(m);
 }
 

@@ -11,6 +11,8 @@
 #include "core/buf.h"
 #include "core/verdict.h"
 
+struct auth_details;
+
 struct header {
     char *name;
     char *value;
@@ -38,6 +40,7 @@ struct message {
     struct buf body; /* unstuffed content, CRLF line endings, exactly as sent */
 
     struct verdicts verdicts; /* filled on the worker before the rules run */
+    struct auth_details *auth; /* SPF/DKIM/DMARC details (auth/auth.h); NULL when not checked */
 
     struct header *added; /* prepended by actions; later ones go on top */
     size_t nadded;

@@ -8,7 +8,12 @@ server {
   data_dir = "var",                       -- spool and state
   max_message_size = 40 * 1024 * 1024,
   tls = { cert = "var/tls/cert.pem", key = "var/tls/key.pem" },   -- optional; STARTTLS offered when set
+  -- auth_checks = false,                 -- SPF/DKIM/DMARC verdicts and headers (default: on)
 }
+
+-- Where SPF, DKIM and DMARC lookups go (optional; default: the servers in /etc/resolv.conf).
+-- Each lookup waits at most timeout_ms; a timeout or SERVFAIL makes the verdict PROCESSING_FAILED.
+-- dns { servers = { "127.0.0.1:53" }, timeout_ms = 2000 }
 
 rule_set "main" {
   rule {

@@ -3,6 +3,7 @@
  * all RFC 2920 pipelining asks of a server. Work that may block (actions, fsync) leaves the
  * session in S_BUSY until the worker pool calls back; input keeps queueing meanwhile. */
 #include "receiver/session.h"
+#include "auth/auth.h"
 #include "config/config.h"
 #include "core/address.h"
 #include "core/log.h"
@@ -268,6 +269,8 @@ static void log_partial_bounce(const struct message *m, const struct rcpt_outcom
 static void job_run(struct work *w)
 {
     struct msg_job *j = (struct msg_job *)w;
+    if (j->cfg->server.auth_checks)
+        auth_check(j->cfg, j->msg);
     rules_evaluate(j->rs, j->msg, j->cfg->server.data_dir, &j->res);
 }
 

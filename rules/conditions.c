@@ -308,6 +308,16 @@ static int parse_headers(lua_State *L, struct cond_list *out, const char *what, 
     return 0;
 }
 
+/* Lua iterates tables in no fixed order: conditions are kept in field order instead, so
+ * evaluation traces and `sluice check` read the same every time. */
+static int cmp_cond(const void *a, const void *b)
+{
+    const struct condition *x = a, *y = b;
+    if (x->field != y->field)
+        return x->field < y->field ? -1 : 1;
+    return x->header && y->header ? strcasecmp(x->header, y->header) : 0;
+}
+
 int cond_list_parse(lua_State *L, int idx, const char *what, struct cond_list *out, char *err,
                     size_t errlen)
 {
@@ -342,6 +352,7 @@ int cond_list_parse(lua_State *L, int idx, const char *what, struct cond_list *o
             return -1;
         }
     }
+    qsort(out->items, out->n, sizeof *out->items, cmp_cond);
     return 0;
 }
 

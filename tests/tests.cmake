@@ -21,3 +21,7 @@ foreach(src ${INTEG_TESTS})
     ENVIRONMENT "SLUICE_BIN=$<TARGET_FILE:sluice>;SLUICE_SOURCE_DIR=${CMAKE_SOURCE_DIR};PYTHONDONTWRITEBYTECODE=1"
     TIMEOUT 600)
 endforeach()
+
+# Test tools the integration tests find next to the sluice binary.
+add_executable(dkim-sign ${CMAKE_SOURCE_DIR}/tests/tools/dkim_sign.c)
+target_link_libraries(dkim-sign PRIVATE sluice_core)

@@ -1,0 +1,401 @@
+/* DMARC (RFC 7489). libopendmarc parses the record and holds the public suffix list (Debian's
+ * publicsuffix package) for the organizational domain; the record is fetched through
+ * auth/dns, and alignment and the verdict are computed here, because libopendmarc 1.4.2
+ * treats strict alignment as relaxed and looks records up with its own resolver. */
+#include "auth/checks.h"
+#include "auth/dns.h"
+#include "core/log.h"
+#include "core/xalloc.h"
+
+#include <ctype.h>
+#include <opendmarc/dmarc.h>
+/* libopendmarc's result macros share names with sluice's enum dmarc_policy (core/verdict.h);
+ * only sluice's are used here. */
+#undef DMARC_POLICY_NONE
+#undef DMARC_POLICY_QUARANTINE
+#undef DMARC_POLICY_REJECT
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unbound.h>
+
+#define PSL_PATH "/usr/share/publicsuffix/public_suffix_list.dat"
+
+/* Exported by libopendmarc but missing from its header: the organizational domain of domain
+ * per the suffix list loaded by opendmarc_policy_library_init(). */
+extern int opendmarc_get_tld(u_char *domain, u_char *tld, size_t tld_len);
+
+static bool lib_ok;
+
+static void lib_init(void)
+{
+    static OPENDMARC_LIB_T opts;
+    opts.tld_type = OPENDMARC_TLD_TYPE_MOZILLA;
+    snprintf((char *)opts.tld_source_file, sizeof opts.tld_source_file, "%s", PSL_PATH);
+    lib_ok = opendmarc_policy_library_init(&opts) == DMARC_PARSE_OKAY;
+    if (!lib_ok)
+        log_msg(LOG_ERR, "dmarc: cannot initialise libopendmarc with %s", PSL_PATH);
+}
+
+void dmarc_org_domain(const char *d, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    if (!d || !*d || outlen < 2)
+        return;
+    char *copy = xstrdup(d);
+    for (char *p = copy; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    if (opendmarc_get_tld((u_char *)copy, (u_char *)out, outlen) != 0)
+        out[0] = '\0';
+    free(copy);
+}
+
+/* --- From: domains ----------------------------------------------------------------------- */
+
+static bool domain_ok(const char *d)
+{
+    size_t n = strlen(d);
+    if (n == 0 || n > 253 || d[0] == '.' || d[n - 1] == '.' || strstr(d, "..") || !strchr(d, '.'))
+        return false;
+    return strspn(d, "abcdefghijklmnopqrstuvwxyz0123456789-.") == n;
+}
+
+/* Adds the domain of one mailbox ("Name <a@b>" or "a@b") to the list; false when malformed. */
+static bool add_mailbox(const char *item, char ***doms, size_t *n)
+{
+    const char *lt = strchr(item, '<');
+    char *addr;
+    if (lt) {
+        const char *gt = strchr(lt, '>');
+        if (!gt || strchr(gt + 1, '<') || gt[1 + strspn(gt + 1, " \t")] != '\0')
+            return false;
+        addr = xstrndup(lt + 1, (size_t)(gt - lt - 1));
+    } else {
+        addr = xstrdup(item);
+    }
+    const char *at = strrchr(addr, '@');
+    bool ok = at != NULL && at != addr && !strchr(addr, '>');
+    if (ok) {
+        char *d = xstrdup(at + 1);
+        size_t l = strlen(d);
+        while (l > 0 && (d[l - 1] == ' ' || d[l - 1] == '\t'))
+            d[--l] = '\0';
+        for (char *p = d; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+        if ((ok = domain_ok(d))) {
+            bool dup = false;
+            for (size_t i = 0; i < *n; i++)
+                dup |= strcmp((*doms)[i], d) == 0;
+            if (!dup) {
+                *doms = xrealloc(*doms, (*n + 1) * sizeof **doms);
+                (*doms)[(*n)++] = d;
+                d = NULL;
+            }
+        }
+        free(d);
+    }
+    free(addr);
+    return ok;
+}
+
+/* The distinct domains of every mailbox in a From: value (comments dropped, groups and
+ * display names understood). Returns false when any part is not a valid mailbox. */
+static bool from_domains(const char *v, char ***doms, size_t *n)
+{
+    size_t len = strlen(v);
+    char *clean = xmalloc(len + 1), *item = xmalloc(len + 1);
+    size_t c = 0;
+    int depth = 0;
+    bool quoted = false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = v[i];
+        if (quoted) {
+            if (ch == '\\' && i + 1 < len)
+                i++;
+            else if (ch == '"')
+                quoted = false;
+            clean[c++] = 'x'; /* quoted text cannot contain separators */
+            continue;
+        }
+        if (depth) {
+            if (ch == '\\' && i + 1 < len)
+                i++;
+            else if (ch == '(')
+                depth++;
+            else if (ch == ')')
+                depth--;
+            continue;
+        }
+        if (ch == '(')
+            depth++;
+        else {
+            if (ch == '"')
+                quoted = true;
+            clean[c++] = ch;
+        }
+    }
+    clean[c] = '\0';
+    bool ok = !quoted && depth == 0;
+    size_t start = 0;
+    bool in_angle = false;
+    for (size_t i = 0; ok && i <= c; i++) {
+        char ch = clean[i];
+        if (ch == '<')
+            in_angle = true;
+        else if (ch == '>')
+            in_angle = false;
+        if (in_angle && ch)
+            continue;
+        if (ch == ':') { /* group name */
+            start = i + 1;
+        } else if (ch == ',' || ch == ';' || ch == '\0') {
+            size_t s = start, e = i;
+            while (s < e && (clean[s] == ' ' || clean[s] == '\t'))
+                s++;
+            while (e > s && (clean[e - 1] == ' ' || clean[e - 1] == '\t'))
+                e--;
+            if (e > s) {
+                memcpy(item, clean + s, e - s);
+                item[e - s] = '\0';
+                ok = add_mailbox(item, doms, n);
+            }
+            start = i + 1;
+        }
+    }
+    free(clean);
+    free(item);
+    return ok;
+}
+
+/* --- the record -------------------------------------------------------------------------- */
+
+enum lookup { REC_FOUND, REC_NONE, REC_TEMP };
+
+/* Fetches the one DMARC record at _dmarc.domain into *rec (caller frees). Several records
+ * count as none (RFC 7489 §6.6.3). */
+static enum lookup fetch_record(const char *domain, char **rec)
+{
+    char *name = xasprintf("_dmarc.%s", domain);
+    struct ub_result *res = NULL;
+    enum dns_status st = dns_query(name, 16 /* TXT */, &res);
+    free(name);
+    if (st == DNS_TEMPFAIL)
+        return REC_TEMP;
+    enum lookup out = REC_NONE;
+    if (st == DNS_OK) {
+        size_t count, found = 0;
+        char **txt = dns_txt_strings(res, &count);
+        for (size_t i = 0; i < count; i++) {
+            const char *t = txt[i] + strspn(txt[i], " \t");
+            if (strncasecmp(t, "v=DMARC1", 8) == 0 &&
+                (t[8] == ';' || t[8] == ' ' || t[8] == '\t' || t[8] == '\0')) {
+                if (found++ == 0)
+                    *rec = xstrdup(txt[i]);
+            }
+            free(txt[i]);
+        }
+        free(txt);
+        if (found == 1)
+            out = REC_FOUND;
+        else if (found > 1) {
+            free(*rec);
+            *rec = NULL;
+        }
+    }
+    ub_resolve_free(res);
+    return out;
+}
+
+static bool aligned(const char *d, const char *from, const char *from_org, int mode)
+{
+    if (!d || !*d)
+        return false;
+    if (strcasecmp(d, from) == 0)
+        return true;
+    if (mode == DMARC_RECORD_A_STRICT)
+        return false;
+    char org[256];
+    dmarc_org_domain(d, org, sizeof org);
+    return from_org[0] && strcasecmp(org, from_org) == 0;
+}
+
+struct one_result {
+    enum verdict v;
+    enum dmarc_res r;
+    enum dmarc_policy policy;
+    char p, sp;
+    const char *why;
+};
+
+static enum dmarc_policy policy_of(int letter)
+{
+    switch (letter) {
+    case DMARC_RECORD_P_QUARANTINE:
+        return DMARC_POLICY_QUARANTINE;
+    case DMARC_RECORD_P_REJECT:
+        return DMARC_POLICY_REJECT;
+    default:
+        return DMARC_POLICY_NONE;
+    }
+}
+
+static void judge_domain(const char *from, const struct auth_details *a, struct one_result *o)
+{
+    char org[256];
+    dmarc_org_domain(from, org, sizeof org);
+    char *rec = NULL;
+    bool at_org = false;
+    enum lookup l = fetch_record(from, &rec);
+    if (l == REC_NONE && org[0] && strcasecmp(org, from) != 0) {
+        l = fetch_record(org, &rec);
+        at_org = true;
+    }
+    if (l == REC_TEMP) {
+        *o = (struct one_result){
+            VERDICT_PROCESSING_FAILED, DMARC_RES_TEMPERROR, 0, 0, 0, "DNS failure"};
+        return;
+    }
+    DMARC_POLICY_T *pctx = NULL;
+    int p = 0, sp = 0, adkim = 0, aspf = 0, pct = 100;
+    if (l == REC_FOUND) {
+        pctx = opendmarc_policy_connect_init((u_char *)"0.0.0.0", DMARC_POLICY_IP_TYPE_IPV4);
+        if (!pctx || opendmarc_policy_parse_dmarc(pctx, (u_char *)(at_org ? org : from),
+                                                  (u_char *)rec) != DMARC_PARSE_OKAY) {
+            l = REC_NONE; /* an invalid record is no record (§6.6.3) */
+        } else {
+            opendmarc_policy_fetch_p(pctx, &p);
+            opendmarc_policy_fetch_sp(pctx, &sp);
+            opendmarc_policy_fetch_adkim(pctx, &adkim);
+            opendmarc_policy_fetch_aspf(pctx, &aspf);
+            opendmarc_policy_fetch_pct(pctx, &pct);
+        }
+        if (pctx)
+            opendmarc_policy_connect_shutdown(pctx);
+    }
+    free(rec);
+
+    bool pass = false, temp = false;
+    if (a->spf == SPF_RES_PASS && aligned(a->spf_domain, from, org, aspf))
+        pass = true;
+    if (a->spf == SPF_RES_TEMPERROR && aligned(a->spf_domain, from, org, aspf))
+        temp = true;
+    for (size_t i = 0; i < a->nsigs; i++) {
+        if (!aligned(a->sigs[i].domain, from, org, adkim))
+            continue;
+        pass |= a->sigs[i].result == DKIM_RES_PASS;
+        temp |= a->sigs[i].result == DKIM_RES_TEMPERROR;
+    }
+
+    o->p = (char)p;
+    o->sp = (char)sp;
+    o->policy = DMARC_POLICY_UNSET;
+    if (l == REC_NONE) {
+        /* No policy published: the domain has not asked for anything (SES: GRAY, NONE). */
+        o->v = VERDICT_GRAY;
+        o->r = DMARC_RES_NONE;
+        o->policy = DMARC_POLICY_NONE;
+        o->why = "no DMARC record";
+        return;
+    }
+    if (pass) {
+        o->v = VERDICT_PASS;
+        o->r = DMARC_RES_PASS;
+        o->why = NULL;
+        return;
+    }
+    if (temp) {
+        o->v = VERDICT_PROCESSING_FAILED;
+        o->r = DMARC_RES_TEMPERROR;
+        o->why = "SPF or DKIM could not be checked";
+        return;
+    }
+    enum dmarc_policy pol = policy_of(at_org && sp ? sp : p);
+    /* pct=: the policy applies to that share of failing mail; the rest gets the next lower
+     * policy (§6.6.4). */
+    if (pct < 100 && pol != DMARC_POLICY_NONE &&
+        (pct <= 0 || arc4random_uniform(100) >= (unsigned)pct))
+        pol = pol == DMARC_POLICY_REJECT ? DMARC_POLICY_QUARANTINE : DMARC_POLICY_NONE;
+    o->r = DMARC_RES_FAIL;
+    o->policy = pol;
+    o->v = pol == DMARC_POLICY_NONE ? VERDICT_GRAY : VERDICT_FAIL;
+    o->why = NULL;
+}
+
+static int severity(enum verdict v)
+{
+    switch (v) {
+    case VERDICT_FAIL:
+        return 3;
+    case VERDICT_PROCESSING_FAILED:
+        return 2;
+    case VERDICT_GRAY:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+enum verdict dmarc_check(const char *data, const struct hdr_list *h, struct auth_details *a,
+                         enum dmarc_policy *policy)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, lib_init);
+    *policy = DMARC_POLICY_UNSET;
+    char **doms = NULL;
+    size_t n = 0;
+    bool ok = true;
+    size_t nfrom = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        if (!header_is(data, &h->f[i], "From"))
+            continue;
+        nfrom++;
+        char *v = header_value(data, &h->f[i]);
+        ok &= from_domains(v, &doms, &n);
+        free(v);
+    }
+    enum verdict out;
+    if (!lib_ok || nfrom == 0 || !ok || n == 0) {
+        /* §6.6.1: without one usable author domain DMARC cannot be applied. */
+        a->dmarc = DMARC_RES_PERMERROR;
+        a->dmarc_reason = xstrdup(!lib_ok      ? "DMARC library unavailable"
+                                  : nfrom == 0 ? "no From header"
+                                               : "malformed From header");
+        if (n)
+            a->from_domain = xstrdup(doms[0]);
+        out = VERDICT_PROCESSING_FAILED;
+    } else {
+        /* One result per distinct author domain; the most severe wins (§6.6.1). */
+        struct one_result best = {0};
+        size_t best_i = 0;
+        for (size_t i = 0; i < n; i++) {
+            struct one_result o;
+            judge_domain(doms[i], a, &o);
+            if (i == 0 || severity(o.v) > severity(best.v) ||
+                (o.v == best.v && o.policy > best.policy)) {
+                best = o;
+                best_i = i;
+            }
+        }
+        a->from_domain = xstrdup(doms[best_i]);
+        a->dmarc = best.r;
+        a->p = best.p;
+        a->sp = best.sp;
+        a->dmarc_reason = best.why ? xstrdup(best.why) : NULL;
+        *policy = best.policy;
+        out = best.v;
+        if (out != VERDICT_FAIL && out != VERDICT_GRAY)
+            *policy = DMARC_POLICY_UNSET;
+    }
+    for (size_t i = 0; i < n; i++)
+        free(doms[i]);
+    free(doms);
+    return out;
+}
+
+const char *dmarc_res_name(enum dmarc_res r)
+{
+    static const char *const names[] = {"none", "pass", "fail", "temperror", "permerror"};
+    return (unsigned)r < sizeof names / sizeof *names ? names[r] : "none";
+}

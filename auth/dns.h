@@ -1,0 +1,39 @@
+/* The one DNS layer of the authentication checks (SPF, DKIM, DMARC), on libunbound.
+ *
+ * Each worker thread has its own ub_ctx (created on first use, kept across messages, freed when
+ * the thread exits), so the three checks of one message share one cache and no locking is
+ * needed; threads do not share caches. The context forwards to dns { servers } or to the
+ * system resolver's servers. Every lookup waits at most dns { timeout_ms }; a timeout, SERVFAIL
+ * or any resolver error is DNS_TEMPFAIL, which the checks turn into temperror. */
+#ifndef SLUICE_AUTH_DNS_H
+#define SLUICE_AUTH_DNS_H
+
+#include <stddef.h>
+
+struct config;
+struct ub_result;
+
+enum dns_status {
+    DNS_OK,       /* answer with data */
+    DNS_NXDOMAIN, /* name does not exist */
+    DNS_NODATA,   /* name exists, no record of that type */
+    DNS_TEMPFAIL, /* timeout, SERVFAIL, refused, resolver error */
+};
+
+/* Binds the calling thread's resolver to cfg's dns settings (re-creating it when they
+ * changed) and starts a new lookup budget for one message. Call before dns_query. */
+void dns_begin(const struct config *cfg);
+/* Looks up name/rrtype (class IN). On DNS_OK/NXDOMAIN/NODATA *res (when res is not NULL) is
+ * the libunbound result, which the caller frees with ub_resolve_free; on DNS_TEMPFAIL *res is
+ * NULL. */
+enum dns_status dns_query(const char *name, int rrtype, struct ub_result **res);
+/* Concatenates the character-strings of every TXT record in res into a list of strings
+ * (one per record, caller frees each and the array). */
+char **dns_txt_strings(const struct ub_result *res, size_t *count);
+/* Frees the calling thread's resolver now (the thread-exit destructor does it otherwise; the
+ * main thread must call this itself). */
+void dns_thread_cleanup(void);
+/* A short name of the last failure for logs and headers ("timeout", "SERVFAIL", ...). */
+const char *dns_last_error(void);
+
+#endif
