@@ -26,8 +26,10 @@ static int parse_duration(lua_State *L, int idx, long long *ms, char *err, size_
         while (u < 5 && strcmp(end, units[u].unit) != 0)
             u++;
         if (end == s || u == 5) {
-            snprintf(err, errlen, "expire_after '%s' must be seconds or like \"30s\", \"15m\", "
-                     "\"4h\"", s);
+            snprintf(err, errlen,
+                     "expire_after '%s' must be seconds or like \"30s\", \"15m\", "
+                     "\"4h\"",
+                     s);
             return -1;
         }
         *ms = v * units[u].ms;
@@ -57,13 +59,16 @@ int action_policy_parse(lua_State *L, int idx, struct action *a, char *err, size
             if (strcmp(policy, names[i]) == 0)
                 found = i;
         if (found < 0) {
-            snprintf(err, errlen, "on_failure must be \"tempfail\", \"retry\", \"continue\" or "
-                     "\"drop\", got \"%s\"", policy);
+            snprintf(err, errlen,
+                     "on_failure must be \"tempfail\", \"retry\", \"continue\" or "
+                     "\"drop\", got \"%s\"",
+                     policy);
             rc = -1;
         } else {
             a->on_failure = (enum on_failure)(found + 1);
             if (a->on_failure == ON_FAILURE_RETRY && !a->type->deliver) {
-                snprintf(err, errlen, "on_failure = \"retry\" needs a post-acceptance action; "
+                snprintf(err, errlen,
+                         "on_failure = \"retry\" needs a post-acceptance action; "
                          "%s runs in the session (use \"tempfail\", \"continue\" or \"drop\")",
                          a->type->name);
                 rc = -1;

@@ -13,12 +13,21 @@ extern const struct action_type action_stop;
 extern const struct action_type action_bounce;
 extern const struct action_type action_bounce_on_dmarc_fail;
 extern const struct action_type action_drop;
+extern const struct action_type action_webhook;
 
+/* One action per line, so adding one is a one-line change. */
+// clang-format off
 const struct action_type *const action_types[] = {
-    &action_store,  &action_add_header,           &action_stop,
-    &action_bounce, &action_bounce_on_dmarc_fail, &action_drop,
+    &action_store,
+    &action_add_header,
+    &action_stop,
+    &action_bounce,
+    &action_bounce_on_dmarc_fail,
+    &action_drop,
+    &action_webhook,
     NULL,
 };
+// clang-format on
 
 const struct action_type *action_type_find(const char *name)
 {

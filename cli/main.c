@@ -6,6 +6,7 @@
 #include "receiver/tls.h"
 #include "rules/metrics.h"
 
+#include <curl/curl.h>
 #include <getopt.h>
 #include <gmime/gmime.h>
 #include <stdio.h>
@@ -104,6 +105,7 @@ static int cmd_serve(int argc, char **argv)
 int main(int argc, char **argv)
 {
     g_mime_init();
+    curl_global_init(CURL_GLOBAL_DEFAULT); /* before any worker thread exists */
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -49,6 +49,45 @@ bool header_find(const char *msg, size_t len, const char *name, int nth, struct 
     return false;
 }
 
+bool header_next(const char *msg, size_t len, size_t *pos, struct buf *name, struct buf *value)
+{
+    size_t hlen = headers_length(msg, len);
+    size_t i = *pos;
+    buf_reset(name);
+    buf_reset(value);
+    while (i < hlen) {
+        size_t eol = i;
+        while (eol < hlen && msg[eol] != '\n')
+            eol++;
+        const char *colon = memchr(msg + i, ':', eol - i);
+        if (!colon || msg[i] == ' ' || msg[i] == '\t' || msg[i] == '\r') {
+            i = eol + 1; /* stray continuation or junk line: skip */
+            continue;
+        }
+        buf_append(name, msg + i, (size_t)(colon - (msg + i)));
+        size_t v = (size_t)(colon - msg) + 1, end = eol;
+        while (end + 1 < hlen && (msg[end + 1] == ' ' || msg[end + 1] == '\t')) {
+            end++;
+            while (end < hlen && msg[end] != '\n')
+                end++;
+        }
+        while (v < end && (msg[v] == ' ' || msg[v] == '\t'))
+            v++;
+        for (size_t k = v; k < end; k++)
+            if (msg[k] != '\r' && msg[k] != '\n')
+                buf_append(value, &msg[k], 1);
+        while (value->len &&
+               (value->data[value->len - 1] == ' ' || value->data[value->len - 1] == '\t'))
+            value->len--;
+        *pos = end + 1;
+        buf_cstr(name);
+        buf_cstr(value);
+        return true;
+    }
+    *pos = hlen;
+    return false;
+}
+
 int header_first_address(const char *value, char *out, size_t outlen)
 {
     int count = 0;

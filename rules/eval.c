@@ -63,11 +63,11 @@ static void fail_reply(struct eval_result *res, int sys_errno)
 
 /* A post-acceptance action with on_failure = "tempfail" runs now, before the reply, on a job
  * built from the message in memory. */
-static enum action_status deliver_now(const struct rule_set *rs, const struct action *a,
-                                      size_t ai, struct action_ctx *ctx)
+static enum action_status deliver_now(const struct rule_set *rs, const struct action *a, size_t ai,
+                                      struct action_ctx *ctx)
 {
-    struct spool_job *j = spool_job_new(ctx->msg, rs->name, ctx->rule->name, (int)ai,
-                                        a->type->name, ctx->rcpts, ctx->nrcpts, 0);
+    struct spool_job *j = spool_job_new(ctx->msg, rs->name, ctx->rule->name, (int)ai, a->type->name,
+                                        ctx->rcpts, ctx->nrcpts, 0);
     message_trace_headers(ctx->msg, NULL, &j->content);
     buf_append(&j->content, ctx->msg->body.data, ctx->msg->body.len);
     char err[512] = "";
@@ -83,12 +83,11 @@ static enum action_status deliver_now(const struct rule_set *rs, const struct ac
 static void defer(struct eval_result *res, const struct rule_set *rs, const struct action *a,
                   size_t ai, struct action_ctx *ctx)
 {
-    struct spool_job *j = spool_job_new(ctx->msg, rs->name, ctx->rule->name, (int)ai,
-                                        a->type->name, ctx->rcpts, ctx->nrcpts,
-                                        (int)res->njobs + 1);
+    struct spool_job *j = spool_job_new(ctx->msg, rs->name, ctx->rule->name, (int)ai, a->type->name,
+                                        ctx->rcpts, ctx->nrcpts, (int)res->njobs + 1);
     j->expire_after_ms = a->expire_after_ms;
-    j->on_failure = action_effective_policy(a) == ON_FAILURE_CONTINUE ? ON_FAILURE_CONTINUE
-                                                                       : ON_FAILURE_RETRY;
+    j->on_failure =
+        action_effective_policy(a) == ON_FAILURE_CONTINUE ? ON_FAILURE_CONTINUE : ON_FAILURE_RETRY;
     res->jobs = xgrow(res->jobs, sizeof *res->jobs, &res->jobs_cap, res->njobs);
     res->jobs[res->njobs++] = j;
 }

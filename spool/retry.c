@@ -72,9 +72,12 @@ static void job_log(const struct spool_job *j, enum log_level lvl, const char *o
 {
     char attempts[16];
     snprintf(attempts, sizeof attempts, "%d", j->attempts);
-    struct log_kv kv[] = {{"job", j->id},         {"rule_set", j->rule_set},
-                          {"rule", j->rule},      {"action", j->action_type},
-                          {"attempts", attempts}, {"outcome", outcome},
+    struct log_kv kv[] = {{"job", j->id},
+                          {"rule_set", j->rule_set},
+                          {"rule", j->rule},
+                          {"action", j->action_type},
+                          {"attempts", attempts},
+                          {"outcome", outcome},
                           {"error", error && *error ? error : NULL}};
     log_event(lvl, "action", kv, sizeof kv / sizeof kv[0]);
 }
@@ -205,9 +208,9 @@ struct retry *retry_new(struct event_base *base, struct worker_pool *pool,
     r->cfg_ref = cfg_ref;
     struct spool_job **jobs;
     size_t n = spool_load_jobs((*cfg_ref)->server.data_dir, &jobs);
-    long long now = now_ms();
+    /* A restart works like a queue flush: every job is tried at once, then backs off again. */
     for (size_t i = 0; i < n; i++)
-        add_one(r, jobs[i], (long long)jobs[i]->next_attempt * 1000 - now);
+        add_one(r, jobs[i], 0);
     free(jobs);
     if (n)
         log_msg(LOG_INFO, "spool: resuming %zu post-acceptance jobs", n);

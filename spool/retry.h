@@ -14,7 +14,7 @@ struct worker_pool;
 struct retry;
 
 /* cfg_ref points at the server's current-config pointer: every attempt runs with the config in
- * force at that moment. Jobs found in the spool are scheduled at once. */
+ * force at that moment. Jobs found in the spool are attempted at once (a restart flushes). */
 struct retry *retry_new(struct event_base *base, struct worker_pool *pool,
                         struct config *const *cfg_ref);
 /* Takes ownership of jobs[0..n) (already durable in the spool) and attempts them now. */

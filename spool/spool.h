@@ -26,7 +26,7 @@ enum on_failure {
 /* One post-acceptance action for one message: everything the action needs to run again
  * after a restart. Freed with spool_job_free(). */
 struct spool_job {
-    char id[64];  /* "<qid>-<n>": also the idempotency key */
+    char id[64]; /* "<qid>-<n>": also the idempotency key */
     char qid[24];
     char *rule_set;
     char *rule;
@@ -52,8 +52,8 @@ struct spool_job {
 /* A new job for action (type name, position action_index in rule) of rule_set/rule, for the
  * recipients m->rcpts[rcpts[0..n)], numbered seq within the message. Not yet written. */
 struct spool_job *spool_job_new(const struct message *m, const char *rule_set, const char *rule,
-                                int action_index, const char *type, const size_t *rcpts,
-                                size_t n, int seq);
+                                int action_index, const char *type, const size_t *rcpts, size_t n,
+                                int seq);
 
 /* Paths under data_dir. */
 void spool_dirs(const char *data_dir, char *msg_dir, char *job_dir, size_t len);

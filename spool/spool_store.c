@@ -50,8 +50,8 @@ static int fsync_path(const char *path, int flags)
 }
 
 /* Writes data to dir/name durably: temporary file, fsync, rename, fsync of dir. */
-static int write_durable(const char *dir, const char *name, const char *data, size_t len,
-                         char *err, size_t errlen)
+static int write_durable(const char *dir, const char *name, const char *data, size_t len, char *err,
+                         size_t errlen)
 {
     int rc = mkdirs(dir);
     if (rc < 0) {
@@ -121,11 +121,10 @@ int spool_write_job(const char *data_dir, const struct spool_job *j, char *err, 
         "s:I, s:s, s:s}",
         "id", j->id, "qid", j->qid, "rule_set", j->rule_set, "rule", j->rule, "action_index",
         j->action_index, "action_type", j->action_type, "rcpts", rcpts, "mail_from",
-        j->mail_from ? j->mail_from : "", "helo", j->helo ? j->helo : "", "client_ip",
-        j->client_ip, "tls", j->tls, "verdicts", verdicts_json(&j->verdicts), "arrival",
-        (json_int_t)j->arrival, "created", (json_int_t)j->created, "next_attempt",
-        (json_int_t)j->next_attempt, "attempts", j->attempts, "expire_after_ms",
-        (json_int_t)j->expire_after_ms, "on_failure",
+        j->mail_from ? j->mail_from : "", "helo", j->helo ? j->helo : "", "client_ip", j->client_ip,
+        "tls", j->tls, "verdicts", verdicts_json(&j->verdicts), "arrival", (json_int_t)j->arrival,
+        "created", (json_int_t)j->created, "next_attempt", (json_int_t)j->next_attempt, "attempts",
+        j->attempts, "expire_after_ms", (json_int_t)j->expire_after_ms, "on_failure",
         j->on_failure == ON_FAILURE_CONTINUE ? "continue" : "retry", "msg_path", j->msg_path);
     if (!o) {
         snprintf(err, errlen, "cannot encode job %s", j->id);
@@ -257,8 +256,8 @@ int spool_job_load_content(struct spool_job *j, char *err, size_t errlen)
 }
 
 struct spool_job *spool_job_new(const struct message *m, const char *rule_set, const char *rule,
-                                int action_index, const char *type, const size_t *rcpts,
-                                size_t n, int seq)
+                                int action_index, const char *type, const size_t *rcpts, size_t n,
+                                int seq)
 {
     struct spool_job *j = xcalloc(1, sizeof *j);
     snprintf(j->id, sizeof j->id, "%s-%d", m->qid, seq);

@@ -1,0 +1,184 @@
+/* webhook { url, content = "none"|"headers"|"full", encoding = "utf-8"|"base64", secret,
+ * timeout_ms, headers_max }: POSTs the SES-shaped notification (SES's SNS action, without SNS)
+ * after the message was accepted, from the durable spool, retried until expire_after.
+ * X-Sluice-Signature: sha256=<HMAC-SHA256 of the body> when a secret is set;
+ * X-Sluice-Delivery-Id is the same on every retry, so receivers can drop duplicates. */
+#include "actions/action.h"
+#include "actions/notification.h"
+#include "config/lua_fields.h"
+#include "core/xalloc.h"
+#include "spool/spool.h"
+
+#include <curl/curl.h>
+#include <openssl/hmac.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct webhook_state {
+    char *url;
+    enum notification_content content;
+    int base64;
+    char *secret;
+    long long timeout_ms;
+    long long headers_max;
+};
+
+static int webhook_parse(struct lua_State *L, int idx, void **state, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"url",        "content",     "encoding", "secret",
+                                       "timeout_ms", "headers_max", NULL};
+    struct webhook_state *s = xcalloc(1, sizeof *s);
+    *state = s;
+    s->timeout_ms = 5000;
+    s->headers_max = 10240;
+    char *content = NULL, *encoding = NULL;
+    int rc = -1;
+    if (lf_check_keys(L, idx, "webhook", keys, err, errlen) < 0 ||
+        lf_string(L, idx, "url", true, &s->url, err, errlen) < 0 ||
+        lf_string(L, idx, "content", false, &content, err, errlen) < 0 ||
+        lf_string(L, idx, "encoding", false, &encoding, err, errlen) < 0 ||
+        lf_string(L, idx, "secret", false, &s->secret, err, errlen) < 0 ||
+        lf_integer(L, idx, "timeout_ms", 1, 600000, &s->timeout_ms, err, errlen) < 0 ||
+        lf_integer(L, idx, "headers_max", 0, 1 << 24, &s->headers_max, err, errlen) < 0)
+        goto done;
+    if (strncmp(s->url, "http://", 7) != 0 && strncmp(s->url, "https://", 8) != 0) {
+        snprintf(err, errlen, "webhook: url must start with http:// or https://");
+        goto done;
+    }
+    if (!content || strcmp(content, "none") == 0)
+        s->content = CONTENT_NONE;
+    else if (strcmp(content, "headers") == 0)
+        s->content = CONTENT_HEADERS;
+    else if (strcmp(content, "full") == 0)
+        s->content = CONTENT_FULL;
+    else {
+        snprintf(err, errlen, "webhook: content must be \"none\", \"headers\" or \"full\"");
+        goto done;
+    }
+    if (encoding && strcmp(encoding, "base64") == 0)
+        s->base64 = 1;
+    else if (encoding && strcmp(encoding, "utf-8") != 0) {
+        snprintf(err, errlen, "webhook: encoding must be \"utf-8\" or \"base64\"");
+        goto done;
+    }
+    rc = 0;
+done:
+    free(content);
+    free(encoding);
+    return rc;
+}
+
+/* One curl handle per worker thread: connections to the same receiver are reused. */
+static pthread_key_t curl_key;
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+
+static void curl_cleanup(void *h)
+{
+    curl_easy_cleanup(h);
+}
+
+static void make_key(void)
+{
+    pthread_key_create(&curl_key, curl_cleanup);
+}
+
+static CURL *thread_curl(void)
+{
+    pthread_once(&curl_once, make_key);
+    CURL *h = pthread_getspecific(curl_key);
+    if (!h) {
+        h = curl_easy_init();
+        pthread_setspecific(curl_key, h);
+    }
+    curl_easy_reset(h);
+    return h;
+}
+
+static size_t discard(char *p, size_t size, size_t n, void *ud)
+{
+    return size * n;
+}
+
+static void hmac_hex(const char *secret, const char *body, size_t len, char *out)
+{
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int maclen = 0;
+    HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)body, len, mac, &maclen);
+    for (unsigned i = 0; i < maclen; i++)
+        sprintf(out + 2 * i, "%02x", mac[i]);
+}
+
+static int webhook_deliver(const void *state, struct spool_job *job, char *err, size_t errlen)
+{
+    const struct webhook_state *s = state;
+    json_t *action = json_pack("{s:s, s:s, s:s}", "type", "Webhook", "url", s->url, "encoding",
+                               s->base64 ? "BASE64" : "UTF8");
+    json_t *n = notification_build(job, action, s->content, s->base64, (size_t)s->headers_max);
+    char *body = json_dumps(n, JSON_COMPACT);
+    json_decref(n);
+    if (!body) {
+        snprintf(err, errlen, "cannot encode the notification");
+        return -1;
+    }
+    struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+    char line[200];
+    snprintf(line, sizeof line, "X-Sluice-Delivery-Id: %s", job->id);
+    hdrs = curl_slist_append(hdrs, line);
+    if (s->secret) {
+        char hex[2 * EVP_MAX_MD_SIZE + 1];
+        hmac_hex(s->secret, body, strlen(body), hex);
+        snprintf(line, sizeof line, "X-Sluice-Signature: sha256=%s", hex);
+        hdrs = curl_slist_append(hdrs, line);
+    }
+    CURL *h = thread_curl();
+    curl_easy_setopt(h, CURLOPT_URL, s->url);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)s->timeout_ms);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "sluice/" SLUICE_VERSION);
+    CURLcode rc = curl_easy_perform(h);
+    long status = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(hdrs);
+    free(body);
+    if (rc != CURLE_OK) {
+        snprintf(err, errlen, "POST %s: %s", s->url, curl_easy_strerror(rc));
+        return -1;
+    }
+    if (status < 200 || status > 299) {
+        snprintf(err, errlen, "POST %s: HTTP %ld", s->url, status);
+        return -1;
+    }
+    return 0;
+}
+
+static void webhook_describe(const void *state, struct buf *out)
+{
+    const struct webhook_state *s = state;
+    static const char *const contents[] = {"none", "headers", "full"};
+    buf_printf(out, "url=%s content=%s encoding=%s%s timeout_ms=%lld", s->url, contents[s->content],
+               s->base64 ? "base64" : "utf-8", s->secret ? " signed" : "", s->timeout_ms);
+}
+
+static void webhook_free(void *state)
+{
+    struct webhook_state *s = state;
+    if (!s)
+        return;
+    free(s->url);
+    free(s->secret);
+    free(s);
+}
+
+const struct action_type action_webhook = {
+    .name = "webhook",
+    .parse = webhook_parse,
+    .describe = webhook_describe,
+    .free_state = webhook_free,
+    .deliver = webhook_deliver,
+};
