@@ -10,11 +10,15 @@
 #include <stdio.h>
 
 struct rule_set;
+struct cidr;
 
 struct listen_cfg {
     char *address;  /* numeric "ip:port" */
     char *rule_set; /* NULL: the server's default */
     int line;
+    bool proxy_protocol;  /* connections must start with a PROXY header (from trusted only) */
+    struct cidr *trusted; /* sources allowed to send one; others are closed unheard */
+    size_t ntrusted;
 };
 
 struct server_cfg {
@@ -38,6 +42,8 @@ struct server_cfg {
     long long workers;
     char *rule_set;
     bool auth_checks;
+    struct cidr *xclient; /* clients offered XCLIENT */
+    size_t nxclient;
 };
 
 struct config {
@@ -59,6 +65,8 @@ void config_release(struct config *c);
 const struct rule_set *config_find_rule_set(const struct config *c, const char *name);
 /* The rule set for a listener address (as written in listen), or the default. */
 const struct rule_set *config_rule_set_for(const struct config *c, const char *listen_address);
+/* The listen entry for a listener address (as written in listen), or NULL. */
+const struct listen_cfg *config_listen_for(const struct config *c, const char *listen_address);
 /* True when domain is one of server.domains (case-insensitive). */
 bool config_domain_accepted(const struct config *c, const char *domain);
 /* The one-screen summary `sluice check` prints. */

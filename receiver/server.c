@@ -1,6 +1,7 @@
 /* Listeners, connection limits, signals and config reload. */
 #include "receiver/server.h"
 #include "config/config.h"
+#include "core/cidr.h"
 #include "core/log.h"
 #include "core/sockaddr.h"
 #include "core/xalloc.h"
@@ -48,13 +49,26 @@ void server_session_gone(struct server *srv, struct session *s, const char *ip)
 {
     srv->nsessions--;
     struct ip_slot **p = ip_find(srv, ip);
-    if (*p && --(*p)->count == 0) {
+    if (*ip && *p && --(*p)->count == 0) {
         struct ip_slot *dead = *p;
         *p = dead->next;
         free(dead);
     }
     if (srv->stopping && srv->nsessions == 0)
         event_base_loopexit(srv->base, NULL);
+}
+
+int server_ip_acquire(struct server *srv, const char *ip)
+{
+    struct ip_slot **p = ip_find(srv, ip);
+    if (*p && (long long)(*p)->count >= srv->cfg->server.max_connections_per_ip)
+        return -1;
+    if (!*p) {
+        *p = xcalloc(1, sizeof **p);
+        snprintf((*p)->ip, sizeof(*p)->ip, "%s", ip);
+    }
+    (*p)->count++;
+    return 0;
 }
 
 /* Refuses a connection over a limit with one reply line, without starting a session. */
@@ -79,19 +93,30 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
         refuse(fd, "421 4.7.0 Error: too many connections, try again later\r\n");
         return;
     }
-    struct ip_slot **p = ip_find(srv, ip);
-    if (*p && (long long)(*p)->count >= sc->max_connections_per_ip) {
+    const struct listen_cfg *lc = config_listen_for(srv->cfg, l->address);
+    if (lc && lc->proxy_protocol) {
+        /* Nothing from an untrusted source is read: not even a refusal goes out, since the
+         * peer is not speaking SMTP to us. Per-IP limits wait for the carried address. */
+        if (!cidr_list_match(lc->trusted, lc->ntrusted, ip)) {
+            srv->proxy_refused++;
+            log_msg(LOG_WARN,
+                    "closed %s on %s without banner: not a trusted PROXY protocol source "
+                    "(%lu PROXY refusals)",
+                    ip, l->address, srv->proxy_refused);
+            evutil_closesocket(fd);
+            return;
+        }
+        evutil_make_socket_nonblocking(fd);
+        session_start(srv, fd, sa, l->address, 1);
+        return;
+    }
+    if (server_ip_acquire(srv, ip) < 0) {
         log_msg(LOG_WARN, "refused %s: too many connections from this address", ip);
         refuse(fd, "421 4.7.0 Error: too many connections from your address, try again later\r\n");
         return;
     }
-    if (!*p) {
-        *p = xcalloc(1, sizeof **p);
-        snprintf((*p)->ip, sizeof (*p)->ip, "%s", ip);
-    }
-    (*p)->count++;
     evutil_make_socket_nonblocking(fd);
-    session_start(srv, fd, sa, l->address);
+    session_start(srv, fd, sa, l->address, 0);
 }
 
 static void resume_accept(evutil_socket_t fd, short what, void *arg)
