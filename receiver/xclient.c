@@ -3,7 +3,6 @@
 #include "receiver/xclient.h"
 
 #include <arpa/inet.h>
-#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -124,7 +123,7 @@ int xclient_parse(const char *arg, struct xclient_attrs *a, const char **reply)
                 return -1;
             }
             if (!na)
-                snprintf(a->name, sizeof a->name, "%s", value);
+                memcpy(a->name, value, strlen(value) + 1); /* length checked above */
         } else if (IS("HELO")) {
             a->helo_set = na ? 2 : 1;
             if (!na && strlen(value) >= sizeof a->helo) {
@@ -132,7 +131,7 @@ int xclient_parse(const char *arg, struct xclient_attrs *a, const char **reply)
                 return -1;
             }
             if (!na)
-                snprintf(a->helo, sizeof a->helo, "%s", value);
+                memcpy(a->helo, value, strlen(value) + 1); /* length checked above */
         } else if (IS("PROTO")) {
             a->proto_set = na ? 2 : 1;
             if (!na && strcasecmp(value, "ESMTP") == 0)

@@ -17,7 +17,8 @@ static size_t v2(unsigned char *out, int ver_cmd, int fam, size_t declared,
     out[13] = (unsigned char)fam;
     out[14] = (unsigned char)(declared >> 8);
     out[15] = (unsigned char)declared;
-    memcpy(out + 16, body, blen);
+    if (blen)
+        memcpy(out + 16, body, blen);
     return 16 + blen;
 }
 
