@@ -25,7 +25,24 @@ struct listener {
     struct server *srv;
     struct evconnlistener *evl;
     char *address;
+    /* Fixed at bind time like the address, so that a reload which renames or drops the entry
+     * never turns a PROXY listener into a plain one. The trusted list follows reloads. */
+    int proxy;
+    struct cidr *trusted;
+    size_t ntrusted;
 };
+
+/* Copies the trusted list of listen entry lc (the listener's own copy, freed with it). */
+static void listener_set_trusted(struct listener *l, const struct listen_cfg *lc)
+{
+    free(l->trusted);
+    l->trusted = NULL;
+    l->ntrusted = lc->ntrusted;
+    if (lc->ntrusted) {
+        l->trusted = xcalloc(lc->ntrusted, sizeof *l->trusted);
+        memcpy(l->trusted, lc->trusted, lc->ntrusted * sizeof *l->trusted);
+    }
+}
 
 /* --- per-IP accounting ------------------------------------------------------------------- */
 
@@ -93,11 +110,10 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
         refuse(fd, "421 4.7.0 Error: too many connections, try again later\r\n");
         return;
     }
-    const struct listen_cfg *lc = config_listen_for(srv->cfg, l->address);
-    if (lc && lc->proxy_protocol) {
+    if (l->proxy) {
         /* Nothing from an untrusted source is read: not even a refusal goes out, since the
          * peer is not speaking SMTP to us. Per-IP limits wait for the carried address. */
-        if (!cidr_list_match(lc->trusted, lc->ntrusted, ip)) {
+        if (!cidr_list_match(l->trusted, l->ntrusted, ip)) {
             srv->proxy_refused++;
             log_msg(LOG_WARN,
                     "closed %s on %s without banner: not a trusted PROXY protocol source "
@@ -157,6 +173,8 @@ static int bind_listeners(struct server *srv, char *err, size_t errlen)
         }
         evconnlistener_set_error_cb(l->evl, on_accept_error);
         l->address = xstrdup(sc->listen[i].address);
+        l->proxy = sc->listen[i].proxy_protocol;
+        listener_set_trusted(l, &sc->listen[i]);
         srv->nlisteners++;
         log_msg(LOG_INFO, "listening on %s", l->address);
     }
@@ -221,6 +239,17 @@ static void reload(struct server *srv)
     int same_listen = a->nlisten == b->nlisten;
     for (size_t i = 0; same_listen && i < a->nlisten; i++)
         same_listen = strcmp(a->listen[i].address, b->listen[i].address) == 0;
+    for (size_t i = 0; i < srv->nlisteners; i++) {
+        struct listener *l = &srv->listeners[i];
+        const struct listen_cfg *lc = config_listen_for(next, l->address);
+        if (!lc)
+            continue;
+        if (lc->proxy_protocol != (l->proxy != 0))
+            log_msg(LOG_WARN, "reload: proxy_protocol of %s changed; takes effect on restart",
+                    l->address);
+        else if (l->proxy)
+            listener_set_trusted(l, lc);
+    }
     if (!same_listen)
         log_msg(LOG_WARN, "reload: listen addresses changed; they take effect on restart");
     if (b->workers != a->workers)
@@ -300,6 +329,7 @@ void server_free(struct server *srv)
         if (srv->listeners[i].evl)
             evconnlistener_free(srv->listeners[i].evl);
         free(srv->listeners[i].address);
+        free(srv->listeners[i].trusted);
     }
     free(srv->listeners);
     for (size_t i = 0; i < 4; i++)

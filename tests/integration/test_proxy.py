@@ -1,6 +1,7 @@
 """PROXY protocol v1/v2 listeners and XCLIENT, over real sockets. The balancer is played by the
 test on 127.0.0.1 (trusted); 127.0.0.2 plays an untrusted host (Linux routes all of 127/8 to
 loopback, so a client socket can bind there)."""
+import signal
 import socket
 import struct
 import time
@@ -195,6 +196,31 @@ class ProxyHeaders(ProxyCase):
         other.send(b"PROXY TCP4 192.0.2.51 198.51.100.1 1000 25\r\n")
         other.expect(220)
         self.sluice.wait_log(r"refused 192\.0\.2\.50 \(via 127\.0\.0\.1\): too many connections")
+
+
+    def test_reload_updates_the_trusted_list(self):
+        with open(self.sluice.config_path) as f:
+            text = f.read()
+        self.sluice.write_config(text.replace('"127.0.0.1/32", "::1"', '"127.0.0.2/32"'))
+        self.sluice.signal(signal.SIGHUP)
+        self.sluice.wait_log(r"config reloaded")
+        c = self.connect()
+        c.send("PROXY TCP4 192.0.2.10 198.51.100.1 56324 25\r\n")
+        self.assertTrue(c.closed(timeout=10))
+        self.assertEqual(c.buf, b"")
+        c = self.connect(source="127.0.0.2")
+        c.send("PROXY TCP4 192.0.2.10 198.51.100.1 56324 25\r\n")
+        c.expect(220)
+        # A reload that drops PROXY from the entry keeps the bound listener as it was.
+        self.sluice.write_config(text.replace(
+            'proxy_protocol = true, trusted = { "127.0.0.1/32", "::1" }', ""))
+        self.sluice.signal(signal.SIGHUP)
+        self.sluice.wait_log(r"proxy_protocol of 127\.0\.0\.1:%d changed; takes effect on restart"
+                             % self.proxy_port)
+        c = self.connect(source="127.0.0.2")
+        c.send("PROXY TCP4 192.0.2.11 198.51.100.1 56324 25\r\n")
+        c.expect(220)
+        self.assertIn(b"[192.0.2.11]", self.deliver(c))
 
 
 class Xclient(ProxyCase):
