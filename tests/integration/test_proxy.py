@@ -7,33 +7,19 @@ import struct
 import time
 import unittest
 
-from sluice_harness import RawClient, Sluice, free_port, read_file
-
-V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
-
+from proxy_client import Client, proxied, v2_header, v2_local, v2_raw
+from sluice_harness import Sluice, free_port, read_file
 
 def v2(cmd=0x21, fam=0x11, body=None, length=None):
-    body = body if body is not None else (socket.inet_aton("192.0.2.10") +
-                                          socket.inet_aton("198.51.100.1") +
-                                          struct.pack("!HH", 56324, 25))
-    length = len(body) if length is None else length
-    return V2_SIG + bytes([cmd, fam]) + struct.pack("!H", length) + body
+    """v2 header; the default body is TCP4 192.0.2.10:56324 -> 198.51.100.1:25."""
+    if body is None:
+        body = (socket.inet_aton("192.0.2.10") + socket.inet_aton("198.51.100.1") +
+                struct.pack("!HH", 56324, 25))
+    return v2_raw(cmd, fam, body, length)
 
 
-def v2_tcp6(src="2001:db8::7", dst="2001:db8::1", sport=12345, dport=25, tlv=b""):
-    body = (socket.inet_pton(socket.AF_INET6, src) + socket.inet_pton(socket.AF_INET6, dst) +
-            struct.pack("!HH", sport, dport) + tlv)
-    return v2(fam=0x21, body=body)
-
-
-class Client(RawClient):
-    """A RawClient whose socket is bound to a chosen loopback source address."""
-
-    def __init__(self, port, source="127.0.0.1", timeout=10):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
-                                             source_address=(source, 0))
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buf = b""
+def v2_tcp6(tlv=b""):
+    return v2_header("2001:db8::7", "2001:db8::1", 12345, 25, tlv)
 
 
 class ProxyCase(unittest.TestCase):
@@ -113,7 +99,7 @@ class ProxyHeaders(ProxyCase):
 
     def test_local_and_unknown_use_the_real_peer(self):
         c = self.connect()
-        c.send(v2(cmd=0x20, fam=0x00, body=b""))
+        c.send(v2_local())
         c.expect(220)
         self.assertIn(b"(unknown [127.0.0.1])", self.deliver(c))
         c = self.connect()
@@ -189,6 +175,11 @@ class ProxyHeaders(ProxyCase):
         for c in (first, second):
             c.send(header)
             c.expect(220)
+        # The helper other tests use to appear to come from any address.
+        helper = proxied(self.proxy_port, "203.0.113.5")
+        self.clients.append(helper)
+        helper.expect(220)
+        self.assertIn(b"[203.0.113.5]", self.deliver(helper))
         third = self.connect()
         third.send(header)
         self.assertIn("too many connections from your address", third.expect(421))
