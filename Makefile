@@ -12,7 +12,7 @@ BUILD_PKGS := build-essential cmake pkg-config libetpan-dev libgmime-3.0-dev lib
 	libunbound-dev libpcre2-dev libjansson-dev libsqlite3-dev publicsuffix openssl
 TEST_PKGS  := python3 swaks nsd opendkim-tools clang haproxy
 
-.PHONY: all deps test-deps build run test test-asan cert clean
+.PHONY: all deps test-deps build run test test-asan cert clean fuzz
 
 all: build
 
@@ -44,4 +44,13 @@ test-asan: test-deps
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+
+# libFuzzer targets (clang, ASan+UBSan) in their own build; each runs FUZZ_SECONDS.
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 60
+fuzz: test-deps
+	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DSLUICE_FUZZ=ON >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(FUZZ_BUILD)
