@@ -8,8 +8,11 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-build-fuzz}
 [ $# -gt 0 ] && shift
+build=$(cd "$build" 2>/dev/null && pwd) || { echo "run.sh: no build directory" >&2; exit 2; }
 seconds=${FUZZ_SECONDS:-60}
 out=${FUZZ_OUT:-$build/fuzz-out}
+# Absolute, since a target may change directory (fuzz_config works in a temporary one).
+mkdir -p "$out" && out=$(cd "$out" && pwd)
 targets=${*:-$(cd "$build" && ls fuzz_* 2>/dev/null | sed 's/^fuzz_//')}
 if [ -z "$targets" ]; then
     echo "run.sh: no fuzz_* executables in $build (configure with -DSLUICE_FUZZ=ON)" >&2
