@@ -10,9 +10,9 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BUILD_PKGS := build-essential cmake pkg-config libetpan-dev libgmime-3.0-dev liblua5.4-dev \
 	libspf2-dev libopendkim-dev libopendmarc-dev libcurl4-gnutls-dev libssl-dev libevent-dev \
 	libunbound-dev libpcre2-dev libjansson-dev libsqlite3-dev publicsuffix openssl
-TEST_PKGS  := python3 swaks nsd opendkim-tools clang
+TEST_PKGS  := python3 swaks nsd opendkim-tools clang haproxy
 
-.PHONY: all deps test-deps build run test test-asan cert clean bench-rules
+.PHONY: all deps test-deps build run test test-asan cert clean bench-rules fuzz
 
 all: build
 
@@ -48,4 +48,13 @@ bench-rules: build
 	./$(BUILD)/bench_rule_match
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+
+# libFuzzer targets (clang, ASan+UBSan) in their own build; each runs FUZZ_SECONDS.
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 60
+fuzz: test-deps
+	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DSLUICE_FUZZ=ON >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(FUZZ_BUILD)

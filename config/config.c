@@ -22,7 +22,9 @@ static void server_cfg_free(struct server_cfg *s)
     for (size_t i = 0; i < s->nlisten; i++) {
         free(s->listen[i].address);
         free(s->listen[i].rule_set);
+        free(s->listen[i].trusted);
     }
+    free(s->xclient);
     free(s->listen);
     free(s->hostname);
     for (size_t i = 0; i < s->ndomains; i++)
@@ -77,7 +79,7 @@ const char *config_receipt_filter_blocks(const struct config *c, const char *ip)
     const char *blocked = NULL;
     for (size_t i = 0; i < c->nfilters; i++) {
         const struct receipt_filter *f = &c->filters[i];
-        if (!cidr_match_any(f->nets, f->nnets, ip))
+        if (!cidr_list_match(f->nets, f->nnets, ip))
             continue;
         if (f->allow)
             return NULL;
@@ -85,6 +87,14 @@ const char *config_receipt_filter_blocks(const struct config *c, const char *ip)
             blocked = f->name;
     }
     return blocked;
+}
+
+const struct listen_cfg *config_listen_for(const struct config *c, const char *listen_address)
+{
+    for (size_t i = 0; listen_address && i < c->server.nlisten; i++)
+        if (strcmp(c->server.listen[i].address, listen_address) == 0)
+            return &c->server.listen[i];
+    return NULL;
 }
 
 bool config_domain_accepted(const struct config *c, const char *domain)
@@ -147,7 +157,11 @@ void config_describe(const struct config *c, FILE *out)
     fprintf(out, "\n");
     for (size_t i = 0; i < s->nlisten; i++) {
         const struct rule_set *rs = config_rule_set_for(c, s->listen[i].address);
-        fprintf(out, "  listen %s -> rule set \"%s\"\n", s->listen[i].address, rs ? rs->name : "?");
+        fprintf(out, "  listen %s -> rule set \"%s\"", s->listen[i].address, rs ? rs->name : "?");
+        if (s->listen[i].proxy_protocol)
+            fprintf(out, ", PROXY protocol from %zu trusted block%s", s->listen[i].ntrusted,
+                    s->listen[i].ntrusted == 1 ? "" : "s");
+        fprintf(out, "\n");
     }
     for (size_t i = 0; i < c->nfilters; i++) {
         const struct receipt_filter *f = &c->filters[i];

@@ -10,11 +10,15 @@
 #include <stdio.h>
 
 struct rule_set;
+struct cidr;
 
 struct listen_cfg {
     char *address;  /* numeric "ip:port" */
     char *rule_set; /* NULL: the server's default */
     int line;
+    bool proxy_protocol;  /* connections must start with a PROXY header (from trusted only) */
+    struct cidr *trusted; /* sources allowed to send one; others are closed unheard */
+    size_t ntrusted;
 };
 
 struct server_cfg {
@@ -41,6 +45,8 @@ struct server_cfg {
     char *metrics; /* "ip:port" of the Prometheus endpoint, NULL when off */
     long long retry_initial_ms; /* first retry of a failed post-acceptance action */
     long long retry_max_ms;     /* backoff cap */
+    struct cidr *xclient;       /* clients offered XCLIENT */
+    size_t nxclient;
 };
 
 /* receipt_filter { name, policy = "block"|"allow", cidr = { ... } } (SES receipt filters). */
@@ -86,6 +92,8 @@ const struct rule_set *config_rule_set_for(const struct config *c, const char *l
 /* The name of the block filter that refuses ip, or NULL when the client may connect (no block
  * filter matches, or an allow filter does: allow wins). */
 const char *config_receipt_filter_blocks(const struct config *c, const char *ip);
+/* The listen entry for a listener address (as written in listen), or NULL. */
+const struct listen_cfg *config_listen_for(const struct config *c, const char *listen_address);
 /* True when domain is one of server.domains (case-insensitive). */
 bool config_domain_accepted(const struct config *c, const char *domain);
 /* The one-screen summary `sluice check` prints. */

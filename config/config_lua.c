@@ -341,41 +341,50 @@ static int rule_set_ctor(lua_State *L)
 
 /* --- receipt filters ---------------------------------------------------------------------- */
 
+/* A list of CIDR blocks (a single string is a list of one); absent leaves *out NULL. */
+static int parse_cidr_list(lua_State *L, int idx, const char *key, const char *what,
+                           struct cidr **out, size_t *n, char *err, size_t errlen)
+{
+    char **list = NULL;
+    size_t count = 0;
+    if (lf_string_list(L, idx, key, &list, &count, err, errlen) < 0)
+        return -1;
+    int rc = 0;
+    *out = count ? xcalloc(count, sizeof **out) : NULL;
+    *n = count;
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        const char *why;
+        if (cidr_parse(list[i], &(*out)[i], &why) < 0) {
+            snprintf(err, errlen, "%s: '%s' in %s is not a CIDR block: %s", what, list[i], key,
+                     why);
+            rc = -1;
+        }
+    }
+    lf_free_list(list, count);
+    return rc;
+}
+
 static int parse_filter(lua_State *L, struct receipt_filter *f, char *err, size_t errlen)
 {
     static const char *const keys[] = {"name", "policy", "cidr", NULL};
-    char *policy = NULL, **nets = NULL;
-    size_t nnets = 0;
+    char *policy = NULL;
     int rc = 0;
     if (lf_check_keys(L, 1, "receipt_filter", keys, err, errlen) < 0 ||
         lf_string(L, 1, "name", true, &f->name, err, errlen) < 0 ||
         lf_string(L, 1, "policy", true, &policy, err, errlen) < 0 ||
-        lf_string_list(L, 1, "cidr", &nets, &nnets, err, errlen) < 0) {
+        parse_cidr_list(L, 1, "cidr", "receipt_filter", &f->nets, &f->nnets, err, errlen) < 0) {
         rc = -1;
     } else if (strcmp(policy, "allow") != 0 && strcmp(policy, "block") != 0) {
         snprintf(err, errlen, "receipt_filter '%s': policy must be \"block\" or \"allow\"",
                  f->name);
         rc = -1;
-    } else if (nnets == 0) {
+    } else if (f->nnets == 0) {
         snprintf(err, errlen, "receipt_filter '%s': cidr must list at least one network", f->name);
         rc = -1;
     }
-    if (rc == 0) {
+    if (rc == 0)
         f->allow = strcmp(policy, "allow") == 0;
-        f->nets = xcalloc(nnets, sizeof *f->nets);
-        for (size_t i = 0; i < nnets && rc == 0; i++) {
-            if (cidr_parse(nets[i], &f->nets[i]) < 0) {
-                snprintf(err, errlen,
-                         "receipt_filter '%s': '%s' is not a network like \"192.0.2.0/24\" or "
-                         "\"2001:db8::/32\" (host bits must be zero)",
-                         f->name, nets[i]);
-                rc = -1;
-            }
-            f->nnets = i + 1;
-        }
-    }
     free(policy);
-    lf_free_list(nets, nnets);
     return rc;
 }
 
@@ -435,12 +444,30 @@ static int parse_listen(lua_State *L, struct server_cfg *s, int line, char *err,
         if (lua_type(L, -1) == LUA_TSTRING) {
             lc->address = xstrdup(lua_tostring(L, -1));
         } else if (lua_istable(L, -1)) {
-            static const char *const keys[] = {"address", "rule_set", NULL};
+            static const char *const keys[] = {"address", "rule_set", "proxy_protocol", "trusted",
+                                               NULL};
             int t = lua_gettop(L);
             if (lf_check_keys(L, t, "listen entry", keys, err, errlen) < 0 ||
                 lf_string(L, t, "address", true, &lc->address, err, errlen) < 0 ||
-                lf_string(L, t, "rule_set", false, &lc->rule_set, err, errlen) < 0)
+                lf_string(L, t, "rule_set", false, &lc->rule_set, err, errlen) < 0 ||
+                lf_bool(L, t, "proxy_protocol", &lc->proxy_protocol, err, errlen) < 0 ||
+                parse_cidr_list(L, t, "trusted", "listen entry", &lc->trusted, &lc->ntrusted, err,
+                                errlen) < 0)
                 rc = -1;
+            /* Both or neither: a PROXY listener trusting nobody accepts nothing, and a trusted
+             * list without PROXY would silently do nothing. */
+            else if (lc->proxy_protocol && lc->ntrusted == 0) {
+                snprintf(err, errlen,
+                         "listen entry %s: proxy_protocol = true needs a non-empty 'trusted' "
+                         "list of balancer addresses",
+                         lc->address);
+                rc = -1;
+            } else if (!lc->proxy_protocol && lc->ntrusted > 0) {
+                snprintf(err, errlen,
+                         "listen entry %s: 'trusted' applies only with proxy_protocol = true",
+                         lc->address);
+                rc = -1;
+            }
         } else {
             snprintf(err, errlen, "server: listen item %zu must be \"ip:port\" or a table, got %s",
                      i + 1, luaL_typename(L, -1));
@@ -485,16 +512,11 @@ static int parse_tls(lua_State *L, struct server_cfg *s, char *err, size_t errle
 
 static int parse_server(lua_State *L, struct server_cfg *s, int line, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"listen",           "hostname",
-                                       "domains",          "data_dir",
-                                       "max_message_size", "tls",
-                                       "log_format",       "max_recipients",
-                                       "max_connections",  "max_connections_per_ip",
-                                       "command_timeout",  "data_timeout",
-                                       "max_errors",       "workers",
-                                       "rule_set",         "auth_checks",
-                                       "metrics",          "retry_initial_ms",
-                                       "retry_max_ms",     NULL};
+    static const char *const keys[] = {
+        "listen", "hostname", "domains", "data_dir", "max_message_size", "tls", "log_format",
+        "max_recipients", "max_connections", "max_connections_per_ip", "command_timeout",
+        "data_timeout", "max_errors", "workers", "rule_set", "auth_checks", "xclient", "metrics",
+        "retry_initial_ms", "retry_max_ms", NULL};
     char *log_format = NULL;
     if (lf_check_keys(L, 1, "server", keys, err, errlen) < 0 ||
         parse_listen(L, s, line, err, errlen) < 0 ||
@@ -515,6 +537,7 @@ static int parse_server(lua_State *L, struct server_cfg *s, int line, char *err,
         lf_integer(L, 1, "workers", 1, 256, &s->workers, err, errlen) < 0 ||
         lf_string(L, 1, "rule_set", false, &s->rule_set, err, errlen) < 0 ||
         lf_bool(L, 1, "auth_checks", &s->auth_checks, err, errlen) < 0 ||
+        parse_cidr_list(L, 1, "xclient", "server", &s->xclient, &s->nxclient, err, errlen) < 0 ||
         lf_string(L, 1, "metrics", false, &s->metrics, err, errlen) < 0 ||
         lf_integer(L, 1, "retry_initial_ms", 10, 86400000, &s->retry_initial_ms, err, errlen) <
             0 ||

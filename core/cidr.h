@@ -1,5 +1,5 @@
-/* IPv4/IPv6 networks in CIDR notation ("192.0.2.0/24", "2001:db8::/32", or a bare address).
- * IPv4-mapped IPv6 addresses match IPv4 networks. */
+/* CIDR blocks ("10.0.0.0/8", "2001:db8::/32", or a bare address meaning one host) and matching
+ * of numeric client addresses against them. Pure; no allocation. */
 #ifndef SLUICE_CIDR_H
 #define SLUICE_CIDR_H
 
@@ -7,18 +7,19 @@
 #include <stddef.h>
 
 struct cidr {
-    int family; /* AF_INET or AF_INET6 */
-    unsigned char addr[16];
-    int prefix;
+    int family;             /* AF_INET or AF_INET6 */
+    unsigned char addr[16]; /* network bytes, host bits cleared */
+    int prefix;             /* 0..32 or 0..128 */
 };
 
-/* Returns 0, or -1 when text is not a valid network. Host bits must be zero. */
-int cidr_parse(const char *text, struct cidr *out);
-/* True when the numeric address ip (text) lies in the network. */
+/* Parses text into c. Returns 0, or -1 with a short reason in *why. Host bits set beyond the
+ * prefix ("10.0.0.1/8") are an error: they usually mean a typo in the prefix. */
+int cidr_parse(const char *text, struct cidr *c, const char **why);
+/* True when the numeric address ip (as sockaddr_ip prints it) lies in c. An IPv4-mapped IPv6
+ * address matches IPv4 blocks. Non-numeric ip ("unknown") never matches. */
 bool cidr_match(const struct cidr *c, const char *ip);
-/* True when ip lies in any of the n networks. */
-bool cidr_match_any(const struct cidr *list, size_t n, const char *ip);
-/* Writes the network back as text. */
+bool cidr_list_match(const struct cidr *list, size_t n, const char *ip);
+/* Writes c back as "network/prefix". */
 void cidr_format(const struct cidr *c, char *out, size_t outlen);
 
 #endif

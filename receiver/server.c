@@ -1,6 +1,7 @@
 /* Listeners, connection limits, signals and config reload. */
 #include "receiver/server.h"
 #include "config/config.h"
+#include "core/cidr.h"
 #include "core/log.h"
 #include "core/sockaddr.h"
 #include "core/xalloc.h"
@@ -27,7 +28,24 @@ struct listener {
     struct server *srv;
     struct evconnlistener *evl;
     char *address;
+    /* Fixed at bind time like the address, so that a reload which renames or drops the entry
+     * never turns a PROXY listener into a plain one. The trusted list follows reloads. */
+    int proxy;
+    struct cidr *trusted;
+    size_t ntrusted;
 };
+
+/* Copies the trusted list of listen entry lc (the listener's own copy, freed with it). */
+static void listener_set_trusted(struct listener *l, const struct listen_cfg *lc)
+{
+    free(l->trusted);
+    l->trusted = NULL;
+    l->ntrusted = lc->ntrusted;
+    if (lc->ntrusted) {
+        l->trusted = xcalloc(lc->ntrusted, sizeof *l->trusted);
+        memcpy(l->trusted, lc->trusted, lc->ntrusted * sizeof *l->trusted);
+    }
+}
 
 /* --- per-IP accounting ------------------------------------------------------------------- */
 
@@ -51,7 +69,7 @@ void server_session_gone(struct server *srv, struct session *s, const char *ip)
 {
     srv->nsessions--;
     struct ip_slot **p = ip_find(srv, ip);
-    if (*p && --(*p)->count == 0) {
+    if (*ip && *p && --(*p)->count == 0) {
         struct ip_slot *dead = *p;
         *p = dead->next;
         free(dead);
@@ -60,12 +78,35 @@ void server_session_gone(struct server *srv, struct session *s, const char *ip)
         event_base_loopexit(srv->base, NULL);
 }
 
+int server_ip_acquire(struct server *srv, const char *ip)
+{
+    struct ip_slot **p = ip_find(srv, ip);
+    if (*p && (long long)(*p)->count >= srv->cfg->server.max_connections_per_ip)
+        return -1;
+    if (!*p) {
+        *p = xcalloc(1, sizeof **p);
+        snprintf((*p)->ip, sizeof(*p)->ip, "%s", ip);
+    }
+    (*p)->count++;
+    return 0;
+}
+
 /* Refuses a connection over a limit with one reply line, without starting a session. */
 static void refuse(evutil_socket_t fd, const char *text)
 {
     ssize_t rc = write(fd, text, strlen(text));
     (void)rc;
     evutil_closesocket(fd);
+}
+
+static void server_refuse_filtered(evutil_socket_t fd, const char *ip, const char *filter)
+{
+    /* The refusal is the banner: one line, no SMTP dialogue (SES receipt filters). */
+    atomic_fetch_add(&smtp_stats.connections_refused, 1);
+    atomic_fetch_add(&smtp_stats.rcpt_rejected[REJECT_RECEIPT_FILTER], 1);
+    struct log_kv kv[] = {{"client", ip}, {"receipt_filter", filter}};
+    log_event(LOG_INFO, "refused", kv, 2);
+    refuse(fd, "554 5.7.1 Access denied by policy\r\n");
 }
 
 static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
@@ -84,30 +125,35 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
         refuse(fd, "421 4.7.0 Error: too many connections, try again later\r\n");
         return;
     }
-    const char *filter = config_receipt_filter_blocks(srv->cfg, ip);
-    if (filter) {
-        /* The refusal is the banner: one line, no SMTP dialogue (SES receipt filters). */
-        atomic_fetch_add(&smtp_stats.connections_refused, 1);
-        atomic_fetch_add(&smtp_stats.rcpt_rejected[REJECT_RECEIPT_FILTER], 1);
-        struct log_kv kv[] = {{"client", ip}, {"receipt_filter", filter}};
-        log_event(LOG_INFO, "refused", kv, 2);
-        refuse(fd, "554 5.7.1 Access denied by policy\r\n");
+    if (l->proxy) {
+        /* Nothing from an untrusted source is read: not even a refusal goes out, since the
+         * peer is not speaking SMTP to us. Per-IP limits wait for the carried address. */
+        if (!cidr_list_match(l->trusted, l->ntrusted, ip)) {
+            srv->proxy_refused++;
+            log_msg(LOG_WARN,
+                    "closed %s on %s without banner: not a trusted PROXY protocol source "
+                    "(%lu PROXY refusals)",
+                    ip, l->address, srv->proxy_refused);
+            evutil_closesocket(fd);
+            return;
+        }
+        evutil_make_socket_nonblocking(fd);
+        session_start(srv, fd, sa, l->address, 1);
         return;
     }
-    struct ip_slot **p = ip_find(srv, ip);
-    if (*p && (long long)(*p)->count >= sc->max_connections_per_ip) {
+    const char *filter = config_receipt_filter_blocks(srv->cfg, ip);
+    if (filter) {
+        server_refuse_filtered(fd, ip, filter);
+        return;
+    }
+    if (server_ip_acquire(srv, ip) < 0) {
         atomic_fetch_add(&smtp_stats.connections_refused, 1);
         log_msg(LOG_WARN, "refused %s: too many connections from this address", ip);
         refuse(fd, "421 4.7.0 Error: too many connections from your address, try again later\r\n");
         return;
     }
-    if (!*p) {
-        *p = xcalloc(1, sizeof **p);
-        snprintf((*p)->ip, sizeof(*p)->ip, "%s", ip);
-    }
-    (*p)->count++;
     evutil_make_socket_nonblocking(fd);
-    session_start(srv, fd, sa, l->address);
+    session_start(srv, fd, sa, l->address, 0);
 }
 
 static void resume_accept(evutil_socket_t fd, short what, void *arg)
@@ -148,6 +194,8 @@ static int bind_listeners(struct server *srv, char *err, size_t errlen)
         }
         evconnlistener_set_error_cb(l->evl, on_accept_error);
         l->address = xstrdup(sc->listen[i].address);
+        l->proxy = sc->listen[i].proxy_protocol;
+        listener_set_trusted(l, &sc->listen[i]);
         srv->nlisteners++;
         log_msg(LOG_INFO, "listening on %s", l->address);
     }
@@ -212,6 +260,17 @@ static void reload(struct server *srv)
     int same_listen = a->nlisten == b->nlisten;
     for (size_t i = 0; same_listen && i < a->nlisten; i++)
         same_listen = strcmp(a->listen[i].address, b->listen[i].address) == 0;
+    for (size_t i = 0; i < srv->nlisteners; i++) {
+        struct listener *l = &srv->listeners[i];
+        const struct listen_cfg *lc = config_listen_for(next, l->address);
+        if (!lc)
+            continue;
+        if (lc->proxy_protocol != (l->proxy != 0))
+            log_msg(LOG_WARN, "reload: proxy_protocol of %s changed; takes effect on restart",
+                    l->address);
+        else if (l->proxy)
+            listener_set_trusted(l, lc);
+    }
     if (!same_listen)
         log_msg(LOG_WARN, "reload: listen addresses changed; they take effect on restart");
     if (b->workers != a->workers)
@@ -303,6 +362,7 @@ void server_free(struct server *srv)
         if (srv->listeners[i].evl)
             evconnlistener_free(srv->listeners[i].evl);
         free(srv->listeners[i].address);
+        free(srv->listeners[i].trusted);
     }
     free(srv->listeners);
     for (size_t i = 0; i < 4; i++)

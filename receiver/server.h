@@ -34,6 +34,7 @@ struct server {
     struct event *grace;
     struct evhttp *metrics;
     struct retry *retry; /* post-acceptance jobs */
+    unsigned long proxy_refused; /* connections closed unheard on PROXY protocol listeners */
 };
 
 /* Binds every listener of cfg (the server takes over the reference). Returns NULL with the
@@ -43,7 +44,11 @@ struct server *server_new(struct config *cfg, char *err, size_t errlen);
 void server_run(struct server *srv);
 void server_free(struct server *srv);
 
-/* For sessions: per-IP accounting and the live list. */
+/* For sessions: per-IP accounting and the live list. ip is the address the session was counted
+ * under, "" when it never was (a PROXY protocol session that ended before its header). */
 void server_session_gone(struct server *srv, struct session *s, const char *ip);
+/* Counts one more connection from ip; -1 (nothing counted) when that exceeds
+ * max_connections_per_ip. PROXY protocol sessions call it once they know the client. */
+int server_ip_acquire(struct server *srv, const char *ip);
 
 #endif

@@ -6,14 +6,17 @@
 #include "auth/auth.h"
 #include "config/config.h"
 #include "core/address.h"
+#include "core/cidr.h"
 #include "core/log.h"
 #include "core/message.h"
 #include "core/sockaddr.h"
 #include "core/xalloc.h"
+#include "receiver/proxy_proto.h"
 #include "receiver/server.h"
 #include "receiver/smtp_cmd.h"
 #include "receiver/smtp_data.h"
 #include "receiver/workers.h"
+#include "receiver/xclient.h"
 #include "actions/action.h"
 #include "core/verdict.h"
 #include "rules/eval.h"
@@ -42,10 +45,11 @@
 #define INPUT_HIGH_WATER (256 * 1024)
 
 enum state {
-    S_CMD,       /* reading commands */
-    S_DATA,      /* reading message content */
-    S_BUSY,      /* a worker judges the message */
-    S_STARTTLS,  /* 220 sent, waiting for it to flush before the handshake */
+    S_PROXY,     /* waiting for the PROXY protocol header; nothing sent yet */
+    S_CMD,      /* reading commands */
+    S_DATA,     /* reading message content */
+    S_BUSY,     /* a worker judges the message */
+    S_STARTTLS, /* 220 sent, waiting for it to flush before the handshake */
     S_HANDSHAKE, /* TLS handshake in progress */
     S_CLOSING,   /* last reply queued; free once flushed */
 };
@@ -64,8 +68,13 @@ struct session {
     struct bufferevent *bev;
     enum state state;
     char listen_addr[80];
-    char ip[64];
+    char ip[64]; /* the client: the peer, or the address a PROXY header / XCLIENT carried */
     int port;
+    char *rdns;       /* XCLIENT NAME; NULL when unknown */
+    char peer_ip[64]; /* the TCP peer (the balancer when proxied) */
+    int proxied;
+    char counted_ip[64]; /* per-IP accounting key; "" until counted */
+    int xclient_ok;
     char *helo;
     int esmtp;
     int tls;
@@ -157,6 +166,17 @@ static void close_when_flushed(struct session *s, const char *why)
     }
 }
 
+/* A PROXY protocol listener's connection that never got a usable header: closed without a
+ * word, since whatever it sent was not meant for SMTP. why is a static string. */
+static void proxy_refuse(struct session *s, const char *why)
+{
+    s->srv->proxy_refused++;
+    log_msg(LOG_WARN, "closed %s on %s without banner: %s (%lu PROXY refusals)", s->peer_ip,
+            s->listen_addr, why, s->srv->proxy_refused);
+    s->end_reason = why;
+    session_free(s);
+}
+
 /* --- deadlines --------------------------------------------------------------------------- */
 
 static void arm_timer(struct session *s, long long seconds)
@@ -174,6 +194,10 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
     }
     if (s->state == S_BUSY)
         return;
+    if (s->state == S_PROXY) {
+        proxy_refuse(s, "no PROXY protocol header within the command timeout");
+        return;
+    }
     if (s->state == S_HANDSHAKE || s->state == S_STARTTLS) {
         s->end_reason = "timeout during TLS handshake";
         session_free(s);
@@ -208,14 +232,11 @@ static void log_session(struct session *s)
     snprintf(rej, sizeof rej, "%u", s->n_rcpt_rejected);
     snprintf(dur, sizeof dur, "%lds", (long)(time(NULL) - s->started));
     struct log_kv kv[] = {
-        {"client", s->ip},
-        {"helo", s->helo},
-        {"tls", s->tls ? s->tls_version : NULL},
-        {"messages", msgs},
-        {"rcpt_accepted", ok},
-        {"rcpt_rejected", rej},
-        {"duration", dur},
-        {"end", s->end_reason ? s->end_reason : "disconnect"},
+        {"client", s->ip},       {"helo", s->helo},
+        {"tls", s->tls ? s->tls_version : NULL}, {"messages", msgs},
+        {"via", s->proxied || strcmp(s->ip, s->peer_ip) != 0 ? s->peer_ip : NULL},
+        {"rcpt_accepted", ok},   {"rcpt_rejected", rej},
+        {"duration", dur},       {"end", s->end_reason ? s->end_reason : "disconnect"},
     };
     log_event(LOG_INFO, "session", kv, sizeof kv / sizeof kv[0]);
 }
@@ -341,6 +362,7 @@ static void finish_data(struct session *s)
     m->esmtp = s->esmtp;
     m->tls = s->tls;
     snprintf(m->client_ip, sizeof m->client_ip, "%s", s->ip);
+    m->client_rdns = s->rdns ? xstrdup(s->rdns) : NULL;
     m->client_port = s->port;
     snprintf(m->tls_version, sizeof m->tls_version, "%s", s->tls_version);
     snprintf(m->tls_cipher, sizeof m->tls_cipher, "%s", s->tls_cipher);
@@ -394,6 +416,8 @@ static void cmd_helo(struct session *s, const struct smtp_cmd *c)
     reply(s, "250-8BITMIME");
     if (s->srv->tls && !s->tls)
         reply(s, "250-STARTTLS");
+    if (s->xclient_ok)
+        reply(s, "250-XCLIENT %s", XCLIENT_ATTRS);
     reply(s, "250 ENHANCEDSTATUSCODES");
 }
 
@@ -549,6 +573,48 @@ static void cmd_starttls(struct session *s)
     s->state = S_STARTTLS; /* on_write starts the handshake once the 220 is out */
 }
 
+static void greet(struct session *s)
+{
+    reply(s, "220 %s ESMTP sluice", s->srv->cfg->server.hostname);
+}
+
+/* XCLIENT (Postfix semantics): replace the client attributes, then start over as if the client
+ * had just connected, with a fresh banner. Authorization was decided when the session began
+ * and survives the restart, so a proxy can send XCLIENT again on the same connection. */
+static void cmd_xclient(struct session *s, const struct smtp_cmd *c)
+{
+    if (!s->xclient_ok) {
+        reply_error(s, "550 5.7.0 Error: insufficient authorization");
+        return;
+    }
+    if (s->msg) {
+        reply_error(s, "503 5.5.1 Error: MAIL transaction in progress");
+        return;
+    }
+    struct xclient_attrs a;
+    const char *err;
+    if (xclient_parse(c->arg, &a, &err) < 0) {
+        reply_error(s, err);
+        return;
+    }
+    if (a.addr_set)
+        snprintf(s->ip, sizeof s->ip, "%s", a.addr_set == 1 ? a.addr : "unknown");
+    if (a.port_set)
+        s->port = a.port_set == 1 ? a.port : 0;
+    if (a.name_set) {
+        free(s->rdns);
+        s->rdns = a.name_set == 1 ? xstrdup(a.name) : NULL;
+    }
+    txn_reset(s);
+    free(s->helo);
+    s->helo = a.helo_set == 1 ? xstrdup(a.helo) : NULL;
+    s->esmtp = a.proto_set == 1 ? a.esmtp : 0;
+    s->errors = 0;
+    log_msg(LOG_INFO, "XCLIENT from %s: client is now %s:%d%s%s", s->peer_ip, s->ip, s->port,
+            s->rdns ? " name " : "", s->rdns ? s->rdns : "");
+    greet(s);
+}
+
 static void dispatch(struct session *s, char *line, size_t len)
 {
     struct smtp_cmd c;
@@ -598,7 +664,7 @@ static void dispatch(struct session *s, char *line, size_t len)
         cmd_starttls(s);
         break;
     case CMD_XCLIENT:
-        reply_error(s, "550 5.7.0 Error: insufficient authorization");
+        cmd_xclient(s, &c);
         break;
     case CMD_UNKNOWN:
         reply_error(s, "500 5.5.2 Error: command not recognized");
@@ -702,9 +768,76 @@ static void process_input(struct session *s)
 
 /* --- bufferevent callbacks ---------------------------------------------------------------- */
 
+/* Client known: count it against the per-IP limit (PROXY sessions only; the listener counted
+ * the others), decide XCLIENT, and send the banner. */
+static void begin_smtp(struct session *s)
+{
+    const struct server_cfg *sc = &s->srv->cfg->server;
+    if (!s->counted_ip[0]) {
+        /* Receipt filters judge the client the PROXY header carried, not the balancer. */
+        const char *filter = config_receipt_filter_blocks(s->srv->cfg, s->ip);
+        if (filter) {
+            atomic_fetch_add(&smtp_stats.connections_refused, 1);
+            atomic_fetch_add(&smtp_stats.rcpt_rejected[REJECT_RECEIPT_FILTER], 1);
+            struct log_kv kv[] = {{"client", s->ip}, {"via", s->peer_ip}, {"receipt_filter", filter}};
+            log_event(LOG_INFO, "refused", kv, 3);
+            reply(s, "554 5.7.1 Access denied by policy");
+            close_when_flushed(s, "receipt filter");
+            return;
+        }
+        if (server_ip_acquire(s->srv, s->ip) < 0) {
+            log_msg(LOG_WARN, "refused %s (via %s): too many connections from this address", s->ip,
+                    s->peer_ip);
+            reply(s, "421 4.7.0 Error: too many connections from your address, try again later");
+            close_when_flushed(s, "too many connections from this address");
+            return;
+        }
+        snprintf(s->counted_ip, sizeof s->counted_ip, "%s", s->ip);
+    }
+    s->xclient_ok = cidr_list_match(sc->xclient, sc->nxclient, s->ip);
+    s->state = S_CMD;
+    greet(s);
+    arm_timer(s, sc->command_timeout);
+}
+
+/* S_PROXY input: the header, then SMTP. Bytes after the header stay in the buffer and are
+ * read as commands once the banner is queued (a pipelining client may send EHLO at once). */
+static void proxy_input(struct session *s)
+{
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+    size_t have = evbuffer_get_length(in);
+    if (have == 0)
+        return;
+    size_t n = have < PROXY_HEADER_MAX ? have : PROXY_HEADER_MAX;
+    const unsigned char *p = evbuffer_pullup(in, (ev_ssize_t)n);
+    struct proxy_header h;
+    const char *why = "malformed PROXY protocol header";
+    enum proxy_status st = proxy_parse(p, n, &h, &why);
+    if (st == PROXY_NEED_MORE && n < PROXY_HEADER_MAX)
+        return;
+    if (st != PROXY_DONE) {
+        proxy_refuse(s, why);
+        return;
+    }
+    evbuffer_drain(in, h.consumed);
+    if (!h.local) {
+        snprintf(s->ip, sizeof s->ip, "%s", h.src_ip);
+        s->port = h.src_port;
+    }
+    log_msg(LOG_INFO, "PROXY v%d from %s on %s: client %s:%d%s", h.version, s->peer_ip,
+            s->listen_addr, s->ip, s->port, h.local ? " (LOCAL: the peer itself)" : "");
+    begin_smtp(s);
+    if (s->state == S_CMD)
+        process_input(s);
+}
+
 static void on_read(struct bufferevent *bev, void *arg)
 {
-    process_input(arg);
+    struct session *s = arg;
+    if (s->state == S_PROXY)
+        proxy_input(s);
+    else
+        process_input(s);
 }
 
 static void on_write(struct bufferevent *bev, void *arg)
@@ -746,6 +879,12 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
                                                        : "connection error";
         if (s->state == S_DATA && s->msg)
             log_message(s, s->msg, "not accepted", NULL, NULL, "client went away during DATA");
+        if (s->state == S_PROXY) {
+            proxy_refuse(s, evbuffer_get_length(bufferevent_get_input(bev))
+                                ? "connection closed within the PROXY protocol header"
+                                : "connection closed before a PROXY protocol header");
+            return;
+        }
         session_free(s);
     }
 }
@@ -753,12 +892,16 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 /* --- lifecycle ---------------------------------------------------------------------------- */
 
 void session_start(struct server *srv, evutil_socket_t fd, const struct sockaddr *peer,
-                   const char *listen_address)
+                   const char *listen_address, int proxy)
 {
     struct session *s = xcalloc(1, sizeof *s);
     s->srv = srv;
     s->started = time(NULL);
     sockaddr_ip(peer, s->ip, sizeof s->ip, &s->port);
+    snprintf(s->peer_ip, sizeof s->peer_ip, "%s", s->ip);
+    s->proxied = proxy;
+    if (!proxy)
+        snprintf(s->counted_ip, sizeof s->counted_ip, "%s", s->ip);
     snprintf(s->listen_addr, sizeof s->listen_addr, "%s", listen_address);
     s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
     s->timer = evtimer_new(srv->base, on_timeout, s);
@@ -773,8 +916,12 @@ void session_start(struct server *srv, evutil_socket_t fd, const struct sockaddr
         s->next->prev = s;
     srv->sessions = s;
     srv->nsessions++;
-    reply(s, "220 %s ESMTP sluice", srv->cfg->server.hostname);
-    arm_timer(s, srv->cfg->server.command_timeout);
+    if (proxy) {
+        s->state = S_PROXY;
+        arm_timer(s, srv->cfg->server.command_timeout);
+    } else {
+        begin_smtp(s);
+    }
 }
 
 static void session_free(struct session *s)
@@ -796,13 +943,14 @@ static void session_free(struct session *s)
     txn_reset(s);
     free(s->helo);
     free(s->hits);
+    free(s->rdns);
     if (s->prev)
         s->prev->next = s->next;
     else
         s->srv->sessions = s->next;
     if (s->next)
         s->next->prev = s->prev;
-    server_session_gone(s->srv, s, s->ip);
+    server_session_gone(s->srv, s, s->counted_ip);
     free(s);
 }
 
@@ -819,7 +967,7 @@ void session_shutdown(struct session *s)
         s->stop_after_txn = 1;
         return;
     }
-    if (s->state == S_STARTTLS || s->state == S_HANDSHAKE) {
+    if (s->state == S_STARTTLS || s->state == S_HANDSHAKE || s->state == S_PROXY) {
         s->end_reason = "shutdown";
         session_free(s);
         return;

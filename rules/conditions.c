@@ -183,10 +183,12 @@ static int each_cidr(lua_State *L, void *arg, size_t i)
     struct parse_arg *a = arg;
     struct condition *c = a->c;
     const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    const char *why = "expected a string";
     c->cidrs = xrealloc(c->cidrs, (c->ncidrs + 1) * sizeof *c->cidrs);
-    if (!s || cidr_parse(s, &c->cidrs[c->ncidrs]) < 0) {
-        snprintf(a->err, a->errlen, "%s: '%s' is not an IPv4/IPv6 network like \"192.0.2.0/24\"",
-                 a->what, s ? s : luaL_typename(L, -1));
+    if (!s || cidr_parse(s, &c->cidrs[c->ncidrs], &why) < 0) {
+        snprintf(a->err, a->errlen,
+                 "%s: '%s' is not an IPv4/IPv6 network like \"192.0.2.0/24\" (%s)", a->what,
+                 s ? s : luaL_typename(L, -1), why);
         return -1;
     }
     c->ncidrs++;
@@ -496,7 +498,7 @@ static bool cond_holds(const struct condition *c, const struct message *m)
         return (c->gt < 0 || (long long)m->body.len > c->gt) &&
                (c->lt < 0 || (long long)m->body.len < c->lt);
     case COND_CLIENT_IP:
-        return cidr_match_any(c->cidrs, c->ncidrs, m->client_ip);
+        return cidr_list_match(c->cidrs, c->ncidrs, m->client_ip);
     case COND_TLS:
         return m->tls == c->flag;
     case COND_TLS_VERSION:
