@@ -158,6 +158,10 @@ void metrics_render(struct server *srv, struct buf *b)
         buf_printf(b, "sluice_smtp_recipients_rejected_total{reason=\"%s\"} %llu\n",
                    rcpt_reject_reason_name((enum rcpt_reject_reason)r),
                    (unsigned long long)atomic_load(&smtp_stats.rcpt_rejected[r]));
+    counter(b, "sluice_proxy_refused_total",
+            "Connections closed unheard on PROXY protocol listeners (untrusted source, bad "
+            "or missing header).",
+            (unsigned long long)srv->proxy_refused);
     header(b, "sluice_smtp_sessions", "gauge", "SMTP sessions open now.");
     buf_printf(b, "sluice_smtp_sessions %zu\n", srv->nsessions);
 }
