@@ -14,6 +14,7 @@ struct rule;
 struct maildir_batch;
 struct action_stats;
 struct action;
+struct eval_state;
 
 enum action_status {
     ACTION_OK,
@@ -39,6 +40,7 @@ struct action_ctx {
     size_t nrcpts;
     struct maildir_batch *batch;   /* staged deliveries, committed after the chain succeeds */
     struct rcpt_outcome *outcomes; /* one per msg->rcpts entry */
+    struct eval_state *eval;       /* the evaluator's, for action_replace_rcpts */
     char error[256];
     int sys_errno; /* errno behind an ACTION_FAILED, 0 when not a system error */
 };
@@ -48,6 +50,9 @@ struct action_ctx {
 void action_refuse_rcpts(struct action_ctx *ctx, const char *reply, const char *sender);
 /* Accepts the rule's recipients silently: nothing more is delivered to them. */
 void action_drop_rcpts(struct action_ctx *ctx);
+/* Replaces the rule's recipients with addrs (SES Mail Manager ReplaceRecipient): the old ones
+ * get nothing more, later actions and rules see the new ones. */
+void action_replace_rcpts(struct action_ctx *ctx, char *const *addrs, size_t n);
 /* Runs a nested list of actions (e.g. bounce_on_dmarc_fail's quarantine) with ctx. */
 enum action_status action_run_list(struct action *const *list, size_t n, struct action_ctx *ctx);
 

@@ -14,6 +14,7 @@ extern const struct action_type action_bounce;
 extern const struct action_type action_bounce_on_dmarc_fail;
 extern const struct action_type action_drop;
 extern const struct action_type action_webhook;
+extern const struct action_type action_replace_recipient;
 
 /* One action per line, so adding one is a one-line change. */
 // clang-format off
@@ -25,6 +26,7 @@ const struct action_type *const action_types[] = {
     &action_bounce_on_dmarc_fail,
     &action_drop,
     &action_webhook,
+    &action_replace_recipient,
     NULL,
 };
 // clang-format on

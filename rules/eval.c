@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 /* (rule position, recipient) pairs from the recipient index, sorted by rule then recipient,
@@ -201,13 +202,62 @@ static void unspool_jobs(const char *data_dir, struct eval_result *res)
         spool_remove_job(data_dir, res->jobs[i], i + 1 == res->njobs);
 }
 
+/* Per-recipient arrays that grow when a rule replaces recipients. */
+struct eval_state {
+    size_t *idx;
+    struct rcpt_outcome *outcomes;
+    size_t cap;
+    int rehit; /* recipients changed: find the rules for the new ones */
+};
+
+static void grow_state(struct eval_state *st, size_t need)
+{
+    if (need <= st->cap)
+        return;
+    size_t ncap = st->cap ? st->cap : 4;
+    while (ncap < need)
+        ncap *= 2;
+    st->idx = xrealloc(st->idx, ncap * sizeof *st->idx);
+    st->outcomes = xrealloc(st->outcomes, ncap * sizeof *st->outcomes);
+    memset(st->outcomes + st->cap, 0, (ncap - st->cap) * sizeof *st->outcomes);
+    st->cap = ncap;
+}
+
+void action_replace_rcpts(struct action_ctx *ctx, char *const *addrs, size_t n)
+{
+    struct eval_state *st = ctx->eval;
+    struct message *m = ctx->msg;
+    for (size_t i = 0; i < ctx->nrcpts; i++) {
+        st->outcomes[ctx->rcpts[i]].dropped = 1;
+        maildir_discard_tag(ctx->batch, (int)ctx->rcpts[i]);
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t at = m->nrcpts;
+        for (size_t j = 0; j < m->nrcpts; j++)
+            if (strcasecmp(m->rcpts[j], addrs[i]) == 0)
+                at = j;
+        if (at == m->nrcpts) {
+            message_add_rcpt(m, addrs[i]);
+            grow_state(st, m->nrcpts);
+        }
+        st->outcomes[at].dropped = 0;
+        st->outcomes[at].refused = 0;
+        st->idx[k++] = at;
+    }
+    ctx->rcpts = st->idx;
+    ctx->nrcpts = k;
+    ctx->outcomes = st->outcomes;
+    st->rehit = 1;
+}
+
 void rules_evaluate(const struct rule_set *rs, struct message *m, const char *data_dir,
                     struct eval_result *res)
 {
     memset(res, 0, sizeof *res);
     struct maildir_batch batch = {0};
-    size_t *idx = xcalloc(m->nrcpts ? m->nrcpts : 1, sizeof *idx);
-    struct rcpt_outcome *outcomes = xcalloc(m->nrcpts ? m->nrcpts : 1, sizeof *outcomes);
+    struct eval_state st = {0};
+    grow_state(&st, m->nrcpts ? m->nrcpts : 1);
     int failed = 0;
     size_t nhits;
     struct hit *hits = collect_hits(rs, m, &nhits);
@@ -215,10 +265,11 @@ void rules_evaluate(const struct rule_set *rs, struct message *m, const char *da
     atomic_fetch_add(&rs->stats->received, 1);
     for (size_t h = 0; h < nhits && !failed;) {
         const struct rule *r = rs->rules[hits[h].rule];
+        uint32_t rule_pos = hits[h].rule;
         size_t n = 0;
-        for (uint32_t ri = hits[h].rule; h < nhits && hits[h].rule == ri; h++)
-            if (!outcomes[hits[h].rcpt].refused && !outcomes[hits[h].rcpt].dropped)
-                idx[n++] = hits[h].rcpt;
+        for (; h < nhits && hits[h].rule == rule_pos; h++)
+            if (!st.outcomes[hits[h].rcpt].refused && !st.outcomes[hits[h].rcpt].dropped)
+                st.idx[n++] = hits[h].rcpt;
         if (n == 0 || !r->enabled || (r->tls == TLS_REQUIRE && !m->tls))
             continue;
         if (!cond_list_all(&r->when, m, NULL) || cond_list_any(&r->unless, m, NULL))
@@ -228,20 +279,34 @@ void rules_evaluate(const struct rule_set *rs, struct message *m, const char *da
             buf_puts(&res->rules, ",");
         buf_puts(&res->rules, r->name);
 
-        struct action_ctx ctx = {
-            .msg = m, .rule = r, .rcpts = idx, .nrcpts = n, .batch = &batch, .outcomes = outcomes};
-        enum action_status st = run_rule(rs, r, &ctx, res);
-        failed = st == ACTION_FAILED;
+        struct action_ctx ctx = {.msg = m,
+                                 .rule = r,
+                                 .rcpts = st.idx,
+                                 .nrcpts = n,
+                                 .batch = &batch,
+                                 .outcomes = st.outcomes,
+                                 .eval = &st};
+        enum action_status status = run_rule(rs, r, &ctx, res);
+        failed = status == ACTION_FAILED;
         if (failed)
             res->sys_errno = ctx.sys_errno;
-        atomic_fetch_add(failed || st == ACTION_FAILED_SOFT ? &r->stats->publish_failure
-                                                            : &r->stats->publish_success,
+        atomic_fetch_add(failed || status == ACTION_FAILED_SOFT ? &r->stats->publish_failure
+                                                                : &r->stats->publish_success,
                          1);
-        if (st == ACTION_STOP_RULE_SET)
+        if (status == ACTION_STOP_RULE_SET)
             break;
+        if (st.rehit) {
+            /* New recipients: the rules after this one are looked up again. */
+            free(hits);
+            hits = collect_hits(rs, m, &nhits);
+            for (h = 0; h < nhits && hits[h].rule <= rule_pos; h++)
+                ;
+            st.rehit = 0;
+        }
     }
-    free(idx);
+    free(st.idx);
     free(hits);
+    struct rcpt_outcome *outcomes = st.outcomes;
 
     if (!failed) {
         final_reply(m, outcomes, res);

@@ -80,6 +80,33 @@ rule_set "main" {
         self.assertEqual(self.sluice.maildir("example.test", "quiet"), [])
 
 
+class ReplaceRecipient(SluiceTestCase):
+    rules = """
+rule_set "main" {
+  rule { name = "archive", recipients = { "legal@example.test" }, actions = {
+           add_header { name = "X-Was", value = "legal" },
+           replace_recipient { with = { "archive@example.test", "audit@example.test" } },
+           store { maildir = "var/mail/{domain}/{user}" } } },
+  rule { name = "audit-tag", recipients = { "audit@example.test" }, actions = {
+           add_header { name = "X-Audit", value = "yes" } } },
+  rule { name = "rest", recipients = { "user@example.test" }, actions = { %s } },
+}
+""" % STORE
+
+    def test_later_actions_and_rules_see_the_new_recipients(self):
+        code, _ = transaction(self.sluice, ["legal@example.test", "user@example.test"],
+                              b"Subject: contract\r\n\r\nx\r\n")
+        self.assertEqual(code, 250)
+        self.assertEqual(self.sluice.maildir("example.test", "legal"), [])
+        archive = self.sluice.maildir("example.test", "archive")
+        audit = self.sluice.maildir("example.test", "audit")
+        self.assertEqual((len(archive), len(audit)), (1, 1))
+        self.assertIn(b"for <archive@example.test>", read_file(archive[0]))
+        self.assertIn(b"X-Was: legal", read_file(audit[0]))
+        self.assertEqual(len(self.sluice.maildir("example.test", "user")), 1)
+        self.sluice.wait_log(r"rules=archive,audit-tag,rest ")
+
+
 class DmarcBounceWithoutVerdicts(SluiceTestCase):
     """With authentication checks off there is no DMARC verdict: the action must let mail
     through (it only ever bounces FAIL+REJECT)."""
@@ -121,6 +148,9 @@ class BounceConfigErrors(unittest.TestCase):
         self.assertIn("quarantine item 1 is not an action",
                       self.error('bounce_on_dmarc_fail { quarantine = { "store" } }'))
         self.assertIn("unknown key", self.error('drop { now = true }'))
+        self.assertIn("not a valid address",
+                      self.error('replace_recipient { with = { "nobody" } }'))
+        self.assertIn("at least one", self.error('replace_recipient { with = { } }'))
 
     def test_check_describes_nested_quarantine(self):
         path, r = check(self.SERVER + 'bounce_on_dmarc_fail { quarantine = {\n'
