@@ -70,10 +70,12 @@ struct action_type {
     void (*free_state)(void *state);
     /* Post-acceptance actions (webhook, relay, S3, ...): performs the action once for job, on a
      * worker thread, from the spool (or inline when on_failure = "tempfail"). run is then
-     * unused. Returns 0, or -1 with the reason in err. */
+     * unused. Returns 0, -1 (retry later) or ACTION_DELIVER_REJECTED (final: the receiver
+     * refused it for good), with the reason in err. */
     int (*deliver)(const void *state, struct spool_job *job, char *err, size_t errlen);
 };
 
+#define ACTION_DELIVER_REJECTED (-2)
 #define EXPIRE_AFTER_DEFAULT_MS (4LL * 3600 * 1000) /* SES retries for four hours */
 
 struct action {

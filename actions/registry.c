@@ -15,6 +15,7 @@ extern const struct action_type action_bounce_on_dmarc_fail;
 extern const struct action_type action_drop;
 extern const struct action_type action_webhook;
 extern const struct action_type action_replace_recipient;
+extern const struct action_type action_relay;
 
 /* One action per line, so adding one is a one-line change. */
 // clang-format off
@@ -27,6 +28,7 @@ const struct action_type *const action_types[] = {
     &action_drop,
     &action_webhook,
     &action_replace_recipient,
+    &action_relay,
     NULL,
 };
 // clang-format on

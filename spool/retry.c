@@ -24,6 +24,7 @@ struct pending {
     struct config *cfg; /* pinned while an attempt runs */
     const struct action *action;
     int ok;
+    int rejected; /* final refusal: no retry */
     int in_flight;
     char err[512];
     struct pending *next, *prev;
@@ -110,7 +111,9 @@ static void attempt_run(struct work *w)
         p->ok = 0;
         return;
     }
-    p->ok = p->action->type->deliver(p->action->state, p->job, p->err, sizeof p->err) == 0;
+    int rc = p->action->type->deliver(p->action->state, p->job, p->err, sizeof p->err);
+    p->ok = rc == 0;
+    p->rejected = rc == ACTION_DELIVER_REJECTED;
 }
 
 static void schedule(struct pending *p, long long delay_ms);
@@ -132,7 +135,9 @@ static void attempt_done(struct work *w)
     if (j->attempts == 1)
         atomic_fetch_add(&stats->publish_failure, 1);
     long long age = now_ms() - (long long)j->created * 1000;
-    if (j->on_failure == ON_FAILURE_CONTINUE) {
+    if (p->rejected) {
+        job_log(j, LOG_ERR, "rejected", p->err);
+    } else if (j->on_failure == ON_FAILURE_CONTINUE) {
         job_log(j, LOG_WARN, "failed", p->err);
     } else if (age >= j->expire_after_ms) {
         atomic_fetch_add(&stats->publish_expired, 1);

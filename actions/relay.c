@@ -1,0 +1,119 @@
+/* relay { to = "host:port", tls = "none"|"opportunistic"|"require",
+ *         mail_from = "preserve"|"replace", sender = "..." }: forwards the message (with the
+ * headers sluice added) over SMTP after acceptance, from the spool (SES Mail Manager's Relay).
+ * A 5xx from the next hop is final; anything else is retried until expire_after. */
+#include "actions/action.h"
+#include "actions/smtp_client.h"
+#include "config/lua_fields.h"
+#include "core/address.h"
+#include "core/xalloc.h"
+#include "spool/spool.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct relay_state {
+    char *host;
+    int port;
+    enum smtp_tls tls;
+    int replace_from;
+    char *sender;
+    long long timeout_ms;
+};
+
+static int relay_parse(struct lua_State *L, int idx, void **state, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"to", "tls", "mail_from", "sender", "timeout_ms", NULL};
+    struct relay_state *s = xcalloc(1, sizeof *s);
+    *state = s;
+    s->timeout_ms = 30000;
+    char *to = NULL, *tls = NULL, *from = NULL;
+    int rc = -1;
+    if (lf_check_keys(L, idx, "relay", keys, err, errlen) < 0 ||
+        lf_string(L, idx, "to", true, &to, err, errlen) < 0 ||
+        lf_string(L, idx, "tls", false, &tls, err, errlen) < 0 ||
+        lf_string(L, idx, "mail_from", false, &from, err, errlen) < 0 ||
+        lf_string(L, idx, "sender", false, &s->sender, err, errlen) < 0 ||
+        lf_integer(L, idx, "timeout_ms", 1000, 600000, &s->timeout_ms, err, errlen) < 0)
+        goto done;
+    char *colon = strrchr(to, ':');
+    long port = colon ? strtol(colon + 1, NULL, 10) : 0;
+    if (!colon || colon == to || port <= 0 || port > 65535) {
+        snprintf(err, errlen, "relay: to must be \"host:port\", got \"%s\"", to);
+        goto done;
+    }
+    const char *h = to;
+    size_t hl = (size_t)(colon - to);
+    if (to[0] == '[' && colon[-1] == ']') {
+        h++;
+        hl -= 2;
+    }
+    s->host = xstrndup(h, hl);
+    s->port = (int)port;
+    if (!tls || strcmp(tls, "opportunistic") == 0)
+        s->tls = SMTP_TLS_OPPORTUNISTIC;
+    else if (strcmp(tls, "none") == 0)
+        s->tls = SMTP_TLS_NONE;
+    else if (strcmp(tls, "require") == 0)
+        s->tls = SMTP_TLS_REQUIRE;
+    else {
+        snprintf(err, errlen, "relay: tls must be \"none\", \"opportunistic\" or \"require\"");
+        goto done;
+    }
+    if (from && strcmp(from, "replace") == 0) {
+        s->replace_from = 1;
+        if (!s->sender) {
+            snprintf(err, errlen, "relay: mail_from = \"replace\" needs sender = \"address\"");
+            goto done;
+        }
+    } else if (from && strcmp(from, "preserve") != 0) {
+        snprintf(err, errlen, "relay: mail_from must be \"preserve\" or \"replace\"");
+        goto done;
+    }
+    if (s->sender && !address_valid(s->sender)) {
+        snprintf(err, errlen, "relay: sender '%s' is not a valid address", s->sender);
+        goto done;
+    }
+    rc = 0;
+done:
+    free(to);
+    free(tls);
+    free(from);
+    return rc;
+}
+
+static int relay_deliver(const void *state, struct spool_job *job, char *err, size_t errlen)
+{
+    const struct relay_state *s = state;
+    const char *from = s->replace_from ? s->sender : job->mail_from;
+    int rc = smtp_send(s->host, s->port, s->tls, from, job->rcpts, job->nrcpts, job->content.data,
+                       job->content.len, (long)((s->timeout_ms + 999) / 1000), err, errlen);
+    return rc == SMTP_SEND_REJECTED ? ACTION_DELIVER_REJECTED : rc == 0 ? 0 : -1;
+}
+
+static void relay_describe(const void *state, struct buf *out)
+{
+    const struct relay_state *s = state;
+    static const char *const tls[] = {"none", "opportunistic", "require"};
+    buf_printf(out, "to=%s:%d tls=%s mail_from=%s", s->host, s->port, tls[s->tls],
+               s->replace_from ? s->sender : "preserve");
+}
+
+static void relay_free(void *state)
+{
+    struct relay_state *s = state;
+    if (!s)
+        return;
+    free(s->host);
+    free(s->sender);
+    free(s);
+}
+
+const struct action_type action_relay = {
+    .name = "relay",
+    .parse = relay_parse,
+    .describe = relay_describe,
+    .free_state = relay_free,
+    .deliver = relay_deliver,
+};

@@ -1,0 +1,20 @@
+/* Sending a message to another SMTP server with libetpan: used by the relay action and for
+ * DSNs. Blocking; runs on worker threads only. */
+#ifndef SLUICE_SMTP_CLIENT_H
+#define SLUICE_SMTP_CLIENT_H
+
+#include <stddef.h>
+
+enum smtp_tls { SMTP_TLS_NONE, SMTP_TLS_OPPORTUNISTIC, SMTP_TLS_REQUIRE };
+
+#define SMTP_SEND_TEMPFAIL (-1) /* try again later */
+#define SMTP_SEND_REJECTED (-2) /* a 5xx: retrying will not help */
+
+/* Sends data (a CRLF message, not dot-stuffed) from mail_from ("" for <>) to rcpts through
+ * host:port. Returns 0, SMTP_SEND_TEMPFAIL or SMTP_SEND_REJECTED with the reason (the
+ * server's reply when there is one) in err. */
+int smtp_send(const char *host, int port, enum smtp_tls tls, const char *mail_from,
+              char *const *rcpts, size_t n, const char *data, size_t len, long timeout_s, char *err,
+              size_t errlen);
+
+#endif
