@@ -38,6 +38,7 @@ struct message {
     struct buf body; /* unstuffed content, CRLF line endings, exactly as sent */
 
     struct verdicts verdicts; /* filled on the worker before the rules run */
+    char virus_name[128];     /* the signature when verdicts.virus is FAIL, else "" */
 
     struct header *added; /* prepended by actions; later ones go on top */
     size_t nadded;

@@ -19,6 +19,7 @@
 #include "rules/metrics.h"
 #include "rules/rcpt_index.h"
 #include "rules/ruleset.h"
+#include "scan/scan.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -259,6 +260,7 @@ static void log_partial_bounce(const struct message *m, const struct rcpt_outcom
 static void job_run(struct work *w)
 {
     struct msg_job *j = (struct msg_job *)w;
+    scan_message(j->cfg, j->rs, j->msg);
     rules_evaluate(j->rs, j->msg, &j->res);
 }
 
