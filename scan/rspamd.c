@@ -1,6 +1,8 @@
-/* rspamd's HTTP protocol (POST /checkv2, JSON reply) through libcurl. Each worker thread keeps
- * one CURL handle for its life, so the connection to rspamd stays open between messages
- * (HTTP keep-alive): a scan costs one round trip, no connect. */
+/* rspamd's HTTP protocol (POST /checkv2, JSON reply) through libcurl: one request per message.
+ * Each worker thread keeps one CURL handle for its life, so a connection is reused whenever the
+ * server keeps it open (HTTP keep-alive). rspamd 3.4's normal worker answers every request with
+ * "Connection: close", so against it each scan opens a fresh connection (cheap on loopback or a
+ * Unix-socket-speed LAN); a keep-alive proxy in front of rspamd is reused as is. */
 #include "core/message.h"
 #include "core/xalloc.h"
 #include "scan/scanners.h"
