@@ -46,22 +46,21 @@ static void score_header(const struct spam_result *s, struct buf *out)
     const char *p = s->symbols.data, *end = p + s->symbols.len;
     buf_puts(out, " (");
     col += 2;
-    while (p < end) {
+    for (bool first = true; p < end; first = false) {
         const char *comma = memchr(p, ',', (size_t)(end - p));
         size_t n = comma ? (size_t)(comma - p) + 1 : (size_t)(end - p);
-        if (col + n > 76) {
-            buf_puts(out, "\r\n\t");
+        if (!first && col + 1 + n > 76) {
+            buf_puts(out, "\r\n\t"); /* fold: no trailing white space before it */
             col = 1;
+        } else if (!first) {
+            buf_puts(out, " ");
+            col++;
         }
         buf_append(out, p, n);
         col += n;
         p += n;
         while (p < end && *p == ' ')
             p++;
-        if (p < end) {
-            buf_puts(out, " ");
-            col++;
-        }
     }
     buf_puts(out, ")");
 }

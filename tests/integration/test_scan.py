@@ -179,6 +179,20 @@ class RealScanners(unittest.TestCase):
         self.assertIn("GTUBE", header(junk[0], "X-Sluice-Spam-Score")[0])
         self.assertFalse(any(b"cheap stuff" in read_file(p) for p in self.stored()))
 
+    def test_probable_spam_is_gray_and_tagged(self):
+        # No From, To, Date or Message-ID: rspamd's stock rules score this about 7.4, between
+        # "add header" (6) and "reject" (15), from header structure alone (no DNS involved).
+        code, _ = send(self.sluice, b"Subject: bare note\r\n\r\nhello\r\n")
+        self.assertEqual(code, 250)
+        path = next(p for p in self.stored() if b"bare note" in read_file(p))
+        self.assertEqual(header(path, "X-Sluice-Spam-Verdict"), ["GRAY"])
+        self.assertEqual(header(path, "X-Spam"), ["yes"])
+        self.assertRegex(header(path, "X-Sluice-Spam-Score")[0],
+                         r"^\d+\.\d\d / 15\.00 \(.*MISSING_MID\(2\.50\)")
+        for line in headers_of(path).split("\r\n"):  # folded like RFC 5322 asks
+            self.assertLessEqual(len(line), 78, line)
+            self.assertEqual(line, line.rstrip(), "trailing white space")
+
     def test_forged_verdict_headers_are_removed(self):
         forged = message("forged", extra=b"X-Sluice-Spam-Verdict: PASS\r\n"
                          b"X-Sluice-Virus-Verdict: PASS\r\n\tfolded\r\n"
