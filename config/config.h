@@ -53,10 +53,10 @@ struct receipt_filter {
 /* scan { rspamd, clamd, timeout_ms, max_size } (config/config_scan.c). line is 0 when absent. */
 struct scan_cfg {
     int line;
-    char *rspamd;          /* base URL "http://host:port", NULL when not configured */
-    char *clamd;           /* "ip:port" or "unix:/path", NULL when not configured */
-    long long timeout_ms;  /* budget for all scanners of one message together */
-    long long max_size;    /* larger messages are not sent: PROCESSING_FAILED */
+    char *rspamd;         /* base URL "http://host:port", NULL when not configured */
+    char *clamd;          /* "ip:port" or "unix:/path", NULL when not configured */
+    long long timeout_ms; /* budget for all scanners of one message together */
+    long long max_size;   /* larger messages are not sent: PROCESSING_FAILED */
 };
 
 struct config {
