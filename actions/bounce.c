@@ -1,12 +1,16 @@
 /* bounce { smtp_reply_code, status_code, message, sender }: refuses the rule's recipients.
+ * The message may name the virus found by the scan with {virus}.
  * When every recipient of the message ends up refused, the reply to DATA is this bounce: the
  * sending server returns the mail, and sluice never sends backscatter. */
 #include "actions/action.h"
 #include "actions/bounce_reply.h"
 #include "config/lua_fields.h"
+#include "core/message.h"
 #include "core/xalloc.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static int bounce_parse(struct lua_State *L, int idx, void **state, char *err, size_t errlen)
 {
@@ -18,11 +22,24 @@ static int bounce_parse(struct lua_State *L, int idx, void **state, char *err, s
     return bounce_reply_parse(L, idx, b, "550", "5.7.1", "Message rejected by policy", err, errlen);
 }
 
+/* "{virus}" in the message stands for the virus scan's signature name (printable, no spaces:
+ * it cannot break the reply). */
+static void expand_virus(char *reply, size_t size, const char *name)
+{
+    char *at = strstr(reply, "{virus}");
+    if (!at)
+        return;
+    char rest[512];
+    snprintf(rest, sizeof rest, "%s", at + 7);
+    snprintf(at, size - (size_t)(at - reply), "%s%s", name[0] ? name : "unknown", rest);
+}
+
 static enum action_status bounce_run(const void *state, struct action_ctx *ctx)
 {
     const struct bounce_reply *b = state;
     char reply[512];
     bounce_reply_format(b, reply, sizeof reply);
+    expand_virus(reply, sizeof reply, ctx->msg->virus_name);
     action_refuse_rcpts(ctx, reply, b->sender);
     return ACTION_OK;
 }

@@ -1,6 +1,7 @@
 /* sluice: the command-line entry point. Subcommands: serve, check. */
 #include "cli/commands.h"
 #include "config/config.h"
+#include "config/config_scan.h"
 #include "core/log.h"
 #include "receiver/server.h"
 #include "receiver/tls.h"
@@ -74,8 +75,10 @@ static int cmd_check(int argc, char **argv)
         }
         SSL_CTX_free(ctx);
     }
-    if (rc == 0)
+    if (rc == 0) {
         config_describe(cfg, stdout);
+        config_scan_warn(cfg, stderr);
+    }
     config_release(cfg);
     metrics_shutdown();
     return rc;

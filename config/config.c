@@ -1,6 +1,7 @@
 /* Config lifecycle, lookups and the `sluice check` summary. */
 #include "config/config.h"
 #include "config/config_dns.h"
+#include "config/config_scan.h"
 #include "actions/action.h"
 #include "core/address.h"
 #include "core/cidr.h"
@@ -51,6 +52,7 @@ void config_release(struct config *c)
         free(c->filters[i].nets);
     }
     free(c->filters);
+    scan_cfg_free(&c->scan);
     free(c->path);
     free(c);
 }
@@ -175,6 +177,7 @@ void config_describe(const struct config *c, FILE *out)
         fprintf(out, "\n");
     }
     dns_cfg_describe(c, out);
+    scan_cfg_describe(&c->scan, out);
     for (size_t i = 0; i < c->nsets; i++) {
         const struct rule_set *rs = c->sets[i];
         fprintf(out, "rule set \"%s\" (line %d): %zu rule%s, in evaluation order\n", rs->name,

@@ -67,6 +67,15 @@ struct dns_cfg {
     long long timeout_ms;
 };
 
+/* scan { rspamd, clamd, timeout_ms, max_size } (config/config_scan.c). line is 0 when absent. */
+struct scan_cfg {
+    int line;
+    char *rspamd;         /* base URL "http://host:port", NULL when not configured */
+    char *clamd;          /* "ip:port" or "unix:/path", NULL when not configured */
+    long long timeout_ms; /* budget for all scanners of one message together */
+    long long max_size;   /* larger messages are not sent: PROCESSING_FAILED */
+};
+
 struct config {
     int refs;
     char *path;
@@ -77,6 +86,7 @@ struct config {
     size_t nsets;
     struct receipt_filter *filters;
     size_t nfilters;
+    struct scan_cfg scan;
 };
 
 /* Loads and validates path in a fresh Lua state that is closed before returning. Returns a

@@ -136,3 +136,31 @@ int header_first_address(const char *value, char *out, size_t outlen)
     }
     return count;
 }
+
+size_t headers_remove_named(struct buf *msg, const char *name)
+{
+    size_t nl = strlen(name), removed = 0;
+    size_t hlen = headers_length(msg->data, msg->len);
+    size_t i = 0;
+    while (i < hlen) {
+        size_t end = i; /* one past the field's last line, continuation lines included */
+        while (end < hlen && msg->data[end] != '\n')
+            end++;
+        while (end + 1 < hlen && (msg->data[end + 1] == ' ' || msg->data[end + 1] == '\t')) {
+            end++;
+            while (end < hlen && msg->data[end] != '\n')
+                end++;
+        }
+        if (end < hlen)
+            end++;
+        if (end - i > nl && msg->data[i + nl] == ':' && strncasecmp(msg->data + i, name, nl) == 0) {
+            memmove(msg->data + i, msg->data + end, msg->len - end);
+            msg->len -= end - i;
+            hlen -= end - i;
+            removed++;
+            continue;
+        }
+        i = end;
+    }
+    return removed;
+}

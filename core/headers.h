@@ -20,5 +20,8 @@ bool header_next(const char *msg, size_t len, size_t *pos, struct buf *name, str
 /* Extracts the first addr-spec from a From/To-style header value ("Name <a@b>", "a@b",
  * "a@b (comment)") into out; returns the number of mailboxes seen (0 when none). */
 int header_first_address(const char *value, char *out, size_t outlen);
+/* Removes every header field called name (case-insensitive), continuation lines included, from
+ * the header block of msg; the body is untouched. Returns how many fields were removed. */
+size_t headers_remove_named(struct buf *msg, const char *name);
 
 #endif

@@ -41,6 +41,7 @@ struct message {
 
     struct verdicts verdicts; /* filled on the worker before the rules run */
     struct auth_details *auth; /* SPF/DKIM/DMARC details (auth/auth.h); NULL when not checked */
+    char virus_name[128];     /* the signature when verdicts.virus is FAIL, else "" */
 
     struct header *added; /* prepended by actions; later ones go on top */
     size_t nadded;

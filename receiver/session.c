@@ -24,6 +24,7 @@
 #include "rules/rcpt_index.h"
 #include "spool/retry.h"
 #include "rules/ruleset.h"
+#include "scan/scan.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -290,8 +291,10 @@ static void log_partial_bounce(const struct message *m, const struct rcpt_outcom
 static void job_run(struct work *w)
 {
     struct msg_job *j = (struct msg_job *)w;
+    /* Authentication first: DKIM must see the bytes as received, and rspamd gets the verdicts. */
     if (j->cfg->server.auth_checks)
         auth_check(j->cfg, j->msg);
+    scan_message(j->cfg, j->rs, j->msg);
     rules_evaluate(j->rs, j->msg, j->cfg->server.data_dir, &j->res);
 }
 
