@@ -66,6 +66,10 @@ int smtp_send(const char *host, int port, enum smtp_tls tls, const char *mail_fr
             goto out;
         }
     }
+    /* libetpan ends the data with CRLF "." CRLF itself: a final CRLF of ours would become an
+     * extra empty line. */
+    if (len >= 2 && data[len - 2] == '\r' && data[len - 1] == '\n')
+        len -= 2;
     if ((r = mailsmtp_data(s)) != MAILSMTP_NO_ERROR ||
         (r = mailsmtp_data_message(s, data, len)) != MAILSMTP_NO_ERROR) {
         rc = failure(s, r, "DATA", err, errlen);

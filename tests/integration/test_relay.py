@@ -1,0 +1,108 @@
+"""The relay action into a second, real sluice instance: the message arrives with the first
+hop's trace headers, over STARTTLS when asked; a next hop that is down is retried; a 5xx from
+it is final."""
+import smtplib
+import time
+import unittest
+
+from sluice_harness import DEFAULT_RULES, Sluice, free_port, read_file
+from test_config import check
+
+
+def relay_rules(port, extra=""):
+    return """
+rule_set "main" {
+  rule { name = "forward", actions = {
+    add_header { name = "X-Hop", value = "first" },
+    relay { to = "127.0.0.1:%d" %s },
+  } },
+}
+""" % (port, extra)
+
+
+def send(s, rcpt="user@example.test", sender="alice@example.net"):
+    with smtplib.SMTP("127.0.0.1", s.port, timeout=10) as c:
+        c.sendmail(sender, [rcpt], b"Subject: relayed\r\n\r\n.dot line\r\nover two hops\r\n")
+
+
+def wait_for(pred, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+class Relay(unittest.TestCase):
+    def test_relay_into_second_instance_over_starttls(self):
+        b = Sluice().start()
+        self.addCleanup(b.stop)
+        a = Sluice(rules=relay_rules(b.port, ', tls = "require"'),
+                   server_extra="retry_initial_ms = 100,").start()
+        self.addCleanup(a.stop)
+        send(a)
+        self.assertTrue(wait_for(lambda: b.maildir("example.test", "user")), a.read_log())
+        data = read_file(b.maildir("example.test", "user")[0])
+        self.assertTrue(data.startswith(b"Return-Path: <alice@example.net>\r\nReceived: "))
+        self.assertEqual(data.count(b"Return-Path:"), 1)
+        self.assertRegex(data, rb"with ESMTPS \(TLSv1\.[23]")
+        # The first hop's headers travel with the message.
+        self.assertIn(b"X-Hop: first\r\n", data)
+        self.assertEqual(data.count(b"Received: from"), 2)
+        self.assertTrue(data.endswith(b"Subject: relayed\r\n\r\n.dot line\r\nover two hops\r\n"), data)
+        a.wait_log(r"action=relay attempts=1 outcome=delivered")
+        self.assertEqual(a.all_stored(), [])
+
+    def test_next_hop_down_is_retried(self):
+        port = free_port()
+        a = Sluice(rules=relay_rules(port, ', tls = "none"'),
+                   server_extra="retry_initial_ms = 100, retry_max_ms = 200,").start()
+        self.addCleanup(a.stop)
+        send(a)
+        a.wait_log(r"action=relay attempts=1 outcome=retry")
+        b = Sluice(tls=False, listen='{ "127.0.0.1:%d" }' % port)
+        b.port = port
+        b.start()
+        self.addCleanup(b.stop)
+        self.assertTrue(wait_for(lambda: b.maildir("example.test", "user")), a.read_log())
+        a.wait_log(r"action=relay attempts=\d+ outcome=delivered")
+
+    def test_5xx_from_next_hop_is_final(self):
+        b = Sluice().start()  # accepts example.test only
+        self.addCleanup(b.stop)
+        a = Sluice(rules=relay_rules(b.port, ', tls = "none"'), domains=("example.test",
+                                                                         "other.test"),
+                   server_extra="retry_initial_ms = 100,").start()
+        self.addCleanup(a.stop)
+        send(a, rcpt="user@other.test")
+        a.wait_log(r"action=relay attempts=1 outcome=rejected error=\"RCPT TO: 550 ")
+        time.sleep(0.5)
+        self.assertNotIn("attempts=2", a.read_log())
+
+    def test_mail_from_replace(self):
+        b = Sluice(tls=False).start()
+        self.addCleanup(b.stop)
+        a = Sluice(rules=relay_rules(b.port, ', tls = "none", mail_from = "replace", '
+                                     'sender = "relay@example.test"')).start()
+        self.addCleanup(a.stop)
+        send(a)
+        self.assertTrue(wait_for(lambda: b.maildir("example.test", "user")))
+        data = read_file(b.maildir("example.test", "user")[0])
+        self.assertTrue(data.startswith(b"Return-Path: <relay@example.test>"))
+
+    def test_config_errors(self):
+        base = ('server { listen = { "127.0.0.1:2599" }, domains = { "example.test" } }\n'
+                'rule_set "main" { rule { name = "r", actions = {\n%s\n} } }\n')
+        for action, frag in (('relay { to = "nohost" }', 'to must be "host:port"'),
+                             ('relay { to = "h:25", tls = "maybe" }', "tls must be"),
+                             ('relay { to = "h:25", mail_from = "replace" }', "needs sender"),
+                             ('relay { to = "h:25", hop = 1 }', "unknown key 'hop'")):
+            path, r = check(base % action)
+            self.assertEqual(r.returncode, 1)
+            self.assertTrue(r.stderr.startswith(path + ":3: "), r.stderr)
+            self.assertIn(frag, r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
