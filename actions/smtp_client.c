@@ -10,7 +10,8 @@ static int failure(mailsmtp *s, int r, const char *step, char *err, size_t errle
 {
     const char *reply = s && s->response ? s->response : mailsmtp_strerror(r);
     int code = s ? s->response_code : 0;
-    snprintf(err, errlen, "%s: %d %s", step, code, reply);
+    int n = (int)strcspn(reply, "\r\n");
+    snprintf(err, errlen, "%s: %d %.*s", step, code, n, reply);
     return code >= 500 && code <= 599 ? SMTP_SEND_REJECTED : SMTP_SEND_TEMPFAIL;
 }
 

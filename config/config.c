@@ -36,6 +36,7 @@ static void server_cfg_free(struct server_cfg *s)
     free(s->tls_key);
     free(s->rule_set);
     free(s->metrics);
+    free(s->bounce_relay);
 }
 
 void config_release(struct config *c)

@@ -45,6 +45,7 @@ struct server_cfg {
     char *metrics; /* "ip:port" of the Prometheus endpoint, NULL when off */
     long long retry_initial_ms; /* first retry of a failed post-acceptance action */
     long long retry_max_ms;     /* backoff cap */
+    char *bounce_relay;         /* "host:port" DSNs are sent through; NULL: none sent */
     struct cidr *xclient;       /* clients offered XCLIENT */
     size_t nxclient;
 };

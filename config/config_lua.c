@@ -517,7 +517,7 @@ static int parse_server(lua_State *L, struct server_cfg *s, int line, char *err,
         "listen", "hostname", "domains", "data_dir", "max_message_size", "tls", "log_format",
         "max_recipients", "max_connections", "max_connections_per_ip", "command_timeout",
         "data_timeout", "max_errors", "workers", "rule_set", "auth_checks", "xclient", "metrics",
-        "retry_initial_ms", "retry_max_ms", NULL};
+        "retry_initial_ms", "retry_max_ms", "bounce_relay", NULL};
     char *log_format = NULL;
     if (lf_check_keys(L, 1, "server", keys, err, errlen) < 0 ||
         parse_listen(L, s, line, err, errlen) < 0 ||
@@ -540,6 +540,7 @@ static int parse_server(lua_State *L, struct server_cfg *s, int line, char *err,
         lf_bool(L, 1, "auth_checks", &s->auth_checks, err, errlen) < 0 ||
         parse_cidr_list(L, 1, "xclient", "server", &s->xclient, &s->nxclient, err, errlen) < 0 ||
         lf_string(L, 1, "metrics", false, &s->metrics, err, errlen) < 0 ||
+        lf_string(L, 1, "bounce_relay", false, &s->bounce_relay, err, errlen) < 0 ||
         lf_integer(L, 1, "retry_initial_ms", 10, 86400000, &s->retry_initial_ms, err, errlen) <
             0 ||
         lf_integer(L, 1, "retry_max_ms", 10, 86400000, &s->retry_max_ms, err, errlen) < 0) {

@@ -47,10 +47,10 @@
 
 enum state {
     S_PROXY,     /* waiting for the PROXY protocol header; nothing sent yet */
-    S_CMD,      /* reading commands */
-    S_DATA,     /* reading message content */
-    S_BUSY,     /* a worker judges the message */
-    S_STARTTLS, /* 220 sent, waiting for it to flush before the handshake */
+    S_CMD,       /* reading commands */
+    S_DATA,      /* reading message content */
+    S_BUSY,      /* a worker judges the message */
+    S_STARTTLS,  /* 220 sent, waiting for it to flush before the handshake */
     S_HANDSHAKE, /* TLS handshake in progress */
     S_CLOSING,   /* last reply queued; free once flushed */
 };
@@ -233,11 +233,15 @@ static void log_session(struct session *s)
     snprintf(rej, sizeof rej, "%u", s->n_rcpt_rejected);
     snprintf(dur, sizeof dur, "%lds", (long)(time(NULL) - s->started));
     struct log_kv kv[] = {
-        {"client", s->ip},       {"helo", s->helo},
-        {"tls", s->tls ? s->tls_version : NULL}, {"messages", msgs},
+        {"client", s->ip},
+        {"helo", s->helo},
+        {"tls", s->tls ? s->tls_version : NULL},
+        {"messages", msgs},
         {"via", s->proxied || strcmp(s->ip, s->peer_ip) != 0 ? s->peer_ip : NULL},
-        {"rcpt_accepted", ok},   {"rcpt_rejected", rej},
-        {"duration", dur},       {"end", s->end_reason ? s->end_reason : "disconnect"},
+        {"rcpt_accepted", ok},
+        {"rcpt_rejected", rej},
+        {"duration", dur},
+        {"end", s->end_reason ? s->end_reason : "disconnect"},
     };
     log_event(LOG_INFO, "session", kv, sizeof kv / sizeof kv[0]);
 }
@@ -267,21 +271,16 @@ static void log_message(struct session *s, const struct message *m, const char *
 /* Some recipients were refused by rules after others were accepted: the client got 250, so the
  * refusal can only reach the sender as a DSN. DSN delivery is not built yet; every such case is
  * logged per recipient and counted, so nothing goes unnoticed. */
-static void log_partial_bounce(const struct message *m, const struct rcpt_outcome *out)
+static void log_partial_bounce(const struct message *m, const struct rcpt_outcome *out,
+                               const char *dsn)
 {
-    const char *why = !m->mail_from[0] ? "null sender"
-                      : m->verdicts.spf != VERDICT_PASS && m->verdicts.dkim != VERDICT_PASS
-                          ? "sender not authenticated"
-                          : "DSN delivery not available";
     for (size_t i = 0; i < m->nrcpts; i++) {
         if (!out[i].refused)
             continue;
-        atomic_fetch_add(&smtp_stats.dsn_not_sent, 1);
-        struct log_kv kv[] = {{"qid", m->qid},
-                              {"rcpt", m->rcpts[i]},
-                              {"reply", out[i].reply},
-                              {"dsn", "not sent"},
-                              {"reason", why}};
+        if (strcmp(dsn, "queued") != 0)
+            atomic_fetch_add(&smtp_stats.dsn_not_sent, 1);
+        struct log_kv kv[] = {
+            {"qid", m->qid}, {"rcpt", m->rcpts[i]}, {"reply", out[i].reply}, {"dsn", dsn}};
         log_event(LOG_WARN, "bounce", kv, sizeof kv / sizeof kv[0]);
     }
 }
@@ -295,7 +294,7 @@ static void job_run(struct work *w)
     if (j->cfg->server.auth_checks)
         auth_check(j->cfg, j->msg);
     scan_message(j->cfg, j->rs, j->msg);
-    rules_evaluate(j->rs, j->msg, j->cfg->server.data_dir, &j->res);
+    rules_evaluate(j->rs, j->msg, &j->cfg->server, &j->res);
 }
 
 static void job_done(struct work *w)
@@ -313,7 +312,7 @@ static void job_done(struct work *w)
     log_message(s, j->msg, j->res.reply, buf_cstr(&j->res.rules), buf_cstr(&j->res.actions),
                 j->res.error);
     if (j->res.refused && j->res.reply[0] == '2')
-        log_partial_bounce(j->msg, j->res.outcomes);
+        log_partial_bounce(j->msg, j->res.outcomes, j->res.dsn ? j->res.dsn : "not sent");
     if (j->res.njobs) {
         /* Durable already; the first attempt starts now, after the reply. */
         retry_add(s->srv->retry, j->res.jobs, j->res.njobs);
@@ -782,7 +781,8 @@ static void begin_smtp(struct session *s)
         if (filter) {
             atomic_fetch_add(&smtp_stats.connections_refused, 1);
             atomic_fetch_add(&smtp_stats.rcpt_rejected[REJECT_RECEIPT_FILTER], 1);
-            struct log_kv kv[] = {{"client", s->ip}, {"via", s->peer_ip}, {"receipt_filter", filter}};
+            struct log_kv kv[] = {
+                {"client", s->ip}, {"via", s->peer_ip}, {"receipt_filter", filter}};
             log_event(LOG_INFO, "refused", kv, 3);
             reply(s, "554 5.7.1 Access denied by policy");
             close_when_flushed(s, "receipt filter");

@@ -3,6 +3,7 @@
 #include "rules/eval.h"
 #include "actions/action.h"
 #include "actions/maildir.h"
+#include "config/config.h"
 #include "core/log.h"
 #include "core/log.h"
 #include "core/message.h"
@@ -202,6 +203,53 @@ static void unspool_jobs(const char *data_dir, struct eval_result *res)
         spool_remove_job(data_dir, res->jobs[i], i + 1 == res->njobs);
 }
 
+/* Some recipients were refused after others were accepted: the refusal can only reach the
+ * sender as a DSN. One is queued only for an authenticated, non-null sender (no backscatter to
+ * forged addresses) and when a bounce_relay is configured; res->dsn says what happened. */
+static void plan_dsn(const struct rule_set *rs, const struct server_cfg *sc,
+                     const struct message *m, const struct rcpt_outcome *out,
+                     struct eval_result *res)
+{
+    const struct verdicts *v = &m->verdicts;
+    if (!m->mail_from || !m->mail_from[0]) {
+        res->dsn = "not sent: null sender";
+        return;
+    }
+    if (v->spf != VERDICT_PASS && !(v->dkim == VERDICT_PASS && v->dmarc == VERDICT_PASS)) {
+        res->dsn = "not sent: sender not authenticated (no SPF pass, no aligned DKIM pass)";
+        return;
+    }
+    if (!sc->bounce_relay) {
+        res->dsn = "not sent: no bounce_relay configured";
+        return;
+    }
+    struct spool_job *j = spool_job_new(m, rs->name, "-", -1, "dsn", NULL, 0, (int)res->njobs + 1);
+    struct buf report = {0};
+    const char *from = NULL;
+    for (size_t i = 0; i < m->nrcpts; i++) {
+        if (!out[i].refused)
+            continue;
+        char status[16] = "5.0.0";
+        sscanf(out[i].reply, "%*s %15s", status);
+        buf_printf(&report,
+                   "\nFinal-Recipient: rfc822; %s\nAction: failed\nStatus: %s\n"
+                   "Diagnostic-Code: smtp; %s\n",
+                   m->rcpts[i], status, out[i].reply);
+        if (!from && out[i].sender[0])
+            from = out[i].sender;
+    }
+    j->dsn_report = xstrdup(buf_cstr(&report));
+    buf_free(&report);
+    j->dsn_from = from ? xstrdup(from) : xasprintf("MAILER-DAEMON@%s", sc->hostname);
+    j->dsn_relay = xstrdup(sc->bounce_relay);
+    j->hostname = xstrdup(sc->hostname);
+    j->expire_after_ms = 5LL * 24 * 3600 * 1000; /* RFC 5321 4.5.4.1: give up after days */
+    j->on_failure = ON_FAILURE_RETRY;
+    res->jobs = xgrow(res->jobs, sizeof *res->jobs, &res->jobs_cap, res->njobs);
+    res->jobs[res->njobs++] = j;
+    res->dsn = "queued";
+}
+
 /* Per-recipient arrays that grow when a rule replaces recipients. */
 struct eval_state {
     size_t *idx;
@@ -251,7 +299,7 @@ void action_replace_rcpts(struct action_ctx *ctx, char *const *addrs, size_t n)
     st->rehit = 1;
 }
 
-void rules_evaluate(const struct rule_set *rs, struct message *m, const char *data_dir,
+void rules_evaluate(const struct rule_set *rs, struct message *m, const struct server_cfg *sc,
                     struct eval_result *res)
 {
     memset(res, 0, sizeof *res);
@@ -310,16 +358,18 @@ void rules_evaluate(const struct rule_set *rs, struct message *m, const char *da
 
     if (!failed) {
         final_reply(m, outcomes, res);
+        if (res->refused && res->reply[0] == '2')
+            plan_dsn(rs, sc, m, outcomes, res);
         /* A total refusal delivers nothing; otherwise commit what was staged. */
         if (res->reply[0] != '2') {
             maildir_abort(&batch);
             drop_jobs(res);
         }
-        int rc = spool_jobs(data_dir, m, res);
+        int rc = spool_jobs(sc->data_dir, m, res);
         if (rc == 0) {
             rc = maildir_commit(&batch, res->error, sizeof res->error);
             if (rc < 0)
-                unspool_jobs(data_dir, res);
+                unspool_jobs(sc->data_dir, res);
         }
         if (rc < 0) {
             failed = 1;

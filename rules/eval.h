@@ -9,6 +9,7 @@ struct rule_set;
 struct message;
 struct rcpt_outcome;
 struct spool_job;
+struct server_cfg;
 
 struct eval_result {
     char reply[512];    /* the final reply to DATA, without CRLF */
@@ -20,11 +21,12 @@ struct eval_result {
     struct rcpt_outcome *outcomes; /* one per recipient of the message */
     struct spool_job **jobs;       /* post-acceptance work, durable in the spool on success */
     size_t njobs, jobs_cap;
+    const char *dsn; /* partial bounce: "queued" or why no DSN is sent (static text) */
 };
 
 /* Fills res (caller frees with eval_result_free). Every staged copy is committed on success and
  * removed on failure, so a 250 reply means every copy is on disk and a 4xx means none is. */
-void rules_evaluate(const struct rule_set *rs, struct message *m, const char *data_dir,
+void rules_evaluate(const struct rule_set *rs, struct message *m, const struct server_cfg *sc,
                     struct eval_result *res);
 void eval_result_free(struct eval_result *res);
 

@@ -2,6 +2,7 @@
  * (done, retry later, expired, given up) decided back on the event loop. */
 #include "spool/retry.h"
 #include "actions/action.h"
+#include "actions/dsn.h"
 #include "config/config.h"
 #include "core/log.h"
 #include "core/xalloc.h"
@@ -55,6 +56,8 @@ static long long backoff_ms(const struct config *cfg, int attempts)
 
 static const struct action *find_action(const struct config *cfg, const struct spool_job *j)
 {
+    if (strcmp(j->action_type, "dsn") == 0 && j->dsn_report)
+        return dsn_action();
     const struct rule_set *rs = config_find_rule_set(cfg, j->rule_set);
     for (size_t i = 0; rs && i < rs->nrules; i++) {
         const struct rule *r = rs->rules[i];
@@ -125,14 +128,16 @@ static void attempt_done(struct work *w)
     const struct config *cfg = p->cfg;
     p->in_flight = 0;
     j->attempts++;
-    struct rule_stats *stats = metrics_rule_stats(j->rule_set, j->rule);
+    /* DSNs belong to no rule: they are not counted under one. */
+    int counted = strcmp(j->action_type, "dsn") != 0;
+    struct rule_stats *stats = counted ? metrics_rule_stats(j->rule_set, j->rule) : NULL;
     if (p->ok) {
         job_log(j, LOG_INFO, "delivered", NULL);
         config_release(p->cfg);
         finish(p);
         return;
     }
-    if (j->attempts == 1)
+    if (stats && j->attempts == 1)
         atomic_fetch_add(&stats->publish_failure, 1);
     long long age = now_ms() - (long long)j->created * 1000;
     if (p->rejected) {
@@ -140,7 +145,8 @@ static void attempt_done(struct work *w)
     } else if (j->on_failure == ON_FAILURE_CONTINUE) {
         job_log(j, LOG_WARN, "failed", p->err);
     } else if (age >= j->expire_after_ms) {
-        atomic_fetch_add(&stats->publish_expired, 1);
+        if (stats)
+            atomic_fetch_add(&stats->publish_expired, 1);
         job_log(j, LOG_ERR, "expired", p->err);
     } else {
         long long delay = backoff_ms(cfg, j->attempts);

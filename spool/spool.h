@@ -46,6 +46,12 @@ struct spool_job {
     long long expire_after_ms;
     enum on_failure on_failure; /* RETRY or CONTINUE (a single attempt) */
     char *msg_path;
+    /* DSN jobs only (action_type "dsn"): per-recipient delivery-status fields, the From of the
+     * report, where to send it, our name. NULL otherwise. */
+    char *dsn_report;
+    char *dsn_from;
+    char *dsn_relay;
+    char *hostname;
     struct buf content; /* the message as spooled (trace headers + original); loaded lazily */
 };
 

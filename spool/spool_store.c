@@ -130,6 +130,10 @@ int spool_write_job(const char *data_dir, const struct spool_job *j, char *err, 
         snprintf(err, errlen, "cannot encode job %s", j->id);
         return -EINVAL;
     }
+    if (j->dsn_report)
+        json_object_set_new(o, "dsn",
+                            json_pack("{s:s, s:s, s:s, s:s}", "report", j->dsn_report, "from",
+                                      j->dsn_from, "relay", j->dsn_relay, "hostname", j->hostname));
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     char msg_dir[PATH_MAX], job_dir[PATH_MAX], name[96];
@@ -192,6 +196,13 @@ static struct spool_job *job_from_json(json_t *o)
     j->on_failure =
         strcmp(jstr(o, "on_failure"), "continue") == 0 ? ON_FAILURE_CONTINUE : ON_FAILURE_RETRY;
     j->msg_path = xstrdup(jstr(o, "msg_path"));
+    json_t *dsn = json_object_get(o, "dsn");
+    if (dsn) {
+        j->dsn_report = xstrdup(jstr(dsn, "report"));
+        j->dsn_from = xstrdup(jstr(dsn, "from"));
+        j->dsn_relay = xstrdup(jstr(dsn, "relay"));
+        j->hostname = xstrdup(jstr(dsn, "hostname"));
+    }
     if (!j->id[0] || !j->qid[0] || !j->msg_path[0] || !j->action_type[0]) {
         spool_job_free(j);
         return NULL;
@@ -294,6 +305,10 @@ void spool_job_free(struct spool_job *j)
     free(j->mail_from);
     free(j->helo);
     free(j->msg_path);
+    free(j->dsn_report);
+    free(j->dsn_from);
+    free(j->dsn_relay);
+    free(j->hostname);
     buf_free(&j->content);
     free(j);
 }

@@ -67,7 +67,7 @@ rule_set "main" {
         self.assertEqual(code, 250)
         self.assertEqual(len(self.sluice.maildir("example.test", "alice")), 1)
         self.assertEqual(self.sluice.maildir("example.test", "bob"), [])
-        self.sluice.wait_log(r"bounce .*rcpt=bob@example.test .*dsn=\"not sent\"")
+        self.sluice.wait_log(r"bounce .*rcpt=bob@example.test .*dsn=\"not sent: sender not authenticated")
 
     def test_drop_accepts_silently(self):
         code, _ = transaction(self.sluice, ["quiet@example.test", "alice@example.test"],
