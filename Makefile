@@ -22,6 +22,7 @@ deps:
 
 test-deps: deps
 	@scripts/ensure-packages $(TEST_PKGS)
+	@scripts/ensure-s3rver $(CURDIR)/build-tools/s3rver
 
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

@@ -16,6 +16,7 @@ extern const struct action_type action_drop;
 extern const struct action_type action_webhook;
 extern const struct action_type action_replace_recipient;
 extern const struct action_type action_relay;
+extern const struct action_type action_s3;
 
 /* One action per line, so adding one is a one-line change. */
 // clang-format off
@@ -29,6 +30,7 @@ const struct action_type *const action_types[] = {
     &action_webhook,
     &action_replace_recipient,
     &action_relay,
+    &action_s3,
     NULL,
 };
 // clang-format on
