@@ -1,6 +1,7 @@
 /* auth_check(): SPF, then DKIM, then DMARC (which needs both), then the result headers. */
 #include "auth/auth.h"
 #include "auth/checks.h"
+#include "auth/rdns.h"
 #include "auth/dns.h"
 #include "config/config.h"
 #include "core/log.h"
@@ -102,6 +103,8 @@ void auth_check(const struct config *cfg, struct message *m)
     struct auth_details *a = m->auth = xcalloc(1, sizeof *a);
     dns_begin(cfg);
 
+    if (!m->client_rdns)
+        m->client_rdns = rdns_lookup(m->client_ip);
     spf_check(m->client_ip, m->helo, m->mail_from ? m->mail_from : "", a);
     m->verdicts.spf = spf_verdict(a->spf);
 
