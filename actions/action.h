@@ -15,6 +15,7 @@ struct maildir_batch;
 struct action_stats;
 struct action;
 struct eval_state;
+struct json_t;
 
 enum action_status {
     ACTION_OK,
@@ -41,6 +42,8 @@ struct action_ctx {
     struct maildir_batch *batch;   /* staged deliveries, committed after the chain succeeds */
     struct rcpt_outcome *outcomes; /* one per msg->rcpts entry */
     struct eval_state *eval;       /* the evaluator's, for action_replace_rcpts */
+    int dry_run;                   /* `sluice test`: say what would be done, change nothing */
+    struct json_t *detail;         /* when tracing: an array actions append notes to */
     char error[256];
     int sys_errno; /* errno behind an ACTION_FAILED, 0 when not a system error */
 };
@@ -73,7 +76,12 @@ struct action_type {
      * unused. Returns 0, -1 (retry later) or ACTION_DELIVER_REJECTED (final: the receiver
      * refused it for good), with the reason in err. */
     int (*deliver)(const void *state, struct spool_job *job, char *err, size_t errlen);
+    /* Optional, post-acceptance actions: what deliver would send for job (`sluice test`). */
+    void (*explain)(const void *state, struct spool_job *job, struct buf *out);
 };
+
+/* Appends a note about what an action did or would do to ctx->detail (when tracing). */
+void action_note(struct action_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define ACTION_DELIVER_REJECTED (-2)
 #define EXPIRE_AFTER_DEFAULT_MS (4LL * 3600 * 1000) /* SES retries for four hours */

@@ -2,7 +2,10 @@
 #include "actions/action.h"
 
 #include "actions/maildir.h"
+#include "core/message.h"
 
+#include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,11 +46,24 @@ const struct action_type *action_type_find(const char *name)
     return NULL;
 }
 
+void action_note(struct action_ctx *ctx, const char *fmt, ...)
+{
+    if (!ctx->detail)
+        return;
+    char text[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    json_array_append_new(ctx->detail, json_string(text));
+}
+
 void action_refuse_rcpts(struct action_ctx *ctx, const char *reply, const char *sender)
 {
     for (size_t i = 0; i < ctx->nrcpts; i++) {
         struct rcpt_outcome *o = &ctx->outcomes[ctx->rcpts[i]];
         o->refused = 1;
+        action_note(ctx, "%s refused: %s", ctx->msg->rcpts[ctx->rcpts[i]], reply);
         snprintf(o->reply, sizeof o->reply, "%s", reply);
         snprintf(o->sender, sizeof o->sender, "%s", sender ? sender : "");
         maildir_discard_tag(ctx->batch, (int)ctx->rcpts[i]);
@@ -56,8 +72,10 @@ void action_refuse_rcpts(struct action_ctx *ctx, const char *reply, const char *
 
 void action_drop_rcpts(struct action_ctx *ctx)
 {
-    for (size_t i = 0; i < ctx->nrcpts; i++)
+    for (size_t i = 0; i < ctx->nrcpts; i++) {
         ctx->outcomes[ctx->rcpts[i]].dropped = 1;
+        action_note(ctx, "%s dropped", ctx->msg->rcpts[ctx->rcpts[i]]);
+    }
 }
 
 enum action_status action_run_list(struct action *const *list, size_t n, struct action_ctx *ctx)

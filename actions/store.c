@@ -46,6 +46,11 @@ static enum action_status store_run(const void *state, struct action_ctx *ctx)
         if (path_template_expand(s->maildir, rcpt, ctx->rule->name, path, sizeof path, ctx->error,
                                  sizeof ctx->error) < 0)
             return ACTION_FAILED;
+        if (ctx->dry_run) {
+            action_note(ctx, "%s -> %s/new/", rcpt, path);
+            continue;
+        }
+        action_note(ctx, "%s -> %s/new/", rcpt, path);
         struct buf head = {0};
         message_trace_headers(m, rcpt, &head);
         int rc = maildir_stage(ctx->batch, path, &head, &m->body, (int)ctx->rcpts[i], ctx->error,

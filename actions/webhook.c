@@ -110,14 +110,28 @@ static void hmac_hex(const char *secret, const char *body, size_t len, char *out
         sprintf(out + 2 * i, "%02x", mac[i]);
 }
 
-static int webhook_deliver(const void *state, struct spool_job *job, char *err, size_t errlen)
+/* The POST body (caller frees), or NULL. */
+static char *build_body(const struct webhook_state *s, struct spool_job *job, size_t flags)
 {
-    const struct webhook_state *s = state;
     json_t *action = json_pack("{s:s, s:s, s:s}", "type", "Webhook", "url", s->url, "encoding",
                                s->base64 ? "BASE64" : "UTF8");
     json_t *n = notification_build(job, action, s->content, s->base64, (size_t)s->headers_max);
-    char *body = json_dumps(n, JSON_COMPACT);
+    char *body = json_dumps(n, flags);
     json_decref(n);
+    return body;
+}
+
+static void webhook_explain(const void *state, struct spool_job *job, struct buf *out)
+{
+    char *body = build_body(state, job, JSON_INDENT(2));
+    buf_printf(out, "POST %s\n%s", ((const struct webhook_state *)state)->url, body ? body : "");
+    free(body);
+}
+
+static int webhook_deliver(const void *state, struct spool_job *job, char *err, size_t errlen)
+{
+    const struct webhook_state *s = state;
+    char *body = build_body(s, job, JSON_COMPACT);
     if (!body) {
         snprintf(err, errlen, "cannot encode the notification");
         return -1;
@@ -181,4 +195,5 @@ const struct action_type action_webhook = {
     .describe = webhook_describe,
     .free_state = webhook_free,
     .deliver = webhook_deliver,
+    .explain = webhook_explain,
 };

@@ -2,6 +2,9 @@
 #ifndef SLUICE_CLI_COMMANDS_H
 #define SLUICE_CLI_COMMANDS_H
 
+/* hidden: SPF alone for explicit inputs (cli/spf_query.c) */
 int cmd_spf_query(int argc, char **argv);
+/* `sluice test`: dry-run a message through the rules (cli/cmd_test.c) */
+int cmd_test(int argc, char **argv);
 
 #endif

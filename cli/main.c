@@ -1,4 +1,4 @@
-/* sluice: the command-line entry point. Subcommands: serve, check. */
+/* sluice: the command-line entry point. Subcommands: serve, check, test. */
 #include "cli/commands.h"
 #include "config/config.h"
 #include "config/config_scan.h"
@@ -22,7 +22,9 @@ static void usage(FILE *out)
             "commands:\n"
             "  serve -c FILE   run the receiver in the foreground (SIGHUP reloads FILE,\n"
             "                  SIGTERM/SIGINT finish sessions in flight and exit)\n"
-            "  check -c FILE   validate FILE and print a summary; exit 1 with FILE:LINE on error\n"
+            "  check -c FILE   validate FILE and print a summary; exit 1 with FILE:LINE on error\n"            "  test -c FILE --from ADDR --to ADDR [...] MESSAGE\n"
+            "                  dry-run a message through the rules and print a trace\n"
+            "                  (sluice test --help for the options)\n"
             "\n"
             "options:\n"
             "  -c, --config FILE   the Lua config (default: /etc/sluice/sluice.lua)\n"
@@ -126,6 +128,8 @@ int main(int argc, char **argv)
         return cmd_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "check") == 0)
         return cmd_check(argc - 1, argv + 1);
+    if (strcmp(cmd, "test") == 0)
+        return cmd_test(argc - 1, argv + 1);
     if (strcmp(cmd, "spf-query") == 0) /* hidden: for tests and debugging */
         return cmd_spf_query(argc - 1, argv + 1);
     fprintf(stderr, "sluice: unknown command '%s'\n\n", cmd);

@@ -22,6 +22,7 @@
 #include "rules/eval.h"
 #include "rules/metrics.h"
 #include "rules/rcpt_index.h"
+#include "rules/rcpt_judge.h"
 #include "spool/retry.h"
 #include "rules/ruleset.h"
 #include "scan/scan.h"
@@ -445,44 +446,6 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *c)
     reply(s, "250 2.1.0 Ok");
 }
 
-/* Decides a recipient against the pinned config: NULL to accept, else the refusal (and its
- * reason, for the counters). */
-static const char *judge_rcpt(struct session *s, const char *addr, enum rcpt_reject_reason *why)
-{
-    const struct config *cfg = s->cfg;
-    *why = REJECT_RELAY_DENIED;
-    if (!config_domain_accepted(cfg, address_domain(addr)))
-        return "550 5.7.1 Relaying denied: this server does not accept mail for that domain";
-    const struct rule_set *rs = config_rule_set_for(cfg, s->listen_addr);
-    int matched = 0, tls_refused = 0;
-    size_t n = rcpt_index_lookup(rs->index, addr, &s->hits, &s->hits_cap);
-    for (size_t i = 0; i < n; i++) {
-        const struct rule *r = rs->rules[s->hits[i]];
-        if (!r->enabled)
-            continue;
-        if (r->tls == TLS_REQUIRE && !s->tls) {
-            tls_refused = 1;
-            continue;
-        }
-        matched = 1;
-        for (size_t a = 0; a < r->nactions; a++) {
-            const struct action *act = r->actions[a];
-            const char *refusal =
-                act->type->check_rcpt ? act->type->check_rcpt(act->state, r->name, addr) : NULL;
-            if (refusal) {
-                *why = REJECT_UNSAFE_ADDRESS;
-                return refusal;
-            }
-        }
-    }
-    if (matched)
-        return NULL;
-    *why = tls_refused ? REJECT_TLS_REQUIRED : REJECT_UNKNOWN_USER;
-    if (tls_refused)
-        return "530 5.7.0 Must issue a STARTTLS command first";
-    return "550 5.1.1 Recipient address rejected: User unknown";
-}
-
 static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
 {
     if (!s->msg) {
@@ -497,7 +460,9 @@ static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
         return;
     }
     enum rcpt_reject_reason reason;
-    const char *refusal = judge_rcpt(s, c->path, &reason);
+    const char *refusal =
+        rcpt_judge(s->cfg, config_rule_set_for(s->cfg, s->listen_addr), c->path, s->tls,
+                   &s->hits, &s->hits_cap, &reason);
     if (refusal) {
         s->n_rcpt_rejected++;
         atomic_fetch_add(&smtp_stats.rcpt_rejected[reason], 1);

@@ -14,6 +14,7 @@
 #include "rules/ruleset.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,12 +95,35 @@ static void defer(struct eval_result *res, const struct rule_set *rs, const stru
     res->jobs[res->njobs++] = j;
 }
 
+/* `sluice test`: what a post-acceptance action would send. */
+static void explain_delivery(const struct rule_set *rs, const struct action *a, size_t ai,
+                             struct action_ctx *ctx)
+{
+    struct spool_job *j = spool_job_new(ctx->msg, rs->name, ctx->rule->name, (int)ai, a->type->name,
+                                        ctx->rcpts, ctx->nrcpts, 1);
+    message_trace_headers(ctx->msg, NULL, &j->content);
+    buf_append(&j->content, ctx->msg->body.data, ctx->msg->body.len);
+    struct buf out = {0};
+    if (a->type->explain)
+        a->type->explain(a->state, j, &out);
+    for (size_t i = 0; i < j->nrcpts; i++)
+        action_note(ctx, "after acceptance, for %s", j->rcpts[i]);
+    if (out.len)
+        action_note(ctx, "%s", buf_cstr(&out));
+    buf_free(&out);
+    spool_job_free(j);
+}
+
 static enum action_status run_action(const struct rule_set *rs, const struct action *a, size_t ai,
                                      struct action_ctx *ctx, struct eval_result *res)
 {
     if (!a->type->deliver)
         return a->type->run(a->state, ctx);
-    if (action_effective_policy(a) == ON_FAILURE_TEMPFAIL)
+    if (ctx->dry_run) {
+        explain_delivery(rs, a, ai, ctx);
+        return ACTION_OK;
+    }
+    if (action_effective_policy(a) == ON_FAILURE_TEMPFAIL || res->deliver_inline)
         return deliver_now(rs, a, ai, ctx);
     defer(res, rs, a, ai, ctx);
     return ACTION_OK;
@@ -109,12 +133,24 @@ static enum action_status run_action(const struct rule_set *rs, const struct act
  * (OK when all ran), with failures described in res->error. A failed action whose policy is
  * "continue" or "drop" does not fail the message. */
 static enum action_status run_rule(const struct rule_set *rs, const struct rule *r,
-                                   struct action_ctx *ctx, struct eval_result *res)
+                                   struct action_ctx *ctx, struct eval_result *res,
+                                   json_t *trace_actions)
 {
     int rule_failed = 0;
     for (size_t ai = 0; ai < r->nactions; ai++) {
         const struct action *a = r->actions[ai];
         ctx->error[0] = '\0';
+        json_t *entry = NULL;
+        if (trace_actions) {
+            struct buf d = {0};
+            if (a->type->describe)
+                a->type->describe(a->state, &d);
+            entry = json_pack("{s:s, s:i, s:s, s:[]}", "action", a->type->name, "line", a->line,
+                              "params", buf_cstr(&d), "detail");
+            buf_free(&d);
+            json_array_append_new(trace_actions, entry);
+            ctx->detail = json_object_get(entry, "detail");
+        }
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         enum action_status st = run_action(rs, a, ai, ctx, res);
@@ -124,6 +160,11 @@ static enum action_status run_rule(const struct rule_set *rs, const struct rule 
         static const char *const outcome[] = {"ok", "failed", "stop_rule", "stop_rule_set"};
         buf_printf(&res->actions, "%s%s/%s:%s:%.3fms", res->actions.len ? "," : "", r->name,
                    a->type->name, outcome[st], secs * 1e3);
+        if (entry) {
+            json_object_set_new(entry, "result", json_string(outcome[st]));
+            if (st == ACTION_FAILED)
+                json_object_set_new(entry, "error", json_string(ctx->error));
+        }
         if (st == ACTION_FAILED) {
             snprintf(res->error, sizeof res->error, "rule %.64s: %s (line %d): %.250s", r->name,
                      a->type->name, a->line, ctx->error);
@@ -299,10 +340,42 @@ void action_replace_rcpts(struct action_ctx *ctx, char *const *addrs, size_t n)
     st->rehit = 1;
 }
 
+static const char *cond_reason(char *out, size_t len, const char *list, const struct condition *c,
+                               const char *what)
+{
+    if (c->field == COND_HEADER)
+        snprintf(out, len, "%s.header[\"%s\"] %s", list, c->header, what);
+    else
+        snprintf(out, len, "%s.%s %s", list, cond_field_name(c->field), what);
+    return out;
+}
+
+static json_t *trace_skeleton(const struct rule_set *rs)
+{
+    json_t *t = json_array();
+    for (size_t i = 0; i < rs->nrules; i++)
+        json_array_append_new(t, json_pack("{s:s, s:i, s:b, s:s, s:[]}", "rule", rs->rules[i]->name,
+                                           "line", rs->rules[i]->line, "applied", 0, "reason",
+                                           "no recipient matches", "actions"));
+    return t;
+}
+
 void rules_evaluate(const struct rule_set *rs, struct message *m, const struct server_cfg *sc,
                     struct eval_result *res)
 {
+    rules_evaluate_opts(rs, m, sc, NULL, res);
+}
+
+void rules_evaluate_opts(const struct rule_set *rs, struct message *m, const struct server_cfg *sc,
+                         const struct eval_opts *opts, struct eval_result *res)
+{
     memset(res, 0, sizeof *res);
+    if (opts) {
+        res->dry_run = opts->dry_run;
+        res->deliver_inline = opts->deliver_inline;
+        if (opts->trace)
+            res->trace = trace_skeleton(rs);
+    }
     struct maildir_batch batch = {0};
     struct eval_state st = {0};
     grow_state(&st, m->nrcpts ? m->nrcpts : 1);
@@ -318,10 +391,25 @@ void rules_evaluate(const struct rule_set *rs, struct message *m, const struct s
         for (; h < nhits && hits[h].rule == rule_pos; h++)
             if (!st.outcomes[hits[h].rcpt].refused && !st.outcomes[hits[h].rcpt].dropped)
                 st.idx[n++] = hits[h].rcpt;
-        if (n == 0 || !r->enabled || (r->tls == TLS_REQUIRE && !m->tls))
+        const char *why = NULL;
+        const struct condition *cond = NULL;
+        char reason[200];
+        if (n == 0)
+            why = "its recipients were refused, dropped or replaced earlier";
+        else if (!r->enabled)
+            why = "disabled";
+        else if (r->tls == TLS_REQUIRE && !m->tls)
+            why = "requires TLS";
+        else if (!cond_list_all(&r->when, m, &cond))
+            why = cond_reason(reason, sizeof reason, "when", cond, "does not hold");
+        else if (cond_list_any(&r->unless, m, &cond))
+            why = cond_reason(reason, sizeof reason, "unless", cond, "holds");
+        if (why) {
+            if (res->trace)
+                json_object_set_new(json_array_get(res->trace, rule_pos), "reason",
+                                    json_string(why));
             continue;
-        if (!cond_list_all(&r->when, m, NULL) || cond_list_any(&r->unless, m, NULL))
-            continue;
+        }
         atomic_fetch_add(&r->stats->received, 1);
         if (res->rules.len)
             buf_puts(&res->rules, ",");
@@ -333,16 +421,32 @@ void rules_evaluate(const struct rule_set *rs, struct message *m, const struct s
                                  .nrcpts = n,
                                  .batch = &batch,
                                  .outcomes = st.outcomes,
-                                 .eval = &st};
-        enum action_status status = run_rule(rs, r, &ctx, res);
+                                 .eval = &st,
+                                 .dry_run = res->dry_run};
+        json_t *trace_actions = NULL;
+        if (res->trace) {
+            json_t *t = json_array_get(res->trace, rule_pos);
+            json_object_set_new(t, "applied", json_true());
+            json_object_set_new(t, "reason", json_string("applies"));
+            json_t *rc = json_array();
+            for (size_t i = 0; i < n; i++)
+                json_array_append_new(rc, json_string(m->rcpts[st.idx[i]]));
+            json_object_set_new(t, "recipients", rc);
+            trace_actions = json_object_get(t, "actions");
+        }
+        enum action_status status = run_rule(rs, r, &ctx, res, trace_actions);
         failed = status == ACTION_FAILED;
         if (failed)
             res->sys_errno = ctx.sys_errno;
         atomic_fetch_add(failed || status == ACTION_FAILED_SOFT ? &r->stats->publish_failure
                                                                 : &r->stats->publish_success,
                          1);
-        if (status == ACTION_STOP_RULE_SET)
+        if (status == ACTION_STOP_RULE_SET) {
+            for (; res->trace && h < nhits; h++)
+                json_object_set_new(json_array_get(res->trace, hits[h].rule), "reason",
+                                    json_string("not reached: the chain was stopped"));
             break;
+        }
         if (st.rehit) {
             /* New recipients: the rules after this one are looked up again. */
             free(hits);
@@ -394,6 +498,8 @@ void eval_result_free(struct eval_result *res)
 {
     buf_free(&res->rules);
     buf_free(&res->actions);
+    json_decref(res->trace);
+    res->trace = NULL;
     drop_jobs(res);
     free(res->jobs);
     free(res->outcomes);
