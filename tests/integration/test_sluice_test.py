@@ -99,7 +99,8 @@ server { listen = { "127.0.0.1:2599" }, hostname = "mx.example.test", domains = 
 rule_set "main" {
   rule { name = "secure", recipients = { "vault@example.test" }, tls = "require",
          actions = { store { maildir = "out/{user}" } } },
-  rule { name = "invoices", when = { subject = { contains = "invoice" } },
+  rule { name = "invoices", recipients = { "u@example.test" },
+         when = { subject = { contains = "invoice" } },
          actions = { add_header { name = "X-Billing", value = "yes" } } },
   rule { name = "keep", recipients = { "u@example.test" }, unless = { sender = "<>" },
          actions = { store { maildir = "out/{user}" } } },
