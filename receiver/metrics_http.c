@@ -1,6 +1,7 @@
 /* Prometheus text exposition format 0.0.4. Names follow SES (Received, PublishSuccess,
  * PublishFailure, PublishExpired) as sluice_rule_* and sluice_rule_set_* counters. */
 #include "receiver/metrics_http.h"
+#include "lua/script_metrics.h"
 #include "core/sockaddr.h"
 #include "receiver/server.h"
 #include "rules/metrics.h"
@@ -158,6 +159,7 @@ void metrics_render(struct server *srv, struct buf *b)
         buf_printf(b, "sluice_smtp_recipients_rejected_total{reason=\"%s\"} %llu\n",
                    rcpt_reject_reason_name((enum rcpt_reject_reason)r),
                    (unsigned long long)atomic_load(&smtp_stats.rcpt_rejected[r]));
+    script_metrics_render(b);
     header(b, "sluice_smtp_sessions", "gauge", "SMTP sessions open now.");
     buf_printf(b, "sluice_smtp_sessions %zu\n", srv->nsessions);
 }
