@@ -113,7 +113,8 @@ static int rule_gc(lua_State *L)
 
 const char *config_dsl_path(lua_State *L)
 {
-    return get_loader(L)->path;
+    struct loader *ld = get_loader(L);
+    return ld ? ld->path : NULL;
 }
 
 int config_take_actions(lua_State *L, int idx, const char *key, struct action ***out, size_t *n,

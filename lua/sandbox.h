@@ -27,6 +27,7 @@ struct sandbox {
     struct lua_State *L;
     size_t used, limit; /* bytes allocated by Lua, cap */
     unsigned refusals;  /* allocations refused at the cap */
+    size_t arena_top;   /* bytes taken from the thread's arena */
     int timeout_ms;
     struct timespec deadline;
     enum sandbox_kill killed;
