@@ -279,7 +279,7 @@ static enum action_status lua_script_run(const void *state, struct action_ctx *c
     struct invocation inv = {
         .s = s, .ctx = ctx, .origin = {.script = s->path, .qid = ctx->msg->qid}};
     struct sandbox sb;
-    if (sandbox_open(&sb, s->memory, s->timeout_ms) < 0) {
+    if (sandbox_open(&sb, s->memory, s->timeout_ms, s->path) < 0) {
         snprintf(ctx->error, sizeof ctx->error, "%s: cannot create a Lua state within %zu KiB",
                  s->path, s->memory / 1024);
         return ACTION_FAILED;
@@ -358,7 +358,7 @@ static int compile(struct lua_script *s, char *err, size_t errlen)
         return -1;
     }
     struct sandbox sb;
-    if (sandbox_open(&sb, s->memory, s->timeout_ms) < 0) {
+    if (sandbox_open(&sb, s->memory, s->timeout_ms, s->path) < 0) {
         buf_free(&src);
         snprintf(err, errlen, "lua: cannot create a Lua state within memory_kb");
         return -1;

@@ -37,7 +37,8 @@ static void iso_time(time_t t, char *out, size_t len)
     strftime(out, len, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
 }
 
-/* Appends the value of every field named want to the list on top of the stack. */
+/* With [commonHeaders, mail] on top: sets commonHeaders[key] to the values of every field
+ * named want. */
 static void common_list(lua_State *L, const char *want, const char *key)
 {
     lua_getfield(L, -1, "headers");
@@ -55,7 +56,7 @@ static void common_list(lua_State *L, const char *want, const char *key)
         lua_pop(L, 2);
     }
     lua_remove(L, headers);
-    lua_setfield(L, -2, key); /* into commonHeaders, below mail */
+    lua_setfield(L, -3, key); /* into commonHeaders, below the copy of mail */
 }
 
 static void push_mail(lua_State *L, const struct event_info *ev, const char *ts)

@@ -321,26 +321,22 @@ static void mime_free(void *p)
     free(c);
 }
 
-/* Decodes the transfer encoding, and text to UTF-8 from its charset. */
+/* Decodes the transfer encoding; text parts are also converted to UTF-8 from their charset. */
 static GByteArray *decode_part(GMimePart *part, int text)
 {
-    GMimeStream *mem = g_mime_stream_mem_new();
-    GMimeStream *filtered = g_mime_stream_filter_new(mem);
-    const char *cs = g_mime_object_get_content_type_parameter(GMIME_OBJECT(part), "charset");
-    if (text && cs && g_ascii_strcasecmp(cs, "utf-8") != 0 &&
-        g_ascii_strcasecmp(cs, "us-ascii") != 0) {
-        GMimeFilter *f = g_mime_filter_charset_new(cs, "UTF-8");
-        if (f) {
-            g_mime_stream_filter_add(GMIME_STREAM_FILTER(filtered), f);
-            g_object_unref(f);
+    if (text && GMIME_IS_TEXT_PART(part)) {
+        char *t = g_mime_text_part_get_text(GMIME_TEXT_PART(part));
+        if (t) {
+            return g_byte_array_new_take((guint8 *)t, strlen(t));
         }
     }
+    GMimeStream *mem = g_mime_stream_mem_new();
     GMimeDataWrapper *content = g_mime_part_get_content(part);
     if (content)
-        g_mime_data_wrapper_write_to_stream(content, filtered);
-    g_mime_stream_flush(filtered);
-    GByteArray *ba = g_byte_array_ref(g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem)));
-    g_object_unref(filtered);
+        g_mime_data_wrapper_write_to_stream(content, mem);
+    /* The stream frees its array's data when it owns it, whatever the array's refcount. */
+    GByteArray *ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
+    g_mime_stream_mem_set_owner(GMIME_STREAM_MEM(mem), FALSE);
     g_object_unref(mem);
     return ba;
 }

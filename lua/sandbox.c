@@ -213,6 +213,23 @@ static int sb_collectgarbage(lua_State *L)
     return luaL_error(L, "collectgarbage(\"%s\") is not allowed in scripts", opt);
 }
 
+/* Finalizers run with hooks off (Lua stops hooks during GC metamethods), so a __gc loop could
+ * never be stopped: metatables with __gc are refused. Lua marks an object for finalization
+ * only when its metatable has __gc at setmetatable time, so checking here is enough. */
+static int sb_setmetatable(lua_State *L)
+{
+    if (lua_type(L, 2) == LUA_TTABLE) {
+        lua_pushliteral(L, "__gc");
+        if (lua_rawget(L, 2) != LUA_TNIL)
+            return luaL_error(L, "__gc metamethods are not allowed in scripts");
+        lua_pop(L, 1);
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
 /* --- bounded string functions ---------------------------------------------------------------- */
 
 static int sb_rep(lua_State *L)
@@ -324,6 +341,7 @@ static void open_restricted(lua_State *L)
     lua_setfield(L, g, "xpcall");
     wrap_field(L, g, "load", sb_load, 0);
     wrap_field(L, g, "collectgarbage", sb_collectgarbage, 0);
+    wrap_field(L, g, "setmetatable", sb_setmetatable, 0);
 
     luaL_requiref(L, LUA_STRLIBNAME, luaopen_string, 1);
     int s = lua_gettop(L);
@@ -363,12 +381,13 @@ static int open_protected(lua_State *L)
     return 0;
 }
 
-int sandbox_open(struct sandbox *sb, size_t memory_bytes, int timeout_ms)
+int sandbox_open(struct sandbox *sb, size_t memory_bytes, int timeout_ms, const char *name)
 {
     memset(sb, 0, sizeof *sb);
     sb->limit = memory_bytes;
     sb->timeout_ms = timeout_ms;
-    snprintf(sb->where, sizeof sb->where, "?");
+    sb->name = name;
+    snprintf(sb->where, sizeof sb->where, "%s", name);
     if (!arena_user)
         arena_user = sb; /* a nested sandbox on the same thread uses malloc */
     sb->L = lua_newstate(sb_alloc, sb);
@@ -444,7 +463,12 @@ int sandbox_pcall(struct sandbox *sb, int nargs, int nresults, char *err, size_t
         snprintf(err, errlen, "%s: timeout: script ran longer than %d ms", sb->where,
                  sb->timeout_ms);
     } else if (lua_type(sb->L, -1) == LUA_TSTRING) {
-        snprintf(err, errlen, "%s", lua_tostring(sb->L, -1));
+        /* Errors raised from C (C stack overflow, errors with level 0) carry no position. */
+        const char *msg = lua_tostring(sb->L, -1);
+        if (strncmp(msg, sb->name, strlen(sb->name)) == 0)
+            snprintf(err, errlen, "%s", msg);
+        else
+            snprintf(err, errlen, "%s: %s", sb->where, msg);
     } else {
         snprintf(err, errlen, "%s: error object is a %s value", sb->where,
                  luaL_typename(sb->L, -1));

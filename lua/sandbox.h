@@ -29,6 +29,7 @@ struct sandbox {
     unsigned refusals;  /* allocations refused at the cap */
     size_t arena_top;   /* bytes taken from the thread's arena */
     int timeout_ms;
+    const char *name; /* the script, borrowed */
     struct timespec deadline;
     enum sandbox_kill killed;
     char where[160]; /* "file:line" where the hook last saw the script, for memory kills */
@@ -39,9 +40,10 @@ struct sandbox {
     void *user; /* what the embedding code hangs on the state (the invocation) */
 };
 
-/* Creates the state and opens the restricted library. memory_bytes caps the Lua heap.
+/* Creates the state and opens the restricted library. memory_bytes caps the Lua heap; name
+ * (the script) stands for the position in messages until the hook has seen a line.
  * Returns 0, or -1 when the state cannot even be created within the cap. */
-int sandbox_open(struct sandbox *sb, size_t memory_bytes, int timeout_ms);
+int sandbox_open(struct sandbox *sb, size_t memory_bytes, int timeout_ms, const char *name);
 /* Starts the clock: from now on the hook ends the script after timeout_ms. */
 void sandbox_start(struct sandbox *sb);
 /* Closes the state and frees every owned resource. */
