@@ -317,6 +317,50 @@ static int sb_gmatch(lua_State *L)
     return guarded_pattern(L, 0);
 }
 
+/* table.insert/remove/move/concat/unpack/sort loop in C over a range that __len (or the
+ * arguments) can make astronomically long without allocating: no hook would ever fire. No real
+ * table can hold more elements than the memory cap has room for (16-byte slots), so longer
+ * ranges are refused. Upvalue 2 says which arguments give the range. */
+enum range_kind { RANGE_LEN, RANGE_MOVE, RANGE_CONCAT, RANGE_UNPACK };
+
+static int sb_table_range(lua_State *L)
+{
+    struct sandbox *sb = sandbox_of(L);
+    lua_Integer first = 1, last;
+    switch ((enum range_kind)lua_tointeger(L, lua_upvalueindex(2))) {
+    case RANGE_MOVE:
+        first = luaL_checkinteger(L, 2);
+        last = luaL_checkinteger(L, 3);
+        break;
+    case RANGE_CONCAT:
+        first = luaL_optinteger(L, 3, 1);
+        last = lua_isnoneornil(L, 4) ? luaL_len(L, 1) : luaL_checkinteger(L, 4);
+        break;
+    case RANGE_UNPACK:
+        first = luaL_optinteger(L, 2, 1);
+        last = lua_isnoneornil(L, 3) ? luaL_len(L, 1) : luaL_checkinteger(L, 3);
+        break;
+    default:
+        last = luaL_len(L, 1);
+    }
+    lua_Integer max = (lua_Integer)(sb->limit / 16);
+    if (last >= first && (first < 0 ? last > max + first : last - first >= max))
+        return luaL_error(L, "table range of %I elements is beyond the script's memory limit",
+                          (lua_Integer)((lua_Unsigned)last - (lua_Unsigned)first + 1));
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+static void wrap_range(lua_State *L, int t, const char *name, enum range_kind kind)
+{
+    lua_getfield(L, t, name);
+    lua_pushinteger(L, kind);
+    lua_pushcclosure(L, sb_table_range, 2);
+    lua_setfield(L, t, name);
+}
+
 /* Replaces t[name] by a C closure over the original (and an optional second upvalue). */
 static void wrap_field(lua_State *L, int t, const char *name, lua_CFunction fn, int extra)
 {
@@ -354,6 +398,13 @@ static void open_restricted(lua_State *L)
     wrap_field(L, s, "gmatch", sb_gmatch, 0);
 
     luaL_requiref(L, LUA_TABLIBNAME, luaopen_table, 1);
+    int t = lua_gettop(L);
+    wrap_range(L, t, "insert", RANGE_LEN);
+    wrap_range(L, t, "remove", RANGE_LEN);
+    wrap_range(L, t, "sort", RANGE_LEN);
+    wrap_range(L, t, "move", RANGE_MOVE);
+    wrap_range(L, t, "concat", RANGE_CONCAT);
+    wrap_range(L, t, "unpack", RANGE_UNPACK);
     luaL_requiref(L, LUA_MATHLIBNAME, luaopen_math, 1);
     luaL_requiref(L, LUA_UTF8LIBNAME, luaopen_utf8, 1);
     luaL_requiref(L, LUA_COLIBNAME, luaopen_coroutine, 1);

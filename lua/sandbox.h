@@ -32,7 +32,8 @@ struct sandbox {
     const char *name; /* the script, borrowed */
     struct timespec deadline;
     enum sandbox_kill killed;
-    char where[160]; /* "file:line" where the hook last saw the script, for memory kills */
+    unsigned log_lines; /* sluice.log calls so far */
+    char where[160];    /* "file:line" where the hook last saw the script, for memory kills */
     /* C resources that die with the sandbox even when a Lua error unwinds past their owner
      * (see sandbox_own). */
     struct sandbox_owned *owned;

@@ -17,6 +17,8 @@
 
 #define JSON_MAX_DEPTH 64
 #define LOG_MAX 1024
+/* Lines one invocation may log: a loop cannot flood the log within its time budget. */
+#define LOG_LINES_MAX 100
 
 /* --- sluice.log ------------------------------------------------------------------------------ */
 
@@ -26,6 +28,15 @@ static int l_log(lua_State *L)
     static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
     static const enum log_level map[] = {LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG};
     int lvl = luaL_checkoption(L, 1, NULL, levels);
+    struct sandbox *sb = sandbox_of(L);
+    if (sb->log_lines >= LOG_LINES_MAX) {
+        if (sb->log_lines++ == LOG_LINES_MAX) {
+            struct log_kv kv[] = {{"script", o->script}, {"qid", o->qid}};
+            log_event(LOG_WARN, "script_log_limit", kv, 2);
+        }
+        return 0;
+    }
+    sb->log_lines++;
     int n = lua_gettop(L); /* before luaL_buffinit, which pushes a placeholder */
     luaL_Buffer b;
     luaL_buffinit(L, &b);

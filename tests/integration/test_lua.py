@@ -384,6 +384,27 @@ attempts["rep-sep"] = function() return ("x"):rep(1 << 30, "yy") end
 attempts["pattern-bomb"] = function()
   return string.rep("a", 50000):find(".-.-.-b")
 end
+attempts["insert-len"] = function()
+  local t = setmetatable({}, { __len = function() return math.maxinteger - 1 end })
+  table.insert(t, 1, "x")
+end
+attempts["remove-len"] = function()
+  table.remove(setmetatable({}, { __len = function() return 1 << 60 end }), 1)
+end
+attempts["move-range"] = function() table.move({}, 1, 1 << 60, 2) end
+attempts["move-negative"] = function() table.move({}, -(1 << 62), 1 << 62, 1) end
+attempts["concat-range"] = function() return table.concat({}, "", 1, 1 << 60) end
+attempts["table-small"] = function()
+  local t = { 3, 1, 2 }
+  table.insert(t, 4); table.remove(t, 1); table.sort(t)
+  table.move(t, 1, 3, 2)
+  assert(table.concat(t, ",") == "1,1,2,4" and select("#", table.unpack(t)) == 4)
+  return "CONTINUE"
+end
+attempts["log-flood"] = function()
+  for i = 1, 100000 do sluice.log("info", "flood", i) end
+  return "CONTINUE"
+end
 attempts["concat-bomb"] = function()
   local s = "x"
   while true do s = s .. s end
@@ -492,6 +513,20 @@ rule_set "main" {
         self.assertContained("rep-sep", "exceed the script's memory limit")
         self.assertContained("pattern-bomb", "pattern too costly")
         self.assertEqual(self.attempt("rep-empty")[0], 250)
+
+    def test_table_functions_cannot_loop_in_c(self):
+        """Ranges that __len or arguments make huge would loop in C, out of the hook's reach."""
+        for subject in ("insert-len", "remove-len", "move-range", "move-negative",
+                        "concat-range"):
+            self.assertContained(subject, "beyond the script's memory limit")
+        self.assertEqual(self.attempt("table-small")[0], 250)
+
+    def test_log_flood_is_capped(self):
+        self.assertEqual(self.attempt("log-flood")[0], 250)
+        self.sluice.wait_log(r"script_log_limit script=\S*escape\.lua")
+        log = self.sluice.read_log()
+        self.assertIn('msg="flood 100"', log)
+        self.assertNotIn('msg="flood 101"', log)
 
     def test_memory_bombs(self):
         for subject in ("concat-bomb", "table-bomb", "coroutine-bomb"):
