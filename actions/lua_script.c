@@ -80,7 +80,7 @@ static int raw_field(lua_State *L, int idx, const char *key)
     return lua_rawget(L, idx);
 }
 
-/* A string field (numbers accepted for codes), or dflt when absent. */
+/* A string field (numbers accepted for codes), or dflt when absent; pushes the field. */
 static const char *bounce_field(lua_State *L, int t, const char *key, const char *dflt,
                                 const char *where)
 {
@@ -91,8 +91,7 @@ static const char *bounce_field(lua_State *L, int t, const char *key, const char
     else if (type != LUA_TNIL)
         luaL_error(L, "%s: bad return value: bounce.%s must be a string, got %s", where, key,
                    luaL_typename(L, -1));
-    lua_pop(L, 1); /* the string stays alive: it is still referenced by the table */
-    return v;
+    return v; /* left on the stack: a number converted to a string lives only there */
 }
 
 static void free_added(void *p)
@@ -209,6 +208,7 @@ static void take_result(lua_State *L, struct invocation *inv, const char *where)
         if (bounce_reply_validate(code, status, msg, why, sizeof why) < 0)
             luaL_error(L, "%s: bad return value: bounce: %s", where, why);
         snprintf(inv->reply, sizeof inv->reply, "%s %s %s", code, status, msg);
+        lua_settop(L, b);
     } else if (type != LUA_TNIL) {
         luaL_error(L, "%s: bad return value: bounce must be a table", where);
     }

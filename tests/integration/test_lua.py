@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -610,6 +611,42 @@ rule_set "main" {
         for data in stored:
             self.assertEqual(header_values(data, "X-Counts"),
                              ["counter=1 calls=1 seen=1 pristine=true"])
+
+
+class Reload(LuaCase):
+    """SIGHUP recompiles scripts; a broken script keeps the running config (and its script)."""
+    scripts = {"v.lua": 'function handler() return { add_headers = { ["X-Version"] = "1" } } end\n'}
+    rules = """
+rule_set "main" {
+  rule { name = "v", actions = { lua { script = "v.lua" }, %s } },
+}
+""" % STORE
+
+    def version_stored_last(self):
+        self.assertEqual(send(self.sluice, ["user@example.test"], simple("x"))[0], 250)
+        files = self.sluice.maildir("example.test", "user")
+        newest = max(files, key=os.path.getmtime)
+        return header_values(read_file(newest), "X-Version")
+
+    def rewrite(self, text, expect):
+        start = len(self.sluice.read_log())
+        with open(os.path.join(self.sluice.dir, "v.lua"), "w") as f:
+            f.write(text)
+        self.sluice.signal(signal.SIGHUP)
+        self.sluice.wait_log(expect, start=start)
+
+    def test_reload_picks_up_the_new_script_and_refuses_a_broken_one(self):
+        self.assertEqual(self.version_stored_last(), ["1"])
+        self.rewrite('function handler() return { add_headers = { ["X-Version"] = "2" } } end\n',
+                     r"config reloaded")
+        for f in self.sluice.maildir("example.test", "user"):
+            os.unlink(f)
+        self.assertEqual(self.version_stored_last(), ["2"])
+        self.rewrite("function handler(\n", r"reload failed, keeping the running config: "
+                                            r"\S*sluice\.lua:\d+: lua: syntax error in \S*v\.lua:2")
+        for f in self.sluice.maildir("example.test", "user"):
+            os.unlink(f)
+        self.assertEqual(self.version_stored_last(), ["2"])
 
 
 # --- config errors ------------------------------------------------------------------------------
