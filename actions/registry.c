@@ -16,8 +16,9 @@ extern const struct action_type action_drop;
 extern const struct action_type action_lua;
 
 const struct action_type *const action_types[] = {
-    &action_store, &action_add_header, &action_stop, &action_bounce, &action_bounce_on_dmarc_fail,
-    &action_drop,  &action_lua,        NULL,
+    &action_store,  &action_add_header,           &action_stop,
+    &action_bounce, &action_bounce_on_dmarc_fail, &action_drop, &action_lua,
+    NULL,
 };
 
 const struct action_type *action_type_find(const char *name)
