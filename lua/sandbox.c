@@ -14,9 +14,10 @@
 /* Instructions between two clock checks: small enough that a loop ends within a few
  * microseconds of its deadline, large enough that the check costs nothing measurable. */
 #define HOOK_COUNT 1000
-/* Worst-case backtracking steps a pattern call may risk (a few hundred ms of C time that the
- * hook cannot interrupt). */
-#define PATTERN_BUDGET 2e8
+/* Worst-case backtracking steps a pattern call may risk per second of the script's timeout:
+ * measured at 3-6 ns a step, about the timeout again of C time that the hook cannot
+ * interrupt. */
+#define PATTERN_STEPS_PER_SECOND 2e8
 #define PATTERN_MAX_LEN 512
 
 /* Creating a state and opening the libraries makes a few hundred small allocations, about
@@ -295,7 +296,8 @@ static int guarded_pattern(lua_State *L, int may_anchor)
     if (!plain) {
         if (pl > PATTERN_MAX_LEN)
             return luaL_error(L, "pattern longer than %d bytes", PATTERN_MAX_LEN);
-        if (pattern_cost(p, pl, n, may_anchor) > PATTERN_BUDGET)
+        if (pattern_cost(p, pl, n, may_anchor) >
+            PATTERN_STEPS_PER_SECOND * sandbox_of(L)->timeout_ms / 1000)
             return luaL_error(L,
                               "pattern too costly for a %d-byte subject (sandbox bound): use "
                               "fewer repetitions, an anchor, or a plain find",
