@@ -61,10 +61,10 @@ static void fail_reply(struct eval_result *res, int sys_errno)
 
 /* Runs one rule's actions for the recipients in idx[0..n). Returns the status that ends the
  * rule (OK when all ran), with failures described in res->error. */
-static enum action_status run_rule(const struct rule *r, struct action_ctx *ctx,
+static enum action_status run_rule(const struct rule *r, struct action_ctx *ctx, size_t *idx,
                                    struct eval_result *res)
 {
-    for (size_t ai = 0; ai < r->nactions; ai++) {
+    for (size_t ai = 0; ai < r->nactions && ctx->nrcpts > 0; ai++) {
         const struct action *a = r->actions[ai];
         ctx->error[0] = '\0';
         struct timespec t0, t1;
@@ -79,6 +79,13 @@ static enum action_status run_rule(const struct rule *r, struct action_ctx *ctx,
                      a->type->name, a->line, ctx->error);
         if (st != ACTION_OK)
             return st;
+        /* A recipient refused or dropped by this action (a bounce, a script's bounce) gets
+         * nothing from the rule's later actions. */
+        size_t k = 0;
+        for (size_t i = 0; i < ctx->nrcpts; i++)
+            if (!ctx->outcomes[idx[i]].refused && !ctx->outcomes[idx[i]].dropped)
+                idx[k++] = idx[i];
+        ctx->nrcpts = k;
     }
     return ACTION_OK;
 }
@@ -132,7 +139,7 @@ void rules_evaluate(const struct rule_set *rs, struct message *m, struct eval_re
 
         struct action_ctx ctx = {
             .msg = m, .rule = r, .rcpts = idx, .nrcpts = n, .batch = &batch, .outcomes = outcomes};
-        enum action_status st = run_rule(r, &ctx, res);
+        enum action_status st = run_rule(r, &ctx, idx, res);
         failed = st == ACTION_FAILED;
         if (failed)
             res->sys_errno = ctx.sys_errno;

@@ -360,6 +360,29 @@ rule_set "main" {
         self.assertEqual(self.run_case("continue")[0], 250)  # still serving
 
 
+class BounceThenStore(LuaCase):
+    """A script's bounce with the default disposition: the rule's later actions skip the
+    refused recipients, and the other recipients are delivered."""
+    scripts = {"b.lua": 'function handler() return { bounce = { message = "Not for bob" } } end\n'}
+    rules = """
+rule_set "main" {
+  rule { name = "bob", recipients = { "bob@example.test" },
+         actions = { lua { script = "b.lua" }, %s } },
+  rule { name = "alice", recipients = { "alice@example.test" }, actions = { %s } },
+}
+""" % (STORE, STORE)
+
+    def test_refused_recipient_gets_no_copy(self):
+        code, _ = send(self.sluice, ["alice@example.test", "bob@example.test"], simple("x"))
+        self.assertEqual(code, 250)
+        self.assertEqual(len(self.stored("alice")), 1)
+        self.assertEqual(self.stored("bob"), [])
+        self.sluice.wait_log(r'bounce .*rcpt=bob@example.test reply="550 5.7.1 Not for bob"')
+        code, text = send(self.sluice, ["bob@example.test"], simple("x"))
+        self.assertEqual((code, text), (550, "550 5.7.1 Not for bob"))
+        self.assertEqual(self.stored("bob"), [])
+
+
 # --- the sandbox ------------------------------------------------------------------------------
 
 ESCAPES = r"""
