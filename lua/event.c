@@ -137,6 +137,11 @@ static void push_mail(lua_State *L, const struct event_info *ev, const char *ts)
         }
     }
     lua_pop(L, 1);
+    /* SES fills returnPath from the envelope when the message has no Return-Path. */
+    int has = lua_getfield(L, -1, "returnPath") != LUA_TNIL;
+    lua_pop(L, 1);
+    if (!has && m->mail_from && m->mail_from[0])
+        set_str(L, "returnPath", m->mail_from);
     lua_setfield(L, -2, "commonHeaders");
 }
 

@@ -207,6 +207,7 @@ rule_set "main" {
         self.assertEqual(r["common"]["subject"], "Hello w\u00f6rld")
         self.assertEqual(r["common"]["messageId"], "<api-1@example.net>")
         self.assertEqual(r["common"]["date"], "Mon, 23 Nov 2026 10:00:00 +0000")
+        self.assertEqual(r["common"]["returnPath"], "sender@example.net")
         self.assertEqual(r["recipients"], ["user@example.test"])  # matched by this rule
         self.assertEqual(r["verdicts"], ["UNSET"] * 5)  # authentication checks are off
         self.assertTrue(r["no_policy"])
