@@ -12,7 +12,7 @@ BUILD_PKGS := build-essential cmake pkg-config libetpan-dev libgmime-3.0-dev lib
 	libunbound-dev libpcre2-dev libjansson-dev libsqlite3-dev publicsuffix openssl
 TEST_PKGS  := python3 swaks nsd opendkim-tools clang haproxy rspamd clamav-daemon clamav
 
-.PHONY: all deps test-deps build run test test-asan cert clean bench-rules fuzz
+.PHONY: all deps test-deps build run test test-asan cert clean bench-rules bench-lua fuzz
 
 all: build
 
@@ -47,6 +47,10 @@ test-asan: test-deps
 bench-rules: build
 	@cmake --build $(BUILD) --target bench_rule_match -j $(JOBS) >/dev/null
 	./$(BUILD)/bench_rule_match
+
+bench-lua: build
+	@cmake --build $(BUILD) --target bench_lua_invoke -j $(JOBS) >/dev/null
+	./$(BUILD)/bench_lua_invoke
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

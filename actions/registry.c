@@ -20,6 +20,7 @@ extern const struct action_type action_webhook;
 extern const struct action_type action_replace_recipient;
 extern const struct action_type action_relay;
 extern const struct action_type action_s3;
+extern const struct action_type action_lua;
 
 /* One action per line, so adding one is a one-line change. */
 // clang-format off
@@ -34,6 +35,7 @@ const struct action_type *const action_types[] = {
     &action_replace_recipient,
     &action_relay,
     &action_s3,
+    &action_lua,
     NULL,
 };
 // clang-format on

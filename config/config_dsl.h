@@ -13,4 +13,7 @@ struct action;
 int config_take_actions(struct lua_State *L, int idx, const char *key, struct action ***out,
                         size_t *n, char *err, size_t errlen);
 
+/* The path of the config file being loaded by the state L (for paths relative to it). */
+const char *config_dsl_path(struct lua_State *L);
+
 #endif

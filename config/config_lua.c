@@ -114,6 +114,12 @@ static int rule_gc(lua_State *L)
     return 0;
 }
 
+const char *config_dsl_path(lua_State *L)
+{
+    struct loader *ld = get_loader(L);
+    return ld ? ld->path : NULL;
+}
+
 int config_take_actions(lua_State *L, int idx, const char *key, struct action ***out, size_t *n,
                         char *err, size_t errlen)
 {

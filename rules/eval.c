@@ -64,6 +64,14 @@ static void fail_reply(struct eval_result *res, int sys_errno)
                  "451 4.3.0 Temporary failure storing the message, try again later");
 }
 
+/* Per-recipient arrays that grow when a rule replaces recipients. */
+struct eval_state {
+    size_t *idx;
+    struct rcpt_outcome *outcomes;
+    size_t cap;
+    int rehit; /* recipients changed: find the rules for the new ones */
+};
+
 /* A post-acceptance action with on_failure = "tempfail" runs now, before the reply, on a job
  * built from the message in memory. */
 static enum action_status deliver_now(const struct rule_set *rs, const struct action *a, size_t ai,
@@ -137,7 +145,7 @@ static enum action_status run_rule(const struct rule_set *rs, const struct rule 
                                    json_t *trace_actions)
 {
     int rule_failed = 0;
-    for (size_t ai = 0; ai < r->nactions; ai++) {
+    for (size_t ai = 0; ai < r->nactions && ctx->nrcpts > 0; ai++) {
         const struct action *a = r->actions[ai];
         ctx->error[0] = '\0';
         json_t *entry = NULL;
@@ -181,6 +189,13 @@ static enum action_status run_rule(const struct rule_set *rs, const struct rule 
         }
         if (st != ACTION_OK)
             return st;
+        /* A recipient refused or dropped by this action (a bounce, a script's bounce) gets
+         * nothing from the rule's later actions (ctx->rcpts is the evaluator's idx array). */
+        size_t *idx = ctx->eval->idx, k = 0;
+        for (size_t i = 0; i < ctx->nrcpts; i++)
+            if (!ctx->outcomes[idx[i]].refused && !ctx->outcomes[idx[i]].dropped)
+                idx[k++] = idx[i];
+        ctx->nrcpts = k;
     }
     return rule_failed ? ACTION_FAILED_SOFT : ACTION_OK;
 }
@@ -291,13 +306,6 @@ static void plan_dsn(const struct rule_set *rs, const struct server_cfg *sc,
     res->dsn = "queued";
 }
 
-/* Per-recipient arrays that grow when a rule replaces recipients. */
-struct eval_state {
-    size_t *idx;
-    struct rcpt_outcome *outcomes;
-    size_t cap;
-    int rehit; /* recipients changed: find the rules for the new ones */
-};
 
 static void grow_state(struct eval_state *st, size_t need)
 {
