@@ -3,6 +3,7 @@
 #ifndef SLUICE_ACTION_H
 #define SLUICE_ACTION_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/buf.h"
@@ -76,6 +77,9 @@ struct action_type {
      * unused. Returns 0, -1 (retry later) or ACTION_DELIVER_REJECTED (final: the receiver
      * refused it for good), with the reason in err. */
     int (*deliver)(const void *state, struct spool_job *job, char *err, size_t errlen);
+    /* Optional: the type this configuration really is (a lua action with invocation = "async"
+     * becomes a post-acceptance action). Called once after parse. */
+    const struct action_type *(*variant)(const void *state);
     /* Optional, post-acceptance actions: what deliver would send for job (`sluice test`). */
     void (*explain)(const void *state, struct spool_job *job, struct buf *out);
 };
@@ -93,12 +97,16 @@ struct action {
     struct action_stats *stats; /* owned by the metrics registry */
     enum on_failure on_failure;
     long long expire_after_ms;
+    bool expire_given;
 };
 
-/* Reads on_failure and expire_after from the config table at idx into a (a->type set), then
- * removes them from the table. Returns -1 with the reason in err. */
+/* Reads on_failure and expire_after from the config table at idx into a, then removes them
+ * from the table (the type's parser must not see them). Returns -1 with the reason in err. */
 int action_policy_parse(struct lua_State *L, int idx, struct action *a, char *err,
                         size_t errlen);
+/* Checks the policy against the action's (final) type: "retry" and expire_after need a
+ * post-acceptance action. */
+int action_policy_check(const struct action *a, char *err, size_t errlen);
 /* on_failure with the default resolved: tempfail in the session, retry after acceptance. */
 enum on_failure action_effective_policy(const struct action *a);
 

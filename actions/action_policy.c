@@ -66,24 +66,13 @@ int action_policy_parse(lua_State *L, int idx, struct action *a, char *err, size
             rc = -1;
         } else {
             a->on_failure = (enum on_failure)(found + 1);
-            if (a->on_failure == ON_FAILURE_RETRY && !a->type->deliver) {
-                snprintf(err, errlen,
-                         "on_failure = \"retry\" needs a post-acceptance action; "
-                         "%s runs in the session (use \"tempfail\", \"continue\" or \"drop\")",
-                         a->type->name);
-                rc = -1;
-            }
         }
         free(policy);
     }
     lua_getfield(L, idx, "expire_after");
     if (rc == 0 && !lua_isnil(L, -1)) {
-        if (!a->type->deliver) {
-            snprintf(err, errlen, "expire_after applies to post-acceptance actions only");
-            rc = -1;
-        } else {
-            rc = parse_duration(L, lua_gettop(L), &a->expire_after_ms, err, errlen);
-        }
+        a->expire_given = true;
+        rc = parse_duration(L, lua_gettop(L), &a->expire_after_ms, err, errlen);
     }
     lua_pop(L, 1);
     /* Take the keys out so the action's own parser sees only its fields. */
@@ -92,6 +81,22 @@ int action_policy_parse(lua_State *L, int idx, struct action *a, char *err, size
     lua_pushnil(L);
     lua_setfield(L, idx, "expire_after");
     return rc;
+}
+
+int action_policy_check(const struct action *a, char *err, size_t errlen)
+{
+    if (a->on_failure == ON_FAILURE_RETRY && !a->type->deliver) {
+        snprintf(err, errlen,
+                 "on_failure = \"retry\" needs a post-acceptance action; %s runs in the session "
+                 "(use \"tempfail\", \"continue\" or \"drop\")",
+                 a->type->name);
+        return -1;
+    }
+    if (a->expire_given && !a->type->deliver) {
+        snprintf(err, errlen, "expire_after applies to post-acceptance actions only");
+        return -1;
+    }
+    return 0;
 }
 
 enum on_failure action_effective_policy(const struct action *a)

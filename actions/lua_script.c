@@ -17,6 +17,7 @@
 #include "config/lua_fields.h"
 #include "core/log.h"
 #include "core/message.h"
+#include "actions/maildir.h"
 #include "core/xalloc.h"
 #include "lua/event.h"
 #include "lua/msg_api.h"
@@ -38,6 +39,7 @@ struct lua_script {
     char *path; /* resolved against the config file's directory */
     char *fn;
     int timeout_ms;
+    int async;       /* invocation = "async": run after acceptance, from the spool */
     size_t memory;   /* bytes */
     struct buf code; /* bytecode we dumped ourselves (never operator-supplied bytecode) */
 };
@@ -406,14 +408,11 @@ static int lua_script_parse(lua_State *L, int idx, void **state, char *err, size
         goto out;
     if (!s->fn)
         s->fn = xstrdup("handler");
-    if (invocation && strcmp(invocation, "sync") != 0) {
-        if (strcmp(invocation, "async") == 0)
-            snprintf(err, errlen,
-                     "lua: invocation \"async\" is not supported yet (it needs the "
-                     "durable post-acceptance spool); use \"sync\"");
-        else
-            snprintf(err, errlen, "lua: invocation must be \"sync\" or \"async\", got \"%s\"",
-                     invocation);
+    if (invocation && strcmp(invocation, "async") == 0) {
+        s->async = 1;
+    } else if (invocation && strcmp(invocation, "sync") != 0) {
+        snprintf(err, errlen, "lua: invocation must be \"sync\" or \"async\", got \"%s\"",
+                 invocation);
         goto out;
     }
     s->timeout_ms = (int)timeout;
@@ -429,8 +428,8 @@ out:
 static void lua_script_describe(const void *state, struct buf *out)
 {
     const struct lua_script *s = state;
-    buf_printf(out, "script=%s fn=%s invocation=sync timeout_ms=%d memory_kb=%zu", s->path, s->fn,
-               s->timeout_ms, s->memory / 1024);
+    buf_printf(out, "script=%s fn=%s invocation=%s timeout_ms=%d memory_kb=%zu", s->path, s->fn,
+               s->async ? "async" : "sync", s->timeout_ms, s->memory / 1024);
 }
 
 static void lua_script_free(void *state)
@@ -444,10 +443,72 @@ static void lua_script_free(void *state)
     free(s);
 }
 
+/* invocation = "async" (SES's Event invocation): the script runs after the 250, from the spool,
+ * on a message rebuilt from the spooled copy, and is retried on failure like any
+ * post-acceptance action. Its disposition can no longer change the chain or the reply: a bounce
+ * it asks for is logged, not sent. */
+static int lua_script_deliver(const void *state, struct spool_job *job, char *err, size_t errlen)
+{
+    struct message *m = message_new();
+    snprintf(m->qid, sizeof m->qid, "%s", job->qid);
+    m->arrival = job->arrival;
+    m->mail_from = xstrdup(job->mail_from ? job->mail_from : "");
+    m->helo = xstrdup(job->helo ? job->helo : "");
+    snprintf(m->client_ip, sizeof m->client_ip, "%s", job->client_ip);
+    m->tls = job->tls;
+    m->verdicts = job->verdicts;
+    buf_append(&m->body, job->content.data, job->content.len);
+    size_t *idx = xcalloc(job->nrcpts ? job->nrcpts : 1, sizeof *idx);
+    for (size_t i = 0; i < job->nrcpts; i++) {
+        message_add_rcpt(m, job->rcpts[i]);
+        idx[i] = i;
+    }
+    struct rcpt_outcome *outcomes = xcalloc(job->nrcpts ? job->nrcpts : 1, sizeof *outcomes);
+    struct maildir_batch batch = {0};
+    struct rule rule = {.name = job->rule};
+    struct action_ctx ctx = {.msg = m,
+                             .rule = &rule,
+                             .rcpts = idx,
+                             .nrcpts = job->nrcpts,
+                             .batch = &batch,
+                             .outcomes = outcomes};
+    enum action_status st = lua_script_run(state, &ctx);
+    int rc = 0;
+    if (st == ACTION_FAILED) {
+        snprintf(err, errlen, "%s", ctx.error);
+        rc = -1;
+    } else if (job->nrcpts && outcomes[0].refused) {
+        struct log_kv kv[] = {{"job", job->id}, {"reply", outcomes[0].reply}};
+        log_event(LOG_WARN, "script_bounce_ignored", kv, 2);
+    }
+    maildir_batch_free(&batch);
+    free(outcomes);
+    free(idx);
+    message_free(m);
+    return rc;
+}
+
+extern const struct action_type action_lua;
+
+static const struct action_type action_lua_async = {
+    .name = "lua",
+    .parse = lua_script_parse,
+    .describe = lua_script_describe,
+    .free_state = lua_script_free,
+    .deliver = lua_script_deliver,
+};
+
+static const struct action_type *lua_script_variant(const void *state)
+{
+    const struct lua_script *s = state;
+    return s->async ? &action_lua_async : &action_lua;
+}
+
 const struct action_type action_lua = {
     .name = "lua",
     .parse = lua_script_parse,
     .run = lua_script_run,
     .describe = lua_script_describe,
     .free_state = lua_script_free,
+    .variant = lua_script_variant,
 };

@@ -1,5 +1,6 @@
 /* sluice: the command-line entry point. Subcommands: serve, check, test. */
 #include "cli/commands.h"
+#include "auth/script_resolver.h"
 #include "config/config.h"
 #include "config/config_scan.h"
 #include "core/log.h"
@@ -96,6 +97,7 @@ static int cmd_serve(int argc, char **argv)
         return 1;
     }
     log_set_json(cfg->server.log_json);
+    script_resolver_install();
     struct server *srv = server_new(cfg, err, sizeof err);
     if (!srv) {
         fprintf(stderr, "sluice: %s\n", err);

@@ -101,6 +101,10 @@ static int action_ctor(lua_State *L)
     if (action_policy_parse(L, 1, a, err, sizeof err) < 0 ||
         type->parse(L, 1, &a->state, err, sizeof err) < 0)
         return raise_at(L, line, err);
+    if (type->variant)
+        a->type = type->variant(a->state);
+    if (action_policy_check(a, err, sizeof err) < 0)
+        return raise_at(L, line, err);
     return 1;
 }
 

@@ -3,6 +3,7 @@
  * all RFC 2920 pipelining asks of a server. Work that may block (actions, fsync) leaves the
  * session in S_BUSY until the worker pool calls back; input keeps queueing meanwhile. */
 #include "receiver/session.h"
+#include "auth/dns.h"
 #include "auth/auth.h"
 #include "config/config.h"
 #include "core/address.h"
@@ -295,6 +296,7 @@ static void job_run(struct work *w)
     if (j->cfg->server.auth_checks)
         auth_check(j->cfg, j->msg);
     scan_message(j->cfg, j->rs, j->msg);
+    dns_begin(j->cfg); /* a fresh lookup budget for the rules' scripts */
     rules_evaluate(j->rs, j->msg, &j->cfg->server, &j->res);
 }
 

@@ -14,6 +14,7 @@ import threading
 import unittest
 import urllib.request
 
+from dns_harness import DnsServer, txt
 from sluice_harness import BIN, SOURCE_DIR, Sluice, free_port, read_file
 
 STORE = 'store { maildir = "var/mail/{domain}/{user}" }'
@@ -120,10 +121,9 @@ function handler(event, msg)
   r.json = sluice.json.decode(sluice.json.encode({ a = { 1, 2, "x" }, b = true }))
   local bad, err = sluice.json.decode("{")
   r.json_err = bad == nil and type(err) == "string"
-  local v, e = sluice.dns.txt("example.test")
-  r.dns_txt = { v == nil, e }
-  v, e = sluice.dns.mx("example.test")
-  r.dns_mx = { v == nil, e }
+  r.dns_txt = sluice.dns.txt("example.com")
+  r.dns_mx = sluice.dns.mx("example.com")
+  r.dns_none = #sluice.dns.txt("nothing.example.com")
   sluice.log("info", "api-test", 42, true)
   sluice.metric("api_test_calls")
   sluice.metric("api_test_bytes", 10)
@@ -167,13 +167,24 @@ API_MESSAGE = (
 
 class Api(LuaCase):
     scripts = {"api.lua": API_SCRIPT}
-    rules = """
+    base_rules = """
 rule_set "main" {
   rule { name = "api", recipients = { "user@example.test" },
          actions = { lua { script = "api.lua" }, %s } },
   rule { name = "other", recipients = { "other@example.test" }, actions = { %s } },
 }
 """ % (STORE, STORE)
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dns = DnsServer({"example.com": [("@", "TXT", txt("v=spf1 -all")),
+                                             ("@", "MX", "10 mx1.example.com.")]}).start()
+        cls.rules = ('dns { servers = { "127.0.0.1:%d" }, timeout_ms = 2000 }\n' % cls.dns.port
+                     + Api.base_rules)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.dns.stop()
 
     def setUp(self):
         self.metrics_port = free_port()
@@ -236,8 +247,10 @@ rule_set "main" {
         self.assertEqual(r["json"], {"a": [1, 2, "x"], "b": True})
         self.assertTrue(r["json_err"])
         # No resolver is wired to scripts yet: nil plus a reason.
-        self.assertEqual(r["dns_txt"], [True, "DNS not available"])
-        self.assertEqual(r["dns_mx"], [True, "DNS not available"])
+        # Through the server's DNS layer, against the nsd this class starts.
+        self.assertEqual(r["dns_txt"], ["v=spf1 -all"])
+        self.assertEqual(r["dns_mx"], [{"preference": 10, "exchange": "mx1.example.com"}])
+        self.assertEqual(r["dns_none"], 0)
         self.assertEqual(r["os"][:2], ["number", "number"])
         self.assertEqual(r["os"][2], "1970")
 
@@ -726,10 +739,7 @@ class ConfigErrors(unittest.TestCase):
     def test_missing_file(self):
         self.assertConfigError('lua { script = "nope.lua" }', None, "cannot read script")
 
-    def test_async_is_not_supported_yet(self):
-        self.assertConfigError('lua { script = "s.lua", invocation = "async" }',
-                               "function handler() end\n",
-                               'invocation "async" is not supported yet')
+    def test_invocation_values(self):
         self.assertConfigError('lua { script = "s.lua", invocation = "later" }',
                                "function handler() end\n",
                                'invocation must be "sync" or "async"')
@@ -742,6 +752,45 @@ class ConfigErrors(unittest.TestCase):
         self.assertConfigError('lua { script = "s.lua", memory_kb = 1 }',
                                "function handler() end\n", "memory_kb")
         self.assertConfigError('lua { fn = "handler" }', None, "script")
+
+
+# --- async invocation (SES's Event invocation) -------------------------------------------------
+
+ASYNC_SCRIPT = r"""
+function handler(event, msg)
+  sluice.log("info", "async saw " .. msg:subject() .. " for " ..
+             event.Records[1].ses.receipt.recipients[1])
+  if msg:subject() == "fail" then error("async boom") end
+  return { disposition = "STOP_RULE_SET",
+           bounce = { smtp_reply_code = "550", status_code = "5.7.1", message = "too late" } }
+end
+"""
+
+
+class Async(LuaCase):
+    scripts = {"a.lua": ASYNC_SCRIPT}
+    rules = """
+rule_set "main" {
+  rule { name = "later", actions = {
+    lua { script = "a.lua", invocation = "async", expire_after = "1s" },
+    store { maildir = "var/mail/{domain}/{user}" } } },
+}
+"""
+    server_extra = "retry_initial_ms = 100,"
+
+    def test_runs_after_acceptance_and_cannot_change_the_reply(self):
+        code, _ = send(self.sluice, ["user@example.test"], simple("hello"))
+        self.assertEqual(code, 250)
+        self.assertEqual(len(self.stored()), 1)  # the chain went on: async cannot stop it
+        self.sluice.wait_log(r"async saw hello for user@example.test")
+        self.sluice.wait_log(r"action=lua attempts=1 outcome=delivered")
+        self.sluice.wait_log(r"script_bounce_ignored .*too late")
+
+    def test_failures_are_retried_then_expire(self):
+        code, _ = send(self.sluice, ["user@example.test"], simple("fail"))
+        self.assertEqual(code, 250)
+        self.sluice.wait_log(r"action=lua attempts=1 outcome=retry error=\"\S*a\.lua:\d+: async boom")
+        self.sluice.wait_log(r"action=lua attempts=\d+ outcome=expired")
 
 
 # --- the examples ----------------------------------------------------------------------------
