@@ -93,6 +93,30 @@ class Examples(unittest.TestCase):
                       t["rules"][1]["actions"][0]["detail"])
 
 
+class ReadmeScript(unittest.TestCase):
+    """The README's complete script example (examples/scripts/invoice_guard.lua)."""
+
+    def test_invoice_guard(self):
+        d = tempfile.mkdtemp(prefix="sluice-dry-")
+        cfg = os.path.join(d, "c.lua")
+        with open(cfg, "w") as f:
+            f.write('server { listen = { "127.0.0.1:2599" }, domains = { "example.test" } }\n'
+                    'rule_set "main" { rule { name = "guard", actions = {\n'
+                    '  lua { script = "%s" },\n'
+                    '  store { maildir = "out/{user}" } } } }\n'
+                    % os.path.join(EXAMPLES, "scripts", "invoice_guard.lua"))
+        t = run_json(cfg, "--from", "a@example.com", "--to", "u@example.test", "--verdicts",
+                     "spf=FAIL,dkim=GRAY,dmarc=GRAY,spam=PASS,virus=PASS",
+                     message=b"Subject: Invoice 42\n\npay\n")
+        self.assertEqual(t["reply"], "550 5.7.1 Invoices must come from an authenticated sender")
+        t = run_json(cfg, "--apply", "--from", "a@example.com", "--to", "u@example.test",
+                     "--verdicts", ALL_PASS, message=b"Subject: Invoice 42\n\npay\n", cwd=d)
+        self.assertTrue(t["reply"].startswith("250 "))
+        [name] = os.listdir(os.path.join(d, "out", "u", "new"))
+        with open(os.path.join(d, "out", "u", "new", name), "rb") as f:
+            self.assertIn(b"X-Checked-By: sluice\r\n", f.read())
+
+
 class Behaviour(unittest.TestCase):
     CONFIG = """
 server { listen = { "127.0.0.1:2599" }, hostname = "mx.example.test", domains = { "example.test" } }
