@@ -10,9 +10,9 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BUILD_PKGS := build-essential cmake pkg-config libetpan-dev libgmime-3.0-dev liblua5.4-dev \
 	libspf2-dev libopendkim-dev libopendmarc-dev libcurl4-gnutls-dev libssl-dev libevent-dev \
 	libunbound-dev libpcre2-dev libjansson-dev libsqlite3-dev publicsuffix openssl
-TEST_PKGS  := python3 swaks nsd opendkim-tools clang haproxy rspamd clamav-daemon clamav
+TEST_PKGS  := python3 swaks nsd opendkim-tools clang haproxy rspamd clamav-daemon clamav groff-base
 
-.PHONY: all deps test-deps build run test test-asan cert clean bench-rules bench-lua fuzz
+.PHONY: all deps test-deps build run test test-asan cert clean bench-rules bench-lua fuzz install
 
 all: build
 
@@ -51,6 +51,12 @@ bench-rules: build
 bench-lua: build
 	@cmake --build $(BUILD) --target bench_lua_invoke -j $(JOBS) >/dev/null
 	./$(BUILD)/bench_lua_invoke
+
+# Standard paths (GNUInstallDirs) under PREFIX; DESTDIR for staging, as usual.
+PREFIX ?= /usr/local
+install: build
+	@cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	cmake --install $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

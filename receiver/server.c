@@ -3,6 +3,7 @@
 #include "config/config.h"
 #include "core/cidr.h"
 #include "core/log.h"
+#include "core/sd_notify.h"
 #include "core/sockaddr.h"
 #include "core/xalloc.h"
 #include "receiver/metrics_http.h"
@@ -219,6 +220,7 @@ static void begin_shutdown(struct server *srv, int sig)
     if (srv->stopping)
         return;
     srv->stopping = 1;
+    sd_notify_send("STOPPING=1");
     log_msg(LOG_INFO, "signal %d: finishing %zu sessions, then exiting", sig, srv->nsessions);
     for (size_t i = 0; i < srv->nlisteners; i++) {
         evconnlistener_free(srv->listeners[i].evl);
@@ -237,8 +239,17 @@ static void begin_shutdown(struct server *srv, int sig)
     evtimer_add(srv->grace, &tv);
 }
 
+static void reload_config(struct server *srv);
+
 /* SIGHUP: load the new config beside the old; swap only when it (and its TLS) is valid. */
 static void reload(struct server *srv)
+{
+    sd_notify_send("RELOADING=1");
+    reload_config(srv);
+    sd_notify_send("READY=1");
+}
+
+static void reload_config(struct server *srv)
 {
     char err[1024];
     struct config *next = config_load(srv->cfg->path, err, sizeof err);
@@ -345,6 +356,7 @@ void server_run(struct server *srv)
 {
     log_msg(LOG_INFO, "sluice %s ready: %s, %zu rule sets, %lld workers", SLUICE_VERSION,
             srv->cfg->server.hostname, srv->cfg->nsets, srv->cfg->server.workers);
+    sd_notify_send("READY=1");
     event_base_dispatch(srv->base);
     log_msg(LOG_INFO, "stopped");
 }
