@@ -260,3 +260,24 @@ const char *dns_last_error(void)
 {
     return self()->last_error;
 }
+
+int dns_wire_name(const unsigned char *p, size_t len, char *out, size_t outlen)
+{
+    size_t i = 0, o = 0;
+    while (i < len && p[i]) {
+        size_t l = p[i++];
+        if (l > 63 || i + l > len || o + l + 2 > outlen)
+            return -1;
+        if (o)
+            out[o++] = '.';
+        for (size_t k = 0; k < l; k++) {
+            unsigned char c = p[i + k];
+            if (c <= ' ' || c >= 0x7f || c == '(' || c == ')' || c == '[' || c == ']')
+                return -1; /* nothing a Received: header or a log line should carry */
+            out[o++] = (char)c;
+        }
+        i += l;
+    }
+    out[o] = '\0';
+    return o ? 0 : -1;
+}

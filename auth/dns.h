@@ -30,6 +30,10 @@ enum dns_status dns_query(const char *name, int rrtype, struct ub_result **res);
 /* Concatenates the character-strings of every TXT record in res into a list of strings
  * (one per record, caller frees each and the array). */
 char **dns_txt_strings(const struct ub_result *res, size_t *count);
+/* Decodes an uncompressed wire-format domain name (as libunbound hands out PTR and MX rdata)
+ * into dotted text. Returns -1 when malformed, too long, or when a label holds a byte that is
+ * not a printable, header-safe character. */
+int dns_wire_name(const unsigned char *p, size_t len, char *out, size_t outlen);
 /* Frees the calling thread's resolver now (the thread-exit destructor does it otherwise; the
  * main thread must call this itself). */
 void dns_thread_cleanup(void);

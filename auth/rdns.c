@@ -32,28 +32,6 @@ static int ptr_name(const char *ip, char *out, size_t len, int *family, unsigned
     return -1;
 }
 
-/* Wire-format domain name (uncompressed, as libunbound hands out rdata) to text. */
-static int wire_to_text(const unsigned char *p, size_t len, char *out, size_t outlen)
-{
-    size_t i = 0, o = 0;
-    while (i < len && p[i]) {
-        size_t l = p[i++];
-        if (l > 63 || i + l > len || o + l + 2 > outlen)
-            return -1;
-        if (o)
-            out[o++] = '.';
-        for (size_t k = 0; k < l; k++) {
-            unsigned char c = p[i + k];
-            if (c <= ' ' || c >= 0x7f || c == '(' || c == ')' || c == '[' || c == ']')
-                return -1; /* nothing a Received: header should carry */
-            out[o++] = (char)c;
-        }
-        i += l;
-    }
-    out[o] = '\0';
-    return o ? 0 : -1;
-}
-
 static int confirms(const char *name, int family, const unsigned char *addr)
 {
     struct ub_result *res = NULL;
@@ -81,8 +59,8 @@ char *rdns_lookup(const char *ip)
     if (dns_query(qname, RR_PTR, &res) == DNS_OK) {
         /* The first PTR that confirms wins; like Postfix, only a few are tried. */
         for (int i = 0; res->data[i] && i < 4 && !found; i++)
-            if (wire_to_text((const unsigned char *)res->data[i], (size_t)res->len[i], name,
-                             sizeof name) == 0 &&
+            if (dns_wire_name((const unsigned char *)res->data[i], (size_t)res->len[i], name,
+                              sizeof name) == 0 &&
                 confirms(name, family, addr))
                 found = xstrdup(name);
     }

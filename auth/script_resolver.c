@@ -10,24 +10,6 @@
 #include <string.h>
 #include <unbound.h>
 
-/* Wire-format name to text; returns -1 on a malformed or compressed name. */
-static int wire_name(const unsigned char *p, size_t len, char *out, size_t outlen)
-{
-    size_t i = 0, o = 0;
-    while (i < len && p[i]) {
-        size_t l = p[i++];
-        if (l > 63 || i + l > len || o + l + 2 > outlen)
-            return -1;
-        if (o)
-            out[o++] = '.';
-        memcpy(out + o, p + i, l);
-        o += l;
-        i += l;
-    }
-    out[o] = '\0';
-    return 0;
-}
-
 static int lookup(const char *name, enum script_dns_type type, int timeout_ms, char ***out,
                   size_t *n, char *err, size_t errlen)
 {
@@ -55,7 +37,7 @@ static int lookup(const char *name, enum script_dns_type type, int timeout_ms, c
         for (size_t i = 0; i < count; i++) {
             const unsigned char *d = (const unsigned char *)res->data[i];
             char host[256];
-            if (res->len[i] < 3 || wire_name(d + 2, (size_t)res->len[i] - 2, host, sizeof host))
+            if (res->len[i] < 3 || dns_wire_name(d + 2, (size_t)res->len[i] - 2, host, sizeof host))
                 continue;
             (*out)[(*n)++] = xasprintf("%u %s", (unsigned)(d[0] << 8 | d[1]), host);
         }

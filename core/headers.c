@@ -15,40 +15,6 @@ size_t headers_length(const char *msg, size_t len)
     return len;
 }
 
-bool header_find(const char *msg, size_t len, const char *name, int nth, struct buf *out)
-{
-    size_t hlen = headers_length(msg, len), nl = strlen(name);
-    size_t i = 0;
-    while (i < hlen) {
-        size_t eol = i;
-        while (eol < hlen && msg[eol] != '\n')
-            eol++;
-        bool match = eol - i > nl && msg[i + nl] == ':' && strncasecmp(msg + i, name, nl) == 0;
-        if (match && nth-- == 0) {
-            size_t v = i + nl + 1;
-            /* Value runs over continuation lines (those starting with SP or HTAB). */
-            size_t end = eol;
-            while (end + 1 < hlen && (msg[end + 1] == ' ' || msg[end + 1] == '\t')) {
-                end++;
-                while (end < hlen && msg[end] != '\n')
-                    end++;
-            }
-            while (v < end && (msg[v] == ' ' || msg[v] == '\t'))
-                v++;
-            for (size_t k = v; k < end && k < hlen; k++) {
-                if (msg[k] == '\r' || msg[k] == '\n')
-                    continue;
-                buf_append(out, &msg[k], 1);
-            }
-            while (out->len && (out->data[out->len - 1] == ' ' || out->data[out->len - 1] == '\t'))
-                out->len--;
-            return true;
-        }
-        i = eol + 1;
-    }
-    return false;
-}
-
 bool header_next(const char *msg, size_t len, size_t *pos, struct buf *name, struct buf *value)
 {
     size_t hlen = headers_length(msg, len);
@@ -86,6 +52,22 @@ bool header_next(const char *msg, size_t len, size_t *pos, struct buf *name, str
     }
     *pos = hlen;
     return false;
+}
+
+bool header_find(const char *msg, size_t len, const char *name, int nth, struct buf *out)
+{
+    struct buf n = {0}, v = {0};
+    size_t pos = 0;
+    bool found = false;
+    while (!found && header_next(msg, len, &pos, &n, &v)) {
+        if (strcasecmp(n.data, name) == 0 && nth-- == 0) {
+            buf_append(out, v.data, v.len);
+            found = true;
+        }
+    }
+    buf_free(&n);
+    buf_free(&v);
+    return found;
 }
 
 int header_first_address(const char *value, char *out, size_t outlen)

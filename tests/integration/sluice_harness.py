@@ -175,6 +175,16 @@ server {
         return c
 
 
+def wait_for(pred, timeout=15):
+    """Polls pred until it is true (returns True) or timeout seconds pass (returns False)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def read_file(path):
     with open(path, "rb") as f:
         return f.read()

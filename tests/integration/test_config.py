@@ -33,6 +33,20 @@ def check(text):
     return path, r
 
 
+ACTION_SERVER = ('server { listen = { "127.0.0.1:2599" }, domains = { "example.test" } }\n'
+                 'rule_set "main" { rule { name = "r", actions = {\n%s\n} } }\n')
+
+
+def assert_action_errors(tc, cases):
+    """Each (action source, fragment): `sluice check` fails at the action's line (3) with the
+    fragment in the message."""
+    for action, fragment in cases:
+        path, r = check(ACTION_SERVER % action)
+        tc.assertEqual(r.returncode, 1, action)
+        tc.assertTrue(r.stderr.startswith(path + ":3: "), r.stderr)
+        tc.assertIn(fragment, r.stderr)
+
+
 class CheckErrors(unittest.TestCase):
     def assertConfigError(self, text, line, fragment):
         path, r = check(text)

@@ -8,7 +8,7 @@ import time
 import unittest
 
 from auth_fixtures import Keys, start_dns
-from sluice_harness import Sluice, read_file
+from sluice_harness import Sluice, read_file, wait_for
 
 RULES = """
 dns { servers = { "127.0.0.1:%d" }, timeout_ms = 2000 }
@@ -18,15 +18,6 @@ rule_set "main" {
   rule { name = "store", actions = { store { maildir = "var/mail/{domain}/{user}" } } },
 }
 """
-
-
-def wait_for(pred, timeout=15):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 class Dsn(unittest.TestCase):

@@ -5,8 +5,8 @@ import smtplib
 import time
 import unittest
 
-from sluice_harness import DEFAULT_RULES, Sluice, free_port, read_file
-from test_config import check
+from sluice_harness import DEFAULT_RULES, Sluice, free_port, read_file, wait_for
+from test_config import assert_action_errors
 
 
 def relay_rules(port, extra=""):
@@ -23,15 +23,6 @@ rule_set "main" {
 def send(s, rcpt="user@example.test", sender="alice@example.net"):
     with smtplib.SMTP("127.0.0.1", s.port, timeout=10) as c:
         c.sendmail(sender, [rcpt], b"Subject: relayed\r\n\r\n.dot line\r\nover two hops\r\n")
-
-
-def wait_for(pred, timeout=15):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 class Relay(unittest.TestCase):
@@ -92,16 +83,11 @@ class Relay(unittest.TestCase):
         self.assertTrue(data.startswith(b"Return-Path: <relay@example.test>"))
 
     def test_config_errors(self):
-        base = ('server { listen = { "127.0.0.1:2599" }, domains = { "example.test" } }\n'
-                'rule_set "main" { rule { name = "r", actions = {\n%s\n} } }\n')
-        for action, frag in (('relay { to = "nohost" }', 'to must be "host:port"'),
-                             ('relay { to = "h:25", tls = "maybe" }', "tls must be"),
-                             ('relay { to = "h:25", mail_from = "replace" }', "needs sender"),
-                             ('relay { to = "h:25", hop = 1 }', "unknown key 'hop'")):
-            path, r = check(base % action)
-            self.assertEqual(r.returncode, 1)
-            self.assertTrue(r.stderr.startswith(path + ":3: "), r.stderr)
-            self.assertIn(frag, r.stderr)
+        assert_action_errors(self, (
+            ('relay { to = "nohost" }', 'to must be "host:port"'),
+            ('relay { to = "h:25", tls = "maybe" }', "tls must be"),
+            ('relay { to = "h:25", mail_from = "replace" }', "needs sender"),
+            ('relay { to = "h:25", hop = 1 }', "unknown key 'hop'")))
 
 
 if __name__ == "__main__":

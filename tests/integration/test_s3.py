@@ -10,7 +10,7 @@ import time
 import unittest
 
 from sluice_harness import SOURCE_DIR, Sluice, free_port
-from test_config import check
+from test_config import assert_action_errors
 
 S3RVER = os.environ.get("SLUICE_S3RVER") or os.path.join(
     SOURCE_DIR, "build-tools", "s3rver", "node_modules", ".bin", "s3rver")
@@ -88,18 +88,12 @@ class S3(unittest.TestCase):
         self.assertEqual(self.objects(), [])
 
     def test_config_errors(self):
-        base = ('server { listen = { "127.0.0.1:2599" }, domains = { "example.test" } }\n'
-                'rule_set "main" { rule { name = "r", actions = {\n%s\n} } }\n')
-        for action, frag in (
-                ('s3 { endpoint = "ftp://x", bucket = "mail", access_key_env = "A", '
-                 'secret_key_env = "B" }', "endpoint must start with http"),
-                ('s3 { endpoint = "http://x", bucket = "Bad_Bucket", access_key_env = "A", '
-                 'secret_key_env = "B" }', "not a valid S3 bucket name"),
-                ('s3 { endpoint = "http://x", bucket = "mail" }', "missing required field")):
-            path, r = check(base % action)
-            self.assertEqual(r.returncode, 1)
-            self.assertTrue(r.stderr.startswith(path + ":3: "), r.stderr)
-            self.assertIn(frag, r.stderr)
+        assert_action_errors(self, (
+            ('s3 { endpoint = "ftp://x", bucket = "mail", access_key_env = "A", '
+             'secret_key_env = "B" }', "endpoint must start with http"),
+            ('s3 { endpoint = "http://x", bucket = "Bad_Bucket", access_key_env = "A", '
+             'secret_key_env = "B" }', "not a valid S3 bucket name"),
+            ('s3 { endpoint = "http://x", bucket = "mail" }', "missing required field")))
 
 
 if __name__ == "__main__":

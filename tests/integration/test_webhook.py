@@ -12,7 +12,7 @@ import time
 import unittest
 import urllib.request
 
-from sluice_harness import Sluice, free_port
+from sluice_harness import Sluice, free_port, wait_for
 from test_config import check
 from webhook_sink import WebhookSink
 
@@ -35,15 +35,6 @@ MSG = (b"From: Alice <alice@example.net>\r\nTo: user@example.test\r\nSubject: he
 def send(s, rcpts=("user@example.test",)):
     with smtplib.SMTP("127.0.0.1", s.port, timeout=10) as c:
         return c.sendmail("alice@example.net", list(rcpts), MSG)
-
-
-def wait_for(pred, timeout=15):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def spool_files(s, kind):
