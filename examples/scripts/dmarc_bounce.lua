@@ -3,8 +3,9 @@
 -- set; otherwise carry on.
 --
 -- The sample reads receipt.dmarcPolicy.status (an object); SES notifications carry the policy
--- as a plain string. Both forms are accepted. The reply uses RFC 7372's 5.7.26 ("multiple
--- authentication checks failed"), the code large receivers give DMARC rejections.
+-- as a plain string. Both forms are accepted. The reply is 550 5.7.1 as in the sample;
+-- RFC 7372's 5.7.26 ("multiple authentication checks failed"), which large receivers give
+-- DMARC rejections, is the more precise code if you prefer it.
 
 local function dmarc_policy(receipt)
   local p = receipt.dmarcPolicy
@@ -27,7 +28,7 @@ function handler(event, msg)
       disposition = "stop_rule_set",
       bounce = {
         smtp_reply_code = "550",
-        status_code = "5.7.26",
+        status_code = "5.7.1",
         message = "Unauthenticated email is not accepted due to the sending domain's DMARC policy.",
       },
     }

@@ -896,7 +896,7 @@ rule_set "main" {
         for form in ("dmarc-object", "dmarc-string"):
             code, text = self.fake(form)
             self.assertEqual(code, 550, text)
-            self.assertEqual(text, "550 5.7.26 Unauthenticated email is not accepted due to "
+            self.assertEqual(text, "550 5.7.1 Unauthenticated email is not accepted due to "
                                    "the sending domain's DMARC policy.")
         self.assertEqual(self.sluice.all_stored(), [])
 
