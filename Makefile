@@ -12,7 +12,7 @@ BUILD_PKGS := build-essential cmake pkg-config libetpan-dev libgmime-3.0-dev lib
 	libunbound-dev libpcre2-dev libjansson-dev libsqlite3-dev publicsuffix openssl
 TEST_PKGS  := python3 swaks nsd opendkim-tools clang haproxy rspamd clamav-daemon clamav groff-base
 
-.PHONY: all deps test-deps build run test test-asan cert clean bench-rules bench-lua fuzz install
+.PHONY: all deps test-deps build run test test-asan cert clean bench-rules bench-lua fuzz install soak
 
 all: build
 
@@ -51,6 +51,17 @@ bench-rules: build
 bench-lua: build
 	@cmake --build $(BUILD) --target bench_lua_invoke -j $(JOBS) >/dev/null
 	./$(BUILD)/bench_lua_invoke
+
+# The long crash test (100 SIGKILL cycles under load) and the core integration suites under
+# valgrind's leak check.
+SOAK_CYCLES ?= 100
+SOAK_SUITES ?= test_smtp_basic test_rules test_actions test_webhook test_relay
+soak: test-deps build
+	@scripts/ensure-packages valgrind
+	cd tests/integration && SLUICE_BIN=$(CURDIR)/$(BUILD)/sluice SLUICE_SOURCE_DIR=$(CURDIR) \
+		SLUICE_CRASH_CYCLES=$(SOAK_CYCLES) /usr/bin/python3 -m unittest test_crash.KillNine
+	cd tests/integration && SLUICE_BIN=$(CURDIR)/$(BUILD)/sluice SLUICE_SOURCE_DIR=$(CURDIR) \
+		SLUICE_VALGRIND=1 /usr/bin/python3 -m unittest $(SOAK_SUITES)
 
 # Standard paths (GNUInstallDirs) under PREFIX; DESTDIR for staging, as usual.
 PREFIX ?= /usr/local

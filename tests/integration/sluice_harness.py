@@ -92,9 +92,13 @@ server {
     def start(self):
         offset = len(self.read_log())
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([BIN, "serve", "-c", self.config_path], cwd=self.dir,
-                                     stdout=self.log, stderr=self.log)
-        deadline = time.time() + 20
+        cmd = [BIN, "serve", "-c", self.config_path]
+        if os.environ.get("SLUICE_VALGRIND"):
+            # `make soak`: definite leaks and memory errors make sluice exit 99 at stop.
+            cmd = ["valgrind", "-q", "--leak-check=full", "--errors-for-leak-kinds=definite",
+                   "--error-exitcode=99", "--log-fd=2"] + cmd
+        self.proc = subprocess.Popen(cmd, cwd=self.dir, stdout=self.log, stderr=self.log)
+        deadline = time.time() + (120 if os.environ.get("SLUICE_VALGRIND") else 20)
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("sluice exited at start:\n" + self.read_log())
@@ -130,7 +134,7 @@ server {
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=40)
+                self.proc.wait(timeout=120 if os.environ.get("SLUICE_VALGRIND") else 40)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
