@@ -3,13 +3,16 @@
 #include "actions/dsn.h"
 #include "actions/action.h"
 #include "actions/smtp_client.h"
+#include "auth/dns.h"
 #include "core/headers.h"
 #include "spool/spool.h"
 
+#include <arpa/inet.h>
 #include <gmime/gmime.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unbound.h>
 
 static GMimePart *text_part(const char *type, const char *subtype, const char *text, size_t len)
 {
@@ -81,18 +84,105 @@ void dsn_build(const struct spool_job *job, struct buf *out)
     g_object_unref(msg);
 }
 
+struct mx {
+    unsigned pref;
+    char host[256];
+};
+
+static int cmp_mx(const void *a, const void *b)
+{
+    const struct mx *x = a, *y = b;
+    return x->pref < y->pref ? -1 : x->pref > y->pref;
+}
+
+/* The sender domain's mail exchangers, by preference; the domain itself when it has no MX
+ * (RFC 5321 5.1). Returns how many (at most max), 0 when none, -1 on DNS trouble, -2 for a
+ * null MX (RFC 7505: the domain accepts no mail). */
+static int find_mx(const char *domain, struct mx *out, int max, char *err, size_t errlen)
+{
+    struct ub_result *res = NULL;
+    enum dns_status st = dns_query(domain, 15, &res);
+    if (st == DNS_TEMPFAIL) {
+        snprintf(err, errlen, "MX lookup for %s: %s", domain, dns_last_error());
+        return -1;
+    }
+    int n = 0;
+    for (int i = 0; st == DNS_OK && res->data[i] && n < max; i++) {
+        const unsigned char *d = (const unsigned char *)res->data[i];
+        if (res->len[i] < 3)
+            continue;
+        if (res->len[i] == 3 && d[2] == 0) {
+            ub_resolve_free(res);
+            snprintf(err, errlen, "%s has a null MX: it accepts no mail", domain);
+            return -2;
+        }
+        if (dns_wire_name(d + 2, (size_t)res->len[i] - 2, out[n].host, sizeof out[n].host) < 0)
+            continue;
+        out[n++].pref = (unsigned)(d[0] << 8 | d[1]);
+    }
+    if (res)
+        ub_resolve_free(res);
+    if (n == 0 && st != DNS_OK) {
+        snprintf(out[0].host, sizeof out[0].host, "%s", domain);
+        out[0].pref = 0;
+        n = 1;
+    }
+    qsort(out, (size_t)n, sizeof *out, cmp_mx);
+    return n;
+}
+
+/* Sends through the sender domain's MX hosts, in order, to the IPv4 addresses the DNS layer
+ * gives for each (port 25). */
+static int send_via_mx(const struct spool_job *job, const struct buf *dsn, char *err, size_t errlen)
+{
+    const char *domain = strrchr(job->mail_from, '@');
+    struct mx mx[8];
+    int n = domain ? find_mx(domain + 1, mx, 8, err, errlen) : 0;
+    if (n == -2)
+        return SMTP_SEND_REJECTED;
+    if (n <= 0) {
+        if (n == 0)
+            snprintf(err, errlen, "no mail exchanger for %s", job->mail_from);
+        return SMTP_SEND_TEMPFAIL;
+    }
+    char *rcpt[1] = {job->mail_from};
+    int rc = SMTP_SEND_TEMPFAIL;
+    for (int i = 0; i < n && rc == SMTP_SEND_TEMPFAIL; i++) {
+        struct ub_result *res = NULL;
+        if (dns_query(mx[i].host, 1, &res) != DNS_OK) {
+            snprintf(err, errlen, "no address for MX %s", mx[i].host);
+            if (res)
+                ub_resolve_free(res);
+            continue;
+        }
+        for (int a = 0; res->data[a] && res->len[a] == 4 && rc == SMTP_SEND_TEMPFAIL; a++) {
+            char ip[INET_ADDRSTRLEN];
+            inet_ntop(AF_INET, res->data[a], ip, sizeof ip);
+            rc = smtp_send(ip, 25, SMTP_TLS_OPPORTUNISTIC, "", rcpt, 1, dsn->data, dsn->len, 30,
+                           err, errlen);
+        }
+        ub_resolve_free(res);
+    }
+    return rc;
+}
+
 static int dsn_deliver(const void *state, struct spool_job *job, char *err, size_t errlen)
 {
     struct buf dsn = {0};
     dsn_build(job, &dsn);
-    char host[256];
-    const char *colon = strrchr(job->dsn_relay, ':');
-    int port = colon ? atoi(colon + 1) : 25;
-    snprintf(host, sizeof host, "%.*s", colon ? (int)(colon - job->dsn_relay) : 255,
-             job->dsn_relay);
-    char *rcpt[1] = {job->mail_from};
-    int rc = smtp_send(host, port, SMTP_TLS_OPPORTUNISTIC, "", rcpt, 1, dsn.data, dsn.len, 30, err,
+    int rc;
+    if (job->dsn_relay && job->dsn_relay[0]) {
+        char host[256];
+        const char *colon = strrchr(job->dsn_relay, ':');
+        int port = colon ? atoi(colon + 1) : 25;
+        snprintf(host, sizeof host, "%.*s", colon ? (int)(colon - job->dsn_relay) : 255,
+                 job->dsn_relay);
+        char *rcpt[1] = {job->mail_from};
+        rc = smtp_send(host, port, SMTP_TLS_OPPORTUNISTIC, "", rcpt, 1, dsn.data, dsn.len, 30, err,
                        errlen);
+    } else {
+        rc = send_via_mx(job, &dsn, err, errlen);
+    }
     buf_free(&dsn);
     return rc == SMTP_SEND_REJECTED ? ACTION_DELIVER_REJECTED : rc == 0 ? 0 : -1;
 }

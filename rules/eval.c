@@ -261,7 +261,8 @@ static void unspool_jobs(const char *data_dir, struct eval_result *res)
 
 /* Some recipients were refused after others were accepted: the refusal can only reach the
  * sender as a DSN. One is queued only for an authenticated, non-null sender (no backscatter to
- * forged addresses) and when a bounce_relay is configured; res->dsn says what happened. */
+ * forged addresses), through bounce_relay or else the sender domain's MX; res->dsn says what
+ * happened. */
 static void plan_dsn(const struct rule_set *rs, const struct server_cfg *sc,
                      const struct message *m, const struct rcpt_outcome *out,
                      struct eval_result *res)
@@ -273,10 +274,6 @@ static void plan_dsn(const struct rule_set *rs, const struct server_cfg *sc,
     }
     if (v->spf != VERDICT_PASS && !(v->dkim == VERDICT_PASS && v->dmarc == VERDICT_PASS)) {
         res->dsn = "not sent: sender not authenticated (no SPF pass, no aligned DKIM pass)";
-        return;
-    }
-    if (!sc->bounce_relay) {
-        res->dsn = "not sent: no bounce_relay configured";
         return;
     }
     struct spool_job *j = spool_job_new(m, rs->name, "-", -1, "dsn", NULL, 0, (int)res->njobs + 1);
@@ -297,7 +294,7 @@ static void plan_dsn(const struct rule_set *rs, const struct server_cfg *sc,
     j->dsn_report = xstrdup(buf_cstr(&report));
     buf_free(&report);
     j->dsn_from = from ? xstrdup(from) : xasprintf("MAILER-DAEMON@%s", sc->hostname);
-    j->dsn_relay = xstrdup(sc->bounce_relay);
+    j->dsn_relay = xstrdup(sc->bounce_relay ? sc->bounce_relay : ""); /* "": the sender's MX */
     j->hostname = xstrdup(sc->hostname);
     j->expire_after_ms = 5LL * 24 * 3600 * 1000; /* RFC 5321 4.5.4.1: give up after days */
     j->on_failure = ON_FAILURE_RETRY;
@@ -305,7 +302,6 @@ static void plan_dsn(const struct rule_set *rs, const struct server_cfg *sc,
     res->jobs[res->njobs++] = j;
     res->dsn = "queued";
 }
-
 
 static void grow_state(struct eval_state *st, size_t need)
 {

@@ -3,6 +3,7 @@
 #include "spool/retry.h"
 #include "actions/action.h"
 #include "actions/dsn.h"
+#include "auth/dns.h"
 #include "config/config.h"
 #include "core/log.h"
 #include "core/xalloc.h"
@@ -110,6 +111,7 @@ static void attempt_run(struct work *w)
 {
     struct pending *p = (struct pending *)w;
     p->err[0] = '\0';
+    dns_begin(p->cfg); /* this thread's resolver, with the settings in force */
     if (spool_job_load_content(p->job, p->err, sizeof p->err) < 0) {
         p->ok = 0;
         return;

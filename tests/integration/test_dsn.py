@@ -4,10 +4,12 @@ DSN goes to an authenticated sender through bounce_relay (here a second, real sl
 import email
 import email.policy
 import smtplib
+import socket
 import time
 import unittest
 
 from auth_fixtures import Keys, start_dns
+from dns_harness import DnsServer, txt
 from sluice_harness import Sluice, read_file, wait_for
 
 RULES = """
@@ -78,6 +80,44 @@ rule_set "main" { rule { name = "all", actions = { store { maildir = "var/mail/{
         self.s.wait_log(r"rcpt=bob@example.test .*dsn=\"not sent: null sender\"")
         time.sleep(0.3)
         self.assertEqual(self.sink.all_stored(), [])
+
+
+MX_ZONES = {"example.org": [("@", "TXT", txt("v=spf1 ip4:127.0.0.1 -all")),
+                            ("@", "MX", "10 mx.example.org."), ("mx", "A", "127.0.0.2")]}
+
+
+class DsnViaMx(unittest.TestCase):
+    """Without bounce_relay the DSN goes to the sender domain's MX, found through the DNS
+    layer: here a second sluice on 127.0.0.2:25 (port 25 needs root)."""
+
+    def setUp(self):
+        try:
+            probe = socket.socket()
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(("127.0.0.2", 25))
+            probe.close()
+        except OSError as e:
+            self.skipTest("cannot listen on 127.0.0.2:25 here: %s" % e)
+        self.dns = DnsServer(MX_ZONES).start()
+        self.addCleanup(self.dns.stop)
+        self.sink = Sluice(domains=("example.org",), listen='{ "127.0.0.2:25" }', rules="""
+rule_set "main" { rule { name = "all", actions = { store { maildir = "var/mail/{domain}/{user}" } } } }
+""")
+        self.sink.start()
+        self.addCleanup(self.sink.stop)
+        self.s = Sluice(rules=RULES % self.dns.port,
+                        server_extra="auth_checks = true, retry_initial_ms = 100,").start()
+        self.addCleanup(self.s.stop)
+
+    def test_dsn_to_the_sender_domains_mx(self):
+        with smtplib.SMTP("127.0.0.1", self.s.port, timeout=20) as c:
+            c.sendmail("bounce@example.org", ["alice@example.test", "bob@example.test"],
+                       b"From: x@example.org\r\nSubject: partial\r\n\r\nhello\r\n")
+        self.assertTrue(wait_for(lambda: self.sink.maildir("example.org", "bounce")),
+                        self.s.read_log())
+        data = read_file(self.sink.maildir("example.org", "bounce")[0])
+        self.assertIn(b"Final-Recipient: rfc822; bob@example.test", data)
+        self.s.wait_log(r"action=dsn attempts=1 outcome=delivered")
 
 
 if __name__ == "__main__":
