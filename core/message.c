@@ -59,8 +59,10 @@ void message_trace_headers(const struct message *m, const char *rcpt, struct buf
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
 
     buf_printf(out, "Return-Path: <%s>\r\n", m->mail_from ? m->mail_from : "");
-    buf_printf(out, "Received: from %s (%s [%s])\r\n", m->helo ? m->helo : "unknown",
-               m->client_rdns ? m->client_rdns : "unknown", m->client_ip);
+    /* RFC 5321 4.4 TCP-info: an address literal, "IPv6:" before IPv6 addresses. */
+    buf_printf(out, "Received: from %s (%s [%s%s])\r\n", m->helo ? m->helo : "unknown",
+               m->client_rdns ? m->client_rdns : "unknown",
+               strchr(m->client_ip, ':') ? "IPv6:" : "", m->client_ip);
     if (m->tls)
         buf_printf(out, "\tby %s (sluice) with %s (%s:%s)\r\n", m->hostname,
                    m->esmtp ? "ESMTPS" : "SMTPS", m->tls_version, m->tls_cipher);

@@ -90,11 +90,11 @@ class ProxyHeaders(ProxyCase):
         c = self.connect()
         c.send("PROXY TCP6 2001:DB8:0::9 2001:db8::1 4000 25\r\n")
         c.expect(220)
-        self.assertIn(b"[2001:db8::9]", self.deliver(c))
+        self.assertIn(b"[IPv6:2001:db8::9]", self.deliver(c))
         c = self.connect()
         c.send(v2_tcp6(tlv=b"\x04\x00\x02ab"))  # a NOOP TLV, skipped
         c.expect(220)
-        self.assertIn(b"[2001:db8::7]", self.deliver(c))
+        self.assertIn(b"[IPv6:2001:db8::7]", self.deliver(c))
         self.sluice.wait_log(r"client 2001:db8::7:12345")
 
     def test_local_and_unknown_use_the_real_peer(self):
@@ -116,7 +116,7 @@ class ProxyHeaders(ProxyCase):
                 time.sleep(0.005)
             c.expect(220)
             data = self.deliver(c)
-            self.assertTrue(b"[192.0.2.33]" in data or b"[2001:db8::7]" in data)
+            self.assertTrue(b"[192.0.2.33]" in data or b"[IPv6:2001:db8::7]" in data)
 
     def test_untrusted_source_is_closed_without_banner(self):
         c = self.connect(source="127.0.0.2")
@@ -240,7 +240,7 @@ class Xclient(ProxyCase):
         # Still authorized after the restart; IPv6 and [UNAVAILABLE] values.
         c.expect(220, "XCLIENT ADDR=IPV6:2001:db8::5 NAME=[UNAVAILABLE]\r\n")
         data = self.deliver(c)
-        self.assertIn(b"Received: from client.example.net (unknown [2001:db8::5])", data)
+        self.assertIn(b"Received: from client.example.net (unknown [IPv6:2001:db8::5])", data)
 
     def test_xclient_from_untrusted_client_is_refused(self):
         c = self.connect(source="127.0.0.2", port=self.sluice.port)
