@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,19 +69,24 @@ static int ensure_maildir(const char *root)
     return 0;
 }
 
+static char host[64];
+static pthread_once_t host_once = PTHREAD_ONCE_INIT;
+
+static void init_host(void)
+{
+    char h[64] = "localhost";
+    gethostname(h, sizeof h - 1);
+    /* '/' and ':' are not allowed in Maildir names (ancient rule; Dovecot follows it). */
+    for (char *c = h; *c; c++)
+        if (*c == '/' || *c == ':')
+            *c = '_';
+    memcpy(host, h, sizeof host);
+}
+
 static void unique_name(char *out, size_t len, size_t size)
 {
     static atomic_uint seq;
-    static char host[64];
-    if (!host[0]) {
-        char h[64] = "localhost";
-        gethostname(h, sizeof h - 1);
-        /* '/' and ':' are not allowed in Maildir names (ancient rule; Dovecot follows it). */
-        for (char *c = h; *c; c++)
-            if (*c == '/' || *c == ':')
-                *c = '_';
-        memcpy(host, h, sizeof host);
-    }
+    pthread_once(&host_once, init_host);
     struct timeval tv;
     gettimeofday(&tv, NULL);
     snprintf(out, len, "%lld.M%06ldP%dQ%u.%s,S=%zu", (long long)tv.tv_sec, (long)tv.tv_usec,

@@ -35,16 +35,42 @@ static void put_timestamp(struct buf *b)
     buf_printf(b, "%s.%03dZ", ts, (int)(tv.tv_usec / 1000));
 }
 
+/* Length of the valid UTF-8 sequence at p (1-4), or 0 when p does not start one. */
+static size_t utf8_len(const unsigned char *p)
+{
+    size_t n = p[0] >= 0xf0 && p[0] <= 0xf4   ? 4
+               : p[0] >= 0xe0                 ? 3
+               : p[0] >= 0xc2 && p[0] <= 0xdf ? 2
+                                              : 0;
+    if (p[0] >= 0xf5)
+        n = 0;
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    return n;
+}
+
+/* Client-supplied bytes (HELO, addresses) may be anything: invalid UTF-8 becomes U+FFFD so
+ * every line stays valid JSON. */
 static void put_json_string(struct buf *b, const char *s)
 {
     buf_puts(b, "\"");
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
+        if (*p == '"' || *p == '\\') {
             buf_printf(b, "\\%c", *p);
-        else if (*p < 0x20 || *p == 0x7f)
+        } else if (*p < 0x20 || *p == 0x7f) {
             buf_printf(b, "\\u%04x", *p);
-        else
+        } else if (*p < 0x80) {
             buf_append(b, p, 1);
+        } else {
+            size_t n = utf8_len(p);
+            if (n == 0) {
+                buf_puts(b, "\\ufffd");
+            } else {
+                buf_append(b, p, n);
+                p += n - 1;
+            }
+        }
     }
     buf_puts(b, "\"");
 }
