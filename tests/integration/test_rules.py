@@ -3,6 +3,7 @@ negation, stop scopes, TLS policy, receipt filters, several rule sets, metrics."
 import os
 import re
 import shutil
+import signal
 import smtplib
 import ssl
 import subprocess
@@ -298,6 +299,23 @@ rule_set "main" {
         self.assertEqual(v('sluice_smtp_messages_refused_total'), 1)
         self.assertEqual(v('sluice_smtp_recipients_rejected_total{reason="relay_denied"}'), 1)
         self.assertGreaterEqual(v('sluice_smtp_connections_total'), 4)
+
+    def test_counters_survive_a_reload(self):
+        send(self.sluice, ["keep@example.test"])
+        with open(self.sluice.config_path) as f:
+            text = f.read()
+        # Same rule names, one rule added: the old names keep their counts.
+        self.sluice.write_config(text.replace('rule { name = "tag",',
+                                              'rule { name = "new", actions = {} },\n  '
+                                              'rule { name = "tag",'))
+        start = len(self.sluice.read_log())
+        self.sluice.signal(signal.SIGHUP)
+        self.sluice.wait_log(r"config reloaded", start=start)
+        send(self.sluice, ["keep@example.test"])
+        t = self.scrape()
+        self.assertEqual(self.value(t, 'sluice_rule_received_total{rule_set="main",rule="keep"}'), 2)
+        self.assertEqual(self.value(t, 'sluice_rule_received_total{rule_set="main",rule="new"}'), 1)
+        self.assertEqual(self.value(t, 'sluice_rule_set_received_total{rule_set="main"}'), 2)
 
     @unittest.skipUnless(shutil.which("promtool"), "promtool (Debian prometheus) not installed")
     def test_promtool_accepts_the_exposition(self):
