@@ -75,7 +75,7 @@ class Delivery(unittest.TestCase):
         self.assertRegex(headers["X-Sluice-Delivery-Id"], r"^\w+-1$")
         # Done jobs leave nothing in the spool.
         self.assertTrue(wait_for(lambda: spool_files(self.s, "jobs") == []))
-        self.assertEqual(spool_files(self.s, "msg"), [])
+        self.assertTrue(wait_for(lambda: spool_files(self.s, "msg") == []))
         self.assertEqual(len(self.s.maildir("example.test", "user")), 1)
 
 
@@ -109,8 +109,9 @@ class Retries(unittest.TestCase):
         with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport) as r:
             text = r.read().decode()
         self.assertIn('sluice_rule_publish_expired_total{rule_set="main",rule="notify"} 1', text)
-        self.assertEqual(spool_files(s, "jobs"), [])
-        self.assertEqual(spool_files(s, "msg"), [])
+        # The log line comes just before the files go: wait for them.
+        self.assertTrue(wait_for(lambda: spool_files(s, "jobs") == []))
+        self.assertTrue(wait_for(lambda: spool_files(s, "msg") == []))
         # The message itself was accepted and stored: only the notification expired.
         self.assertEqual(len(s.maildir("example.test", "user")), 1)
 
