@@ -285,9 +285,12 @@ static enum spf_res map_result(SPF_result_t r, SPF_errcode_t err)
         return SPF_RES_TEMPERROR;
     case SPF_RESULT_PERMERROR:
         return SPF_RES_PERMERROR;
-    default: /* SPF_RESULT_INVALID: the library gave up */
+    case SPF_RESULT_INVALID:
+        /* The library gave up: on a DNS failure that is temperror (§4.4), on anything else
+         * (its own limits, a record it could not compile, no memory) permerror. */
         return err == SPF_E_DNS_ERROR ? SPF_RES_TEMPERROR : SPF_RES_PERMERROR;
     }
+    return SPF_RES_PERMERROR; /* a value this libspf2 does not define */
 }
 
 /* An IPv4-mapped IPv6 client (::ffff:a.b.c.d) is the IPv4 client a.b.c.d (RFC 7208 §5). */
