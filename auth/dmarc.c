@@ -1,8 +1,10 @@
-/* DMARC (RFC 7489). libopendmarc parses the record and holds the public suffix list (Debian's
- * publicsuffix package) for the organizational domain; the record is fetched through
- * auth/dns, and alignment and the verdict are computed here, because libopendmarc 1.4.2
- * treats strict alignment as relaxed and looks records up with its own resolver. */
+/* DMARC (RFC 7489). libopendmarc only holds the public suffix list (Debian's publicsuffix
+ * package) for the organizational domain; the record is fetched through auth/dns and parsed
+ * by dmarc_record.c, and alignment and the verdict are computed here, because libopendmarc
+ * 1.4.2 treats strict alignment as relaxed, accepts "v=dmarc1", skips DMARC for a malformed
+ * From and looks records up with its own resolver. */
 #include "auth/checks.h"
+#include "auth/dmarc_record.h"
 #include "auth/dns.h"
 #include "core/log.h"
 #include "core/xalloc.h"
@@ -63,8 +65,9 @@ static bool domain_ok(const char *d)
 }
 
 /* Adds the domain of one mailbox ("Name <a@b>" or "a@b") to the list; false when malformed. */
-static bool add_mailbox(const char *item, char ***doms, size_t *n)
+static bool add_mailbox(const char *item, char ***doms, size_t *n, size_t *mailboxes)
 {
+    ++*mailboxes;
     const char *lt = strchr(item, '<');
     char *addr;
     if (lt) {
@@ -102,7 +105,7 @@ static bool add_mailbox(const char *item, char ***doms, size_t *n)
 
 /* The distinct domains of every mailbox in a From: value (comments dropped, groups and
  * display names understood). Returns false when any part is not a valid mailbox. */
-static bool from_domains(const char *v, char ***doms, size_t *n)
+static bool from_domains(const char *v, char ***doms, size_t *n, size_t *mailboxes)
 {
     size_t len = strlen(v);
     char *clean = xmalloc(len + 1), *item = xmalloc(len + 1);
@@ -159,7 +162,7 @@ static bool from_domains(const char *v, char ***doms, size_t *n)
             if (e > s) {
                 memcpy(item, clean + s, e - s);
                 item[e - s] = '\0';
-                ok = add_mailbox(item, doms, n);
+                ok = add_mailbox(item, doms, n, mailboxes);
             }
             start = i + 1;
         }
@@ -188,9 +191,7 @@ static enum lookup fetch_record(const char *domain, char **rec)
         size_t count, found = 0;
         char **txt = dns_txt_strings(res, &count);
         for (size_t i = 0; i < count; i++) {
-            const char *t = txt[i] + strspn(txt[i], " \t");
-            if (strncasecmp(t, "v=DMARC1", 8) == 0 &&
-                (t[8] == ';' || t[8] == ' ' || t[8] == '\t' || t[8] == '\0')) {
+            if (dmarc_is_record(txt[i])) {
                 if (found++ == 0)
                     *rec = xstrdup(txt[i]);
             }
@@ -257,22 +258,19 @@ static void judge_domain(const char *from, const struct auth_details *a, struct 
             VERDICT_PROCESSING_FAILED, DMARC_RES_TEMPERROR, 0, 0, 0, "DNS failure"};
         return;
     }
-    DMARC_POLICY_T *pctx = NULL;
     int p = 0, sp = 0, adkim = 0, aspf = 0, pct = 100;
+    const char *invalid = NULL;
     if (l == REC_FOUND) {
-        pctx = opendmarc_policy_connect_init((u_char *)"0.0.0.0", DMARC_POLICY_IP_TYPE_IPV4);
-        if (!pctx || opendmarc_policy_parse_dmarc(pctx, (u_char *)(at_org ? org : from),
-                                                  (u_char *)rec) != DMARC_PARSE_OKAY) {
-            l = REC_NONE; /* an invalid record is no record (§6.6.3) */
+        struct dmarc_record r;
+        if (dmarc_record_parse(rec, &r, &invalid) < 0) {
+            l = REC_NONE; /* §6.6.3: no DMARC processing */
         } else {
-            opendmarc_policy_fetch_p(pctx, &p);
-            opendmarc_policy_fetch_sp(pctx, &sp);
-            opendmarc_policy_fetch_adkim(pctx, &adkim);
-            opendmarc_policy_fetch_aspf(pctx, &aspf);
-            opendmarc_policy_fetch_pct(pctx, &pct);
+            p = r.p;
+            sp = r.sp;
+            adkim = r.adkim;
+            aspf = r.aspf;
+            pct = r.pct;
         }
-        if (pctx)
-            opendmarc_policy_connect_shutdown(pctx);
     }
     free(rec);
 
@@ -296,7 +294,7 @@ static void judge_domain(const char *from, const struct auth_details *a, struct 
         o->v = VERDICT_GRAY;
         o->r = DMARC_RES_NONE;
         o->policy = DMARC_POLICY_NONE;
-        o->why = "no DMARC record";
+        o->why = invalid ? invalid : "no DMARC record";
         return;
     }
     if (pass) {
@@ -346,13 +344,13 @@ enum verdict dmarc_check(const char *data, const struct hdr_list *h, struct auth
     char **doms = NULL;
     size_t n = 0;
     bool ok = true;
-    size_t nfrom = 0;
+    size_t nfrom = 0, mailboxes = 0;
     for (size_t i = 0; i < h->n; i++) {
         if (!header_is(data, &h->f[i], "From"))
             continue;
         nfrom++;
         char *v = header_value(data, &h->f[i]);
-        ok &= from_domains(v, &doms, &n);
+        ok &= from_domains(v, &doms, &n, &mailboxes);
         free(v);
     }
     enum verdict out;
@@ -385,6 +383,14 @@ enum verdict dmarc_check(const char *data, const struct hdr_list *h, struct auth
         a->dmarc_reason = best.why ? xstrdup(best.why) : NULL;
         *policy = best.policy;
         out = best.v;
+        if (out == VERDICT_PASS && (nfrom > 1 || mailboxes > 1)) {
+            /* §6.6.1 leaves messages with several authors to the receiver; one forged author
+             * beside an aligned one must not make the message pass. */
+            a->dmarc = DMARC_RES_PERMERROR;
+            free(a->dmarc_reason);
+            a->dmarc_reason = xstrdup("several author addresses in From");
+            out = VERDICT_PROCESSING_FAILED;
+        }
         if (out != VERDICT_FAIL && out != VERDICT_GRAY)
             *policy = DMARC_POLICY_UNSET;
     }
