@@ -209,7 +209,75 @@ static enum lookup fetch_record(const char *domain, char **rec)
     return out;
 }
 
-static bool aligned(const char *d, const char *from, const char *from_org, int mode)
+/* RFC 9989 §4.10: the names the DNS tree walk queries for domain, longest first: the domain,
+ * then (past 8 labels) its last 7 labels, then one label less each time, down to the TLD. The
+ * names point into domain. */
+static size_t walk_targets(const char *domain, const char **out, size_t max)
+{
+    const char *starts[128];
+    size_t n = 0;
+    starts[n++] = domain;
+    for (const char *p = domain; *p && n < sizeof starts / sizeof *starts; p++)
+        if (*p == '.' && p[1])
+            starts[n++] = p + 1;
+    size_t k = 0;
+    out[k++] = domain;
+    for (size_t i = n > 8 ? n - 7 : 1; i < n && k < max; i++)
+        out[k++] = starts[i];
+    return k;
+}
+
+/* The valid DMARC record at _dmarc.target (RFC 7489 §6.6.3 / dmarc_record.h). */
+static enum lookup fetch_valid(const char *target, struct dmarc_record *r, const char **why)
+{
+    char *rec = NULL;
+    enum lookup l = fetch_record(target, &rec);
+    if (l == REC_FOUND && dmarc_record_parse(rec, r, why) < 0)
+        l = REC_NONE;
+    free(rec);
+    return l;
+}
+
+/* RFC 9989 §4.10.2: walking up from d, the first record with psd=n names the organizational
+ * domain, one with psd=y makes it the name one label below; otherwise it is the shortest name
+ * with a record, or d itself when there is none. */
+static void walk_org_domain(const char *d, char *out, size_t outlen)
+{
+    const char *t[8];
+    size_t n = walk_targets(d, t, 8);
+    const char *org = d;
+    for (size_t i = 0; i < n; i++) {
+        struct dmarc_record r;
+        const char *why;
+        if (fetch_valid(t[i], &r, &why) != REC_FOUND)
+            continue;
+        if (r.psd == 'n') {
+            org = t[i];
+            break;
+        }
+        if (r.psd == 'y') {
+            /* the name with one label more than t[i] */
+            const char *below = d;
+            for (const char *p = d; p < t[i]; p++)
+                if (*p == '.' && p + 1 < t[i])
+                    below = p + 1;
+            org = i > 0 ? below : d;
+            break;
+        }
+        org = t[i];
+    }
+    snprintf(out, outlen, "%s", org);
+}
+
+static void org_of(bool tree_walk, const char *d, char *out, size_t outlen)
+{
+    if (tree_walk)
+        walk_org_domain(d, out, outlen);
+    else
+        dmarc_org_domain(d, out, outlen);
+}
+
+static bool aligned(bool tree_walk, const char *d, const char *from, const char *from_org, int mode)
 {
     if (!d || !*d)
         return false;
@@ -218,7 +286,7 @@ static bool aligned(const char *d, const char *from, const char *from_org, int m
     if (mode == DMARC_RECORD_A_STRICT)
         return false;
     char org[256];
-    dmarc_org_domain(d, org, sizeof org);
+    org_of(tree_walk, d, org, sizeof org);
     return from_org[0] && strcasecmp(org, from_org) == 0;
 }
 
@@ -242,16 +310,34 @@ static enum dmarc_policy policy_of(int letter)
     }
 }
 
-static void judge_domain(const char *from, const struct auth_details *a, struct one_result *o)
+static void judge_domain(bool tree_walk, const char *from, const struct auth_details *a,
+                         struct one_result *o)
 {
     char org[256];
-    dmarc_org_domain(from, org, sizeof org);
+    org_of(tree_walk, from, org, sizeof org);
     char *rec = NULL;
     bool at_org = false;
-    enum lookup l = fetch_record(from, &rec);
-    if (l == REC_NONE && org[0] && strcasecmp(org, from) != 0) {
-        l = fetch_record(org, &rec);
-        at_org = true;
+    enum lookup l;
+    if (tree_walk) {
+        /* RFC 9989 §4.10.1: the first record walking up from the author domain */
+        const char *t[8];
+        size_t n = walk_targets(from, t, 8);
+        l = REC_NONE;
+        for (size_t i = 0; i < n && l == REC_NONE; i++) {
+            struct dmarc_record r;
+            const char *why;
+            l = fetch_valid(t[i], &r, &why);
+            if (l == REC_FOUND) {
+                fetch_record(t[i], &rec);
+                at_org = i > 0;
+            }
+        }
+    } else {
+        l = fetch_record(from, &rec);
+        if (l == REC_NONE && org[0] && strcasecmp(org, from) != 0) {
+            l = fetch_record(org, &rec);
+            at_org = true;
+        }
     }
     if (l == REC_TEMP) {
         *o = (struct one_result){
@@ -259,6 +345,7 @@ static void judge_domain(const char *from, const struct auth_details *a, struct 
         return;
     }
     int p = 0, sp = 0, adkim = 0, aspf = 0, pct = 100;
+    bool testing = false;
     const char *invalid = NULL;
     if (l == REC_FOUND) {
         struct dmarc_record r;
@@ -270,17 +357,18 @@ static void judge_domain(const char *from, const struct auth_details *a, struct 
             adkim = r.adkim;
             aspf = r.aspf;
             pct = r.pct;
+            testing = r.test;
         }
     }
     free(rec);
 
     bool pass = false, temp = false;
-    if (a->spf == SPF_RES_PASS && aligned(a->spf_domain, from, org, aspf))
+    if (a->spf == SPF_RES_PASS && aligned(tree_walk, a->spf_domain, from, org, aspf))
         pass = true;
-    if (a->spf == SPF_RES_TEMPERROR && aligned(a->spf_domain, from, org, aspf))
+    if (a->spf == SPF_RES_TEMPERROR && aligned(tree_walk, a->spf_domain, from, org, aspf))
         temp = true;
     for (size_t i = 0; i < a->nsigs; i++) {
-        if (!aligned(a->sigs[i].domain, from, org, adkim))
+        if (!aligned(tree_walk, a->sigs[i].domain, from, org, adkim))
             continue;
         pass |= a->sigs[i].result == DKIM_RES_PASS;
         temp |= a->sigs[i].result == DKIM_RES_TEMPERROR;
@@ -310,9 +398,12 @@ static void judge_domain(const char *from, const struct auth_details *a, struct 
         return;
     }
     enum dmarc_policy pol = policy_of(at_org && sp ? sp : p);
+    /* RFC 9989 drops pct= for t=y: a policy under test is applied one step lower. */
+    if (tree_walk && testing)
+        pol = pol == DMARC_POLICY_REJECT ? DMARC_POLICY_QUARANTINE : DMARC_POLICY_NONE;
     /* pct=: the policy applies to that share of failing mail; the rest gets the next lower
-     * policy (§6.6.4). */
-    if (pct < 100 && pol != DMARC_POLICY_NONE &&
+     * policy (RFC 7489 §6.6.4). */
+    if (!tree_walk && pct < 100 && pol != DMARC_POLICY_NONE &&
         (pct <= 0 || arc4random_uniform(100) >= (unsigned)pct))
         pol = pol == DMARC_POLICY_REJECT ? DMARC_POLICY_QUARANTINE : DMARC_POLICY_NONE;
     o->r = DMARC_RES_FAIL;
@@ -336,7 +427,7 @@ static int severity(enum verdict v)
 }
 
 enum verdict dmarc_check(const char *data, const struct hdr_list *h, struct auth_details *a,
-                         enum dmarc_policy *policy)
+                         bool tree_walk, enum dmarc_policy *policy)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, lib_init);
@@ -369,7 +460,7 @@ enum verdict dmarc_check(const char *data, const struct hdr_list *h, struct auth
         size_t best_i = 0;
         for (size_t i = 0; i < n; i++) {
             struct one_result o;
-            judge_domain(doms[i], a, &o);
+            judge_domain(tree_walk, doms[i], a, &o);
             if (i == 0 || severity(o.v) > severity(best.v) ||
                 (o.v == best.v && o.policy > best.policy)) {
                 best = o;

@@ -66,7 +66,8 @@ static bool has_valid_uri(const char *v, size_t n)
 
 int dmarc_record_parse(const char *s, struct dmarc_record *r, const char **why)
 {
-    *r = (struct dmarc_record){.p = 0, .sp = 0, .adkim = 'r', .aspf = 'r', .pct = 100};
+    *r = (struct dmarc_record){
+        .p = 0, .sp = 0, .adkim = 'r', .aspf = 'r', .pct = 100, .psd = 'u', .test = false};
     bool rua = false, p_bad = false;
     const char *p = s;
     while (*p) {
@@ -111,6 +112,12 @@ int dmarc_record_parse(const char *s, struct dmarc_record *r, const char **why)
                 if (v <= 100)
                     r->pct = v;
             }
+        } else if (IS("psd")) {
+            char m = vlen == 1 ? (char)tolower((unsigned char)val[0]) : 0;
+            if (m == 'y' || m == 'n' || m == 'u')
+                r->psd = m;
+        } else if (IS("t")) {
+            r->test = vlen == 1 && (val[0] == 'y' || val[0] == 'Y');
         } else if (IS("rua")) {
             rua = has_valid_uri(val, vlen);
         }

@@ -11,6 +11,8 @@ struct dmarc_record {
     char adkim; /* 'r' or 's' */
     char aspf;  /* 'r' or 's' */
     int pct;    /* 0..100 */
+    char psd;   /* RFC 9989 psd=: 'y', 'n', or 'u' (not given) */
+    bool test;  /* RFC 9989 t=y: the policy is being tested */
 };
 
 /* True when the TXT string s is a DMARC record at all: it starts with the v tag, whose value is

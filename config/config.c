@@ -1,6 +1,7 @@
 /* Config lifecycle, lookups and the `sluice check` summary. */
 #include "config/config.h"
 #include "config/config_dns.h"
+#include "config/config_dmarc.h"
 #include "actions/action.h"
 #include "core/address.h"
 #include "core/cidr.h"
@@ -175,6 +176,7 @@ void config_describe(const struct config *c, FILE *out)
         fprintf(out, "\n");
     }
     dns_cfg_describe(c, out);
+    dmarc_cfg_describe(c, out);
     for (size_t i = 0; i < c->nsets; i++) {
         const struct rule_set *rs = c->sets[i];
         fprintf(out, "rule set \"%s\" (line %d): %zu rule%s, in evaluation order\n", rs->name,

@@ -7,14 +7,16 @@ fragments). "{D}" stands for the row's own registrable domain (row name with das
 under .co.uk for rows ending in _couk), whose zone holds the row's records as (owner relative
 to {D}, TXT text). DKIM is one of None, "dom", ("dom", "rsa-sha1") or ("dom", "testing") (a
 t=y key)."""
+import os
 import shutil
+import subprocess
 import tempfile
 import unittest
 
 from auth_fixtures import header_fields, message
 from dkim_craft import RsaKey, craft
 from dns_harness import DnsServer, txt
-from sluice_harness import Sluice
+from sluice_harness import BIN, Sluice
 from test_auth import session, stored_one
 
 SPF = "v=spf1 ip4:127.0.0.1 -all"
@@ -111,6 +113,37 @@ CASES = [
 ]
 
 
+# The same rows under dmarc { tree_walk = true } (RFC 9989: DNS tree walk, psd=, t=, no pct=).
+TREE_CASES = [
+    ("tw_parent_record_uses_sp", "a@x.y.{D}", "b@mail.{D}", None,
+     [("_dmarc", "v=DMARC1; p=reject; sp=quarantine")], "FAIL", "QUARANTINE",
+     ["header.from=x.y.{D}"]),
+    ("tw_own_record_uses_p", "a@{D}", "b@mail.{D}", None,
+     [("_dmarc", "v=DMARC1; p=reject; sp=quarantine")], "FAIL", "REJECT", ["dmarc=fail"]),
+    # {D} declares itself a public suffix domain: a.{D} and b.{D} are separate organizations
+    # (the public suffix list would make both {D})
+    ("tw_psd_y_separates_organizations", "x@a.{D}", "y@b.{D}", None,
+     [("b", SPF), ("_dmarc", "v=DMARC1; p=none; psd=y"), ("_dmarc.a", "v=DMARC1; p=reject")],
+     "FAIL", "REJECT", ["spf=pass", "dmarc=fail"]),
+    ("tw_same_organization_aligns", "x@a.{D}", "y@mail.a.{D}", None,
+     [("mail.a", SPF), ("_dmarc", "v=DMARC1; p=none; psd=y"),
+      ("_dmarc.a", "v=DMARC1; p=reject")], "PASS", None, ["dmarc=pass"]),
+    # psd=n: the organizational domain is dept.{D}, so other.{D} is not aligned
+    ("tw_psd_n_names_organization", "x@mail.dept.{D}", "y@other.{D}", None,
+     [("other", SPF), ("_dmarc.dept", "v=DMARC1; p=reject; psd=n")], "FAIL", "REJECT",
+     ["dmarc=fail"]),
+    ("tw_t_y_applies_one_step_lower", "a@{D}", "b@mail.{D}", None,
+     [("_dmarc", "v=DMARC1; p=reject; t=y")], "FAIL", "QUARANTINE", ["dmarc=fail"]),
+    ("tw_pct_is_ignored", "a@{D}", "b@mail.{D}", None,
+     [("_dmarc", "v=DMARC1; p=reject; pct=0")], "FAIL", "REJECT", ["dmarc=fail"]),
+    ("tw_long_name_jumps_to_seven_labels", "a@l1.l2.l3.l4.l5.l6.l7.l8.{D}", "b@mail.{D}", None,
+     [("_dmarc", "v=DMARC1; p=reject; sp=quarantine")], "FAIL", "QUARANTINE",
+     ["dmarc=fail"]),
+    ("tw_no_record_is_none", "a@x.{D}", "b@mail.{D}", None, [], "GRAY", "NONE",
+     ["dmarc=none"]),
+]
+
+
 def domain_of(name):
     return name.replace("_", "-") + (".co.uk" if name.endswith("_couk") else ".com")
 
@@ -137,7 +170,7 @@ def build_message(case, key):
 
 def zones(key):
     zs = {}
-    for case in CASES:
+    for case in CASES + TREE_CASES:
         name, records, dkim = case[0], case[4], case[3]
         d = domain_of(name)
         recs = [(owner, "TXT", txt(fill(text, d))) for owner, text in records]
@@ -146,16 +179,22 @@ def zones(key):
             recs.append(("sel._domainkey.%s." % dom, "TXT", txt(key.record())))
             recs.append(("tsel._domainkey.%s." % dom, "TXT", txt(key.record("k=rsa; t=y; "))))
         zs[d] = recs
+    zs["com"] = []
+    zs["co.uk"] = []
     return zs
 
 
-class DmarcConformance(unittest.TestCase):
+class DmarcBase(unittest.TestCase):
+    """One nsd with every row's zone (and the empty zones of their suffixes, which the tree
+    walk reaches) and one sluice with DMARC_BLOCK; the rows are added below."""
+    DMARC_BLOCK = ""
+
     @classmethod
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="sluice-dmarcconf-")
         cls.key = RsaKey(cls.dir)
         cls.dns = DnsServer(zones(cls.key)).start()
-        cls.sluice = Sluice(server_extra="auth_checks = true,", rules="""
+        cls.sluice = Sluice(server_extra="auth_checks = true,", rules=cls.DMARC_BLOCK + """
 dns { servers = { "127.0.0.1:%d" }, timeout_ms = 3000 }
 rule_set "main" {
   rule { name = "store", recipients = { "example.test" },
@@ -184,6 +223,44 @@ rule_set "main" {
             self.assertIn(fill(frag, domain_of(name)), ar[0])
 
 
+class DmarcConformance(DmarcBase):
+    pass
+
+
+class DmarcTreeWalk(DmarcBase):
+    DMARC_BLOCK = "dmarc { tree_walk = true }\n"
+
+
+class DmarcConfig(unittest.TestCase):
+    def check(self, text):
+        d = tempfile.mkdtemp(prefix="sluice-cfg-")
+        try:
+            path = os.path.join(d, "c.lua")
+            with open(path, "w") as f:
+                f.write('server { listen = { "127.0.0.1:1" }, domains = { "example.test" } }\n'
+                        + text + '\nrule_set "main" { }\n')
+            return subprocess.run([BIN, "check", "-c", path], capture_output=True, text=True)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def test_valid(self):
+        r = self.check("dmarc { tree_walk = true }")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("dmarc (line 2): DNS tree walk (RFC 9989)", r.stdout)
+        r = self.check("dmarc { tree_walk = false }")
+        self.assertIn("dmarc (line 2): public suffix list (RFC 7489)", r.stdout)
+
+    def test_errors_name_the_line(self):
+        for text, msg in [("dmarc { tree_walk = 1 }", ":2: field 'tree_walk' must be true or"),
+                          ("dmarc { treewalk = true }", ":2: dmarc: unknown key 'treewalk'"),
+                          ("dmarc {}\ndmarc {}", ":3: dmarc { } is given twice"),
+                          ('dmarc "x"', ":2: dmarc expects a table")]:
+            with self.subTest(text=text):
+                r = self.check(text)
+                self.assertEqual(r.returncode, 1, r.stdout)
+                self.assertIn(msg, r.stderr)
+
+
 def _make(case):
     def test(self):
         self.check_case(case)
@@ -193,6 +270,8 @@ def _make(case):
 
 for _case in CASES:
     setattr(DmarcConformance, "test_" + _case[0], _make(_case))
+for _case in TREE_CASES:
+    setattr(DmarcTreeWalk, "test_" + _case[0], _make(_case))
 
 
 if __name__ == "__main__":
