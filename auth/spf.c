@@ -57,8 +57,11 @@ static int fill_rr(SPF_dns_rr_t *rr, int idx, const void *data, size_t len)
 }
 
 #define MAX_DNS_TERMS 10 /* §4.6.4: mechanisms and modifiers that query DNS */
-#define MAX_VOID 2       /* §4.6.4: lookups answering NXDOMAIN or no records */
-#define MAX_MX 10        /* §4.6.4: MX records of one mx mechanism */
+/* §4.6.4: terms whose lookup answers NXDOMAIN or no records (the address lookups of MX and PTR
+ * targets belong to their term) */
+#define MAX_VOID 2
+#define MAX_MX 10  /* §4.6.4: MX records of one mx mechanism */
+#define MAX_PTR 10 /* §4.6.4: PTR names looked at */
 
 /* The DNS layer handed to libspf2 for one check. It enforces what libspf2 does not: every SPF
  * record it fetches is validated and rewritten (spf_syntax.h), and the RFC 7208 §4.6.4 limits
@@ -196,7 +199,7 @@ static SPF_dns_rr_t *layer_lookup(SPF_dns_server_t *srv, const char *domain, ns_
     }
     if (st != DNS_OK) {
         ub_resolve_free(res);
-        if (++l->voids > MAX_VOID)
+        if (!follow && ++l->voids > MAX_VOID)
             violation(l, "more than %s void DNS lookups", "2");
         return SPF_dns_rr_new_init(srv, domain, type, 0,
                                    st == DNS_NXDOMAIN ? HOST_NOT_FOUND : NO_DATA);
@@ -216,6 +219,9 @@ static SPF_dns_rr_t *layer_lookup(SPF_dns_server_t *srv, const char *domain, ns_
             size_t len = (size_t)res->len[i];
             int ok = -1;
             total++;
+            /* §4.6.4: PTR names past the first 10 are ignored (libspf2 would give up) */
+            if (type == ns_t_ptr && n >= MAX_PTR)
+                break;
             if (any && ((type == ns_t_a && len == 4) || (type == ns_t_aaaa && len == 16))) {
                 /* the client's own address: matches at any CIDR length */
                 if (n == 0 && (type == ns_t_aaaa) == l->v6)
@@ -243,7 +249,7 @@ static SPF_dns_rr_t *layer_lookup(SPF_dns_server_t *srv, const char *domain, ns_
     rr->num_rr = n;
     if (n == 0) {
         rr->herrno = NO_DATA;
-        if (++l->voids > MAX_VOID)
+        if (!follow && ++l->voids > MAX_VOID)
             violation(l, "more than %s void DNS lookups", "2");
     }
     ub_resolve_free(res);
