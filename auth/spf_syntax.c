@@ -71,8 +71,11 @@ static bool macro_string(const char *p, size_t len, bool *ends_macro)
         if (n != '{' || i + 2 >= len || !strchr("slodiphvSLODIPHV", p[i + 2]) || !p[i + 2])
             return false;
         size_t j = i + 3;
-        while (j < len && is_digit((unsigned char)p[j]))
-            j++;
+        long digits = 0;
+        while (j < len && is_digit((unsigned char)p[j]) && digits < 100000)
+            digits = digits * 10 + (p[j++] - '0');
+        if (j > i + 3 && digits == 0) /* §7.3: a DIGIT transformer must be nonzero */
+            return false;
         if (j < len && (p[j] == 'r' || p[j] == 'R'))
             j++;
         while (j < len && p[j] && strchr(".-+,/_=", p[j]))

@@ -65,6 +65,7 @@ int main(void)
         "v=spf1 redirect=a.example redirect=b.example",
         "v=spf1 a:%{x}.example.com",                /* bad macro letter */
         "v=spf1 a:%{d}%.example.com",               /* lone % */
+        "v=spf1 a:%{l0}.example.com",               /* a DIGIT transformer of 0 (§7.3) */
         "v=spf1 a:foo.example.com%",                /* trailing % */
         "v=spf1 -all exp=%{r}.example.com",         /* c, r, t only in explanations */
         "v=spf1 -all foo=%abc",                     /* unknown modifier, bad macro-string */
