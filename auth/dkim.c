@@ -280,7 +280,7 @@ static void add_sig(struct auth_details *a, const char *d, const char *s, enum d
 
 /* RFC 6376 §3.2 tag-list, for the value of a DKIM-Signature field (text after the colon, len
  * bytes): tag-spec *( ";" tag-spec ) [ ";" ], each tag-spec [FWS] ALPHA *(ALPHA / DIGIT / "_")
- * [FWS] "=" [FWS] values of VALCHAR separated by FWS, no tag twice. libopendkim stops
+ * [FWS] "=" [FWS] values of VALCHAR (or UTF-8) separated by FWS, no tag twice. libopendkim stops
  * verifying the whole message at a field that breaks this, so such a field is kept away from
  * it and counted as one failed signature. */
 static bool tag_list_ok(const char *v, size_t len)
@@ -306,7 +306,8 @@ static bool tag_list_ok(const char *v, size_t len)
         i++;
         for (; i < len && v[i] != ';'; i++) {
             unsigned char c = (unsigned char)v[i];
-            if (!strchr(" \t\r\n", c) && (c < 0x21 || c > 0x7e))
+            /* UTF-8 is let through: RFC 8616 allows it in i= and d= */
+            if (c == 0 || (!strchr(" \t\r\n", c) && (c < 0x21 || c == 0x7f)))
                 return false;
         }
         for (size_t k = 0; k < nseen; k++)
