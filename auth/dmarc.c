@@ -344,7 +344,7 @@ static void judge_domain(bool tree_walk, const char *from, const struct auth_det
             VERDICT_PROCESSING_FAILED, DMARC_RES_TEMPERROR, 0, 0, 0, "DNS failure"};
         return;
     }
-    int p = 0, sp = 0, adkim = 0, aspf = 0, pct = 100;
+    int p = 0, sp = 0, np = 0, adkim = 0, aspf = 0, pct = 100;
     bool testing = false;
     const char *invalid = NULL;
     if (l == REC_FOUND) {
@@ -358,6 +358,7 @@ static void judge_domain(bool tree_walk, const char *from, const struct auth_det
             aspf = r.aspf;
             pct = r.pct;
             testing = r.test;
+            np = r.np;
         }
     }
     free(rec);
@@ -397,7 +398,11 @@ static void judge_domain(bool tree_walk, const char *from, const struct auth_det
         o->why = "SPF or DKIM could not be checked";
         return;
     }
-    enum dmarc_policy pol = policy_of(at_org && sp ? sp : p);
+    int letter = at_org && sp ? sp : p;
+    /* RFC 9989 np=: the policy for an author subdomain that does not exist at all */
+    if (tree_walk && at_org && np && dns_query(from, 1 /* A */, NULL) == DNS_NXDOMAIN)
+        letter = np;
+    enum dmarc_policy pol = policy_of(letter);
     /* RFC 9989 drops pct= for t=y: a policy under test is applied one step lower. */
     if (tree_walk && testing)
         pol = pol == DMARC_POLICY_REJECT ? DMARC_POLICY_QUARANTINE : DMARC_POLICY_NONE;

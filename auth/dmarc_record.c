@@ -67,7 +67,7 @@ static bool has_valid_uri(const char *v, size_t n)
 int dmarc_record_parse(const char *s, struct dmarc_record *r, const char **why)
 {
     *r = (struct dmarc_record){
-        .p = 0, .sp = 0, .adkim = 'r', .aspf = 'r', .pct = 100, .psd = 'u', .test = false};
+        .p = 0, .sp = 0, .adkim = 'r', .aspf = 'r', .pct = 100, .psd = 'u', .np = 0, .test = false};
     bool rua = false, p_bad = false;
     const char *p = s;
     while (*p) {
@@ -99,6 +99,8 @@ int dmarc_record_parse(const char *s, struct dmarc_record *r, const char **why)
             p_bad = r->p == 0;
         } else if (IS("sp")) {
             r->sp = request(val, vlen);
+        } else if (IS("np")) {
+            r->np = request(val, vlen);
         } else if (IS("adkim") || IS("aspf")) {
             char m = vlen == 1 ? (char)tolower((unsigned char)val[0]) : 0;
             if (m == 'r' || m == 's')

@@ -12,6 +12,7 @@ struct dmarc_record {
     char aspf;  /* 'r' or 's' */
     int pct;    /* 0..100 */
     char psd;   /* RFC 9989 psd=: 'y', 'n', or 'u' (not given) */
+    char np;    /* RFC 9989 np=: like sp, for subdomains that do not exist; 0 when not given */
     bool test;  /* RFC 9989 t=y: the policy is being tested */
 };
 

@@ -139,6 +139,13 @@ TREE_CASES = [
     ("tw_long_name_jumps_to_seven_labels", "a@l1.l2.l3.l4.l5.l6.l7.l8.{D}", "b@mail.{D}", None,
      [("_dmarc", "v=DMARC1; p=reject; sp=quarantine")], "FAIL", "QUARANTINE",
      ["dmarc=fail"]),
+    # np= for author subdomains that do not exist (ghost.{D} has no records; real.{D} has one)
+    ("tw_np_for_nonexistent_subdomain", "a@ghost.{D}", "b@mail.{D}", None,
+     [("_dmarc", "v=DMARC1; p=none; sp=quarantine; np=reject")], "FAIL", "REJECT",
+     ["dmarc=fail"]),
+    ("tw_sp_for_existing_subdomain", "a@real.{D}", "b@mail.{D}", None,
+     [("real", "v=spf1 -all"), ("_dmarc", "v=DMARC1; p=none; sp=quarantine; np=reject")],
+     "FAIL", "QUARANTINE", ["dmarc=fail"]),
     ("tw_no_record_is_none", "a@x.{D}", "b@mail.{D}", None, [], "GRAY", "NONE",
      ["dmarc=none"]),
 ]
