@@ -163,6 +163,52 @@ static int fill_txt(struct layer *l, SPF_dns_rr_t *rr, const char *domain,
     return n;
 }
 
+/* RFC 7208 §5.5 for the client: does one of its validated PTR names (the first 10) equal
+ * target or end in "." target? DNS errors make a name (or the mechanism) not match; a void PTR
+ * lookup is a void lookup of this term. */
+static bool ptr_matches(struct layer *l, const char *target)
+{
+    char rev[80];
+    const unsigned char *a = l->addr;
+    if (l->v6) {
+        size_t o = 0;
+        for (int i = 15; i >= 0; i--)
+            o += (size_t)snprintf(rev + o, sizeof rev - o, "%x.%x.", a[i] & 15, a[i] >> 4);
+        snprintf(rev + o, sizeof rev - o, "ip6.arpa");
+    } else {
+        snprintf(rev, sizeof rev, "%u.%u.%u.%u.in-addr.arpa", a[3], a[2], a[1], a[0]);
+    }
+    struct ub_result *res = NULL;
+    enum dns_status st = dns_query(rev, ns_t_ptr, &res);
+    if (st != DNS_OK) {
+        if (st != DNS_TEMPFAIL && ++l->voids > MAX_VOID)
+            violation(l, "more than %s void DNS lookups", "2");
+        ub_resolve_free(res);
+        return false;
+    }
+    bool match = false;
+    size_t tlen = strlen(target);
+    char name[NS_MAXDNAME + 1];
+    for (int i = 0; !match && i < MAX_PTR && res->data[i]; i++) {
+        if (wire_name((const unsigned char *)res->data[i], (size_t)res->len[i], name, sizeof name) <
+            0)
+            continue;
+        size_t nlen = strlen(name);
+        if (!(nlen == tlen && strcasecmp(name, target) == 0) &&
+            !(nlen > tlen && name[nlen - tlen - 1] == '.' &&
+              strcasecmp(name + nlen - tlen, target) == 0))
+            continue;
+        struct ub_result *ar = NULL;
+        if (dns_query(name, l->v6 ? ns_t_aaaa : ns_t_a, &ar) == DNS_OK)
+            for (int k = 0; !match && ar->data[k]; k++)
+                match = ar->len[k] == (l->v6 ? 16 : 4) &&
+                        memcmp(ar->data[k], l->addr, l->v6 ? 16 : 4) == 0;
+        ub_resolve_free(ar);
+    }
+    ub_resolve_free(res);
+    return match;
+}
+
 static SPF_dns_rr_t *layer_lookup(SPF_dns_server_t *srv, const char *domain, ns_type type,
                                   int should_cache)
 {
@@ -178,14 +224,32 @@ static SPF_dns_rr_t *layer_lookup(SPF_dns_server_t *srv, const char *domain, ns_
     bool any = blen > slen && strcasecmp(base + blen - slen, SPF_ANY_SUFFIX) == 0;
     if (any)
         base[blen - slen] = '\0';
+    size_t plen = strlen(SPF_PTR_SUFFIX);
+    bool ptr = !any && blen > plen && strcasecmp(base + blen - plen, SPF_PTR_SUFFIX) == 0;
+    if (ptr)
+        base[blen - plen] = '\0';
 
     int follow = type == ns_t_a || type == ns_t_aaaa ? followed(l, base) : 0;
-    bool term = type == ns_t_mx || type == ns_t_ptr || (type == ns_t_txt && ++l->txt_lookups > 1) ||
+    /* PTR lookups from libspf2 are %{p} macros (the ptr mechanism is SPF_PTR_SUFFIX): part of
+     * the term that uses them, like the address lookups of their names */
+    if (type == ns_t_ptr)
+        follow = 2;
+    bool term = type == ns_t_mx || (type == ns_t_txt && ++l->txt_lookups > 1) ||
                 ((type == ns_t_a || type == ns_t_aaaa) && !follow);
     if (term && ++l->terms > MAX_DNS_TERMS) {
         violation(l, "more than %s DNS-querying mechanisms and modifiers", "10");
         if (l->permerror)
             return SPF_dns_rr_new_init(srv, domain, type, 0, HOST_NOT_FOUND);
+    }
+
+    if (ptr) {
+        if (type != ns_t_a || !ptr_matches(l, base))
+            return SPF_dns_rr_new_init(srv, domain, type, 0, NO_DATA);
+        static const unsigned char one[4] = {127, 0, 0, 2};
+        SPF_dns_rr_t *rr = SPF_dns_rr_new_init(srv, domain, type, 0, NETDB_SUCCESS);
+        if (rr && fill_rr(rr, 0, one, 4) == 0)
+            rr->num_rr = 1;
+        return rr;
     }
 
     struct ub_result *res = NULL;

@@ -299,11 +299,16 @@ static int mechanism(struct parse *ps, struct term t, struct buf *out)
     if (name_is(t, n, "ptr")) {
         if (alen && (arg[0] != ':' || !domain_spec(arg + 1, alen - 1)))
             return fail(ps, "bad domain-spec", t);
-        buf_printf(out, " %sptr", qs);
-        if (alen) {
-            buf_puts(out, ":");
-            put_domain(out, arg + 1, alen - 1);
-        }
+        /* evaluated by the DNS layer (spf.c), which sees the client address */
+        buf_printf(out, " %sexists:", qs);
+        size_t dlen = alen ? alen - 1 : 0;
+        if (dlen > 1 && arg[alen - 1] == '.')
+            dlen--;
+        if (dlen)
+            put_domain(out, arg + 1, dlen);
+        else
+            buf_puts(out, "%{d}");
+        buf_puts(out, SPF_PTR_SUFFIX);
         return 0;
     }
     if (name_is(t, n, "a") || name_is(t, n, "mx")) {

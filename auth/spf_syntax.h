@@ -14,6 +14,7 @@
  *   - `ip4:x/0` as `ip4:0.0.0.0/1 ip4:128.0.0.0/1` (same for ip6), and `a`/`mx` with a
  *     length of 0 for the client's family as a lookup of `DOMAIN` SPF_ANY_SUFFIX, which the DNS
  *     layer answers with the client's own address when DOMAIN has any address record;
+ *   - `ptr` as a lookup of `DOMAIN` SPF_PTR_SUFFIX that the DNS layer answers itself;
  *   - literal parts of domain-specs in lower case (DNS names compare case-insensitively;
  *     libspf2's `ptr` comparison does not). */
 #ifndef SLUICE_AUTH_SPF_SYNTAX_H
@@ -26,6 +27,10 @@ struct buf;
 
 /* Appended to a domain whose address records should "match any address" (a CIDR length of 0). */
 #define SPF_ANY_SUFFIX ".sluice-cidr0.invalid"
+/* `ptr:DOMAIN` becomes `exists:DOMAIN` SPF_PTR_SUFFIX; the DNS layer answers that lookup by doing
+ * the §5.5 check itself (libspf2's cannot be told from a %{p} macro's lookups, which are no
+ * mechanism of their own for the lookup limit). */
+#define SPF_PTR_SUFFIX ".sluice-ptr.invalid"
 
 /* True when the TXT string s is an SPF record: "v=spf1" (any case) then a space or its end. */
 bool spf_is_record(const char *s, size_t len);

@@ -50,7 +50,9 @@ int main(void)
     CHECK_STR(prepare("v=spf1 mx:example.com//0", false), "v=spf1 mx:example.com");
     CHECK_STR(prepare("v=spf1 redirect=b.example ~all", false), "v=spf1 ~all");
     CHECK_STR(prepare("v=spf1 exp=e.%{d} moo.cow-far_out=man:dog/cat ?all", false), "v=spf1 ?all");
-    CHECK_STR(prepare("v=spf1 ptr:Example.Com -all", false), "v=spf1 ptr:example.com -all");
+    CHECK_STR(prepare("v=spf1 ptr:Example.Com -all", false),
+              "v=spf1 exists:example.com" SPF_PTR_SUFFIX " -all");
+    CHECK_STR(prepare("v=spf1 ?ptr", true), "v=spf1 ?exists:%{d}" SPF_PTR_SUFFIX);
 
     /* permerror: every syntax error RFC 7208 names */
     const char *bad[] = {
