@@ -10,7 +10,7 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BUILD_PKGS := build-essential cmake pkg-config libetpan-dev libgmime-3.0-dev liblua5.4-dev \
 	libspf2-dev libopendkim-dev libopendmarc-dev libcurl4-gnutls-dev libssl-dev libevent-dev \
 	libunbound-dev libpcre2-dev libjansson-dev libsqlite3-dev publicsuffix openssl
-TEST_PKGS  := python3 swaks nsd opendkim-tools clang haproxy rspamd clamav-daemon clamav groff-base
+TEST_PKGS  := python3 python3-yaml swaks nsd opendkim-tools clang haproxy rspamd clamav-daemon clamav groff-base
 
 .PHONY: all deps test-deps build run test test-asan cert clean bench-rules bench-lua fuzz install soak
 

@@ -112,7 +112,8 @@ void auth_check(const struct config *cfg, struct message *m)
     struct hdr_list h;
     headers_parse(m->body.data, m->body.len, &h);
     m->verdicts.dkim = dkim_check(m->body.data, m->body.len, &h, a);
-    m->verdicts.dmarc = dmarc_check(m->body.data, &h, a, &m->verdicts.dmarc_policy);
+    m->verdicts.dmarc =
+        dmarc_check(m->body.data, &h, a, cfg->dmarc.tree_walk, &m->verdicts.dmarc_policy);
     /* After DKIM, which must see the message as signed. */
     remove_forged(m, &h, authserv_id);
     free(h.f);

@@ -14,9 +14,10 @@ struct message;
 enum verdict dkim_check(const char *data, size_t len, const struct hdr_list *h,
                         struct auth_details *a);
 /* DMARC from the From: header(s) and the SPF and DKIM results already in a; fills the dmarc
- * fields and *policy. Returns the SES verdict. */
+ * fields and *policy. tree_walk: RFC 9989's DNS tree walk instead of RFC 7489's public suffix
+ * list. Returns the SES verdict. */
 enum verdict dmarc_check(const char *data, const struct hdr_list *h, struct auth_details *a,
-                         enum dmarc_policy *policy);
+                         bool tree_walk, enum dmarc_policy *policy);
 /* The organizational domain of d (public suffix list), written to out; "" when d is itself a
  * public suffix or unknown. */
 void dmarc_org_domain(const char *d, char *out, size_t outlen);

@@ -7,10 +7,15 @@
 #include "core/log.h"
 #include "core/xalloc.h"
 
+#include <ctype.h>
 #include <opendkim/dkim.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 #include <unbound.h>
 
 struct dkim_query {
@@ -78,6 +83,12 @@ static void lib_init(void)
         log_msg(LOG_ERR, "dkim: dkim_init failed");
         return;
     }
+    /* Signatures that do not parse get handles too (with their error), so that one malformed
+     * DKIM-Signature is one failed signature rather than the end of verification. */
+    unsigned int flags = 0;
+    dkim_options(lib, DKIM_OP_GETOPT, DKIM_OPTS_FLAGS, &flags, sizeof flags);
+    flags |= DKIM_LIBFLAGS_BADSIGHANDLES;
+    dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_FLAGS, &flags, sizeof flags);
     dkim_dns_set_query_service(lib, NULL);
     dkim_dns_set_query_start(lib, q_start);
     dkim_dns_set_query_cancel(lib, q_cancel);
@@ -101,22 +112,159 @@ static enum dkim_res sig_result(DKIM_SIGINFO *sig, const char **why)
         *why = "body hash mismatch";
     else
         *why = "signature verification failed";
-    /* RFC 8601 permerror: the signature or key could not be used at all. */
+    /* fail: the signature was checked and is wrong (or too old); permerror (RFC 8601): the
+     * signature or its key could not be used at all: malformed tags, no or bad key. */
     switch (err) {
-    case DKIM_SIGERROR_NOKEY:
-    case DKIM_SIGERROR_DNSSYNTAX:
-    case DKIM_SIGERROR_KEYDECODE:
-    case DKIM_SIGERROR_KEYREVOKED:
-    case DKIM_SIGERROR_VERSION:
-    case DKIM_SIGERROR_DOMAIN:
-    case DKIM_SIGERROR_KEYTYPEUNKNOWN:
-    case DKIM_SIGERROR_KEYTYPEMISSING:
-    case DKIM_SIGERROR_KEYVERSION:
-    case DKIM_SIGERROR_NOTEMAILKEY:
-        return DKIM_RES_PERMERROR;
+    case DKIM_SIGERROR_OK:
+    case DKIM_SIGERROR_UNKNOWN:
+    case DKIM_SIGERROR_BADSIG:
+    case DKIM_SIGERROR_EXPIRED:
+    case DKIM_SIGERROR_FUTURE:
+    case DKIM_SIGERROR_TOOLARGE_L:
+    case DKIM_SIGERROR_MBSFAILED:
+    case DKIM_SIGERROR_KEYTOOSMALL:
+        return DKIM_RES_FAIL;
     default:
+        return DKIM_RES_PERMERROR;
+    }
+}
+
+static const char *tag(DKIM_SIGINFO *sig, bool key, const char *name)
+{
+    return (const char *)dkim_sig_gettagvalue(sig, key, (u_char *)name);
+}
+
+/* d is the domain or a subdomain of parent (both without a final dot, any case). */
+static bool within(const char *d, const char *parent)
+{
+    size_t dl = strlen(d), pl = strlen(parent);
+    if (dl == pl)
+        return strcasecmp(d, parent) == 0;
+    return dl > pl && d[dl - pl - 1] == '.' && strcasecmp(d + dl - pl, parent) == 0;
+}
+
+/* The colon-separated list h= (which may be folded) names field. */
+static bool list_has(const char *list, const char *field)
+{
+    size_t fl = strlen(field);
+    for (const char *p = list; *p;) {
+        p += strspn(p, " \t\r\n");
+        size_t n = strcspn(p, ":");
+        size_t m = n;
+        while (m > 0 && strchr(" \t\r\n", p[m - 1]))
+            m--;
+        if (m == fl && strncasecmp(p, field, fl) == 0)
+            return true;
+        p += n;
+        if (*p == ':')
+            p++;
+    }
+    return false;
+}
+
+/* The k= of the key record s._domainkey.d ("rsa" when absent, as RFC 6376 §3.6.1 says), or ""
+ * when the record cannot be read here. libopendkim has fetched the record already, so the
+ * lookup is answered from the resolver's cache. */
+static void key_type(const char *d, const char *s, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s", "");
+    char *name = xasprintf("%s._domainkey.%s", s, d);
+    struct ub_result *res = NULL;
+    if (dns_query(name, 16, &res) == DNS_OK) {
+        size_t n;
+        char **txt = dns_txt_strings(res, &n);
+        for (size_t i = 0; i < n; i++) {
+            if (!out[0])
+                snprintf(out, outlen, "%s", "rsa");
+            for (char *p = txt[i]; p && *p;) {
+                p += strspn(p, " \t\r\n;");
+                if (strncmp(p, "k", 1) == 0 && p[1 + strspn(p + 1, " \t")] == '=') {
+                    p = strchr(p, '=') + 1;
+                    p += strspn(p, " \t");
+                    size_t l = strcspn(p, " \t;");
+                    snprintf(out, outlen, "%.*s", (int)l, p);
+                    break;
+                }
+                p = strchr(p, ';');
+            }
+            free(txt[i]);
+        }
+        free(txt);
+    }
+    ub_resolve_free(res);
+    free(name);
+}
+
+/* What RFC 6376 and RFC 8301 require beyond libopendkim 2.11's verdict r: it passes rsa-sha1
+ * and RSA keys of any size, ignores a key record's k= when it contradicts a=, and applies the
+ * i=, h= and x= rules only in part. A key in testing mode (t=y) makes a verified or failed
+ * signature count as no signature (RFC 6376 §3.6.1): neutral. DNS failures stay temperror. */
+static enum dkim_res rfc_checks(DKIM_SIGINFO *sig, enum dkim_res r, const char **why)
+{
+    if (r == DKIM_RES_TEMPERROR)
+        return r;
+    const char *d = tag(sig, false, "d");
+    const char *i = tag(sig, false, "i");
+    if (d && i) {
+        const char *at = strrchr(i, '@');
+        if (!within(at ? at + 1 : i, d)) {
+            *why = "i= is not within d= (RFC 6376 3.5)";
+            return DKIM_RES_PERMERROR;
+        }
+    }
+    const char *h = tag(sig, false, "h");
+    if (!h || !list_has(h, "from")) {
+        *why = "signature does not cover From (RFC 6376 5.4)";
+        return DKIM_RES_PERMERROR;
+    }
+    const char *x = tag(sig, false, "x");
+    if (x) {
+        char *end;
+        long long exp = strtoll(x, &end, 10);
+        if (end == x || *end || exp < (long long)time(NULL)) {
+            *why = "signature expired (x=)";
+            return DKIM_RES_FAIL;
+        }
+    }
+    /* a= as written: libopendkim reports an unknown algorithm as its value 0, rsa-sha1 */
+    const char *a = tag(sig, false, "a");
+    dkim_alg_t alg = DKIM_SIGN_UNKNOWN;
+    if (a && strcasecmp(a, "rsa-sha256") == 0)
+        alg = DKIM_SIGN_RSASHA256;
+    else if (a && strcasecmp(a, "ed25519-sha256") == 0)
+        alg = DKIM_SIGN_ED25519SHA256;
+    else if (a && strcasecmp(a, "rsa-sha1") == 0)
+        alg = DKIM_SIGN_RSASHA1;
+    if (alg == DKIM_SIGN_UNKNOWN) {
+        *why = "unknown signature algorithm (a=)";
+        return DKIM_RES_PERMERROR;
+    }
+    if (alg == DKIM_SIGN_RSASHA1) {
+        *why = "rsa-sha1 is not accepted (RFC 8301)";
         return DKIM_RES_FAIL;
     }
+    unsigned flags = dkim_sig_getflags(sig);
+    const char *sel = tag(sig, false, "s");
+    if (d && sel) {
+        char k[32];
+        key_type(d, sel, k, sizeof k);
+        const char *want = alg == DKIM_SIGN_ED25519SHA256 ? "ed25519" : "rsa";
+        if (k[0] && strcasecmp(k, want) != 0) {
+            *why = "key record k= does not match the signature's a=";
+            return DKIM_RES_PERMERROR;
+        }
+        unsigned bits = 0;
+        if (alg == DKIM_SIGN_RSASHA256 && dkim_sig_getkeysize(sig, &bits) == DKIM_STAT_OK &&
+            bits < 1024) {
+            *why = "RSA key shorter than 1024 bits (RFC 8301)";
+            return DKIM_RES_FAIL;
+        }
+    }
+    if ((flags & DKIM_SIGFLAG_TESTKEY) && (r == DKIM_RES_PASS || r == DKIM_RES_FAIL)) {
+        *why = "key in testing mode (t=y): counts as unsigned";
+        return DKIM_RES_NEUTRAL;
+    }
+    return r;
 }
 
 static void add_sig(struct auth_details *a, const char *d, const char *s, enum dkim_res r,
@@ -128,6 +276,62 @@ static void add_sig(struct auth_details *a, const char *d, const char *s, enum d
     x->selector = xstrdup(s ? s : "");
     x->result = r;
     x->reason = why ? xstrdup(why) : NULL;
+}
+
+/* RFC 6376 §3.2 tag-list, for the value of a DKIM-Signature field (text after the colon, len
+ * bytes): tag-spec *( ";" tag-spec ) [ ";" ], each tag-spec [FWS] ALPHA *(ALPHA / DIGIT / "_")
+ * [FWS] "=" [FWS] values of VALCHAR (or UTF-8) separated by FWS, no tag twice. libopendkim stops
+ * verifying the whole message at a field that breaks this, so such a field is kept away from
+ * it and counted as one failed signature. */
+static bool tag_list_ok(const char *v, size_t len)
+{
+    char seen[32][16];
+    size_t nseen = 0;
+    size_t i = 0;
+    for (;;) {
+        while (i < len && strchr(" \t\r\n", v[i]))
+            i++;
+        if (i == len)
+            return nseen > 0; /* a trailing ";" (or nothing at all) */
+        size_t name = i;
+        if (!((v[i] >= 'a' && v[i] <= 'z') || (v[i] >= 'A' && v[i] <= 'Z')))
+            return false;
+        while (i < len && (isalnum((unsigned char)v[i]) || v[i] == '_'))
+            i++;
+        size_t nlen = i - name;
+        while (i < len && strchr(" \t\r\n", v[i]))
+            i++;
+        if (i == len || v[i] != '=')
+            return false;
+        i++;
+        for (; i < len && v[i] != ';'; i++) {
+            unsigned char c = (unsigned char)v[i];
+            /* UTF-8 is let through: RFC 8616 allows it in i= and d= */
+            if (c == 0 || (!strchr(" \t\r\n", c) && (c < 0x21 || c == 0x7f)))
+                return false;
+        }
+        for (size_t k = 0; k < nseen; k++)
+            if (strlen(seen[k]) == nlen && strncmp(seen[k], v + name, nlen) == 0)
+                return false;
+        if (nseen < sizeof seen / sizeof *seen && nlen < sizeof *seen) {
+            memcpy(seen[nseen], v + name, nlen);
+            seen[nseen++][nlen] = '\0';
+        }
+        if (i == len)
+            return true;
+        i++; /* the ';' */
+    }
+}
+
+static bool malformed_signature(const char *data, const struct hdr_field *f)
+{
+    if (!header_is(data, f, "DKIM-Signature"))
+        return false;
+    const char *colon = memchr(data + f->off, ':', f->len);
+    if (!colon)
+        return true;
+    size_t off = (size_t)(colon + 1 - (data + f->off));
+    return !tag_list_ok(colon + 1, f->len - off);
 }
 
 static size_t count_signatures(const char *data, const struct hdr_list *h)
@@ -153,7 +357,12 @@ enum verdict dkim_check(const char *data, size_t len, const struct hdr_list *h,
     DKIM *dk = dkim_verify(lib, (const unsigned char *)"sluice", NULL, &st);
     if (!dk)
         return VERDICT_PROCESSING_FAILED;
+    size_t malformed = 0;
     for (size_t i = 0; i < h->n && st == DKIM_STAT_OK; i++) {
+        if (malformed_signature(data, &h->f[i])) {
+            malformed++;
+            continue;
+        }
         size_t flen = h->f[i].len;
         while (flen > 0 &&
                (data[h->f[i].off + flen - 1] == '\n' || data[h->f[i].off + flen - 1] == '\r'))
@@ -171,28 +380,35 @@ enum verdict dkim_check(const char *data, size_t len, const struct hdr_list *h,
     int nsigs = 0;
     if (dkim_getsiglist(dk, &sigs, &nsigs) != DKIM_STAT_OK)
         nsigs = 0;
-    bool pass = false, temp = false;
+    bool pass = false, temp = false, counted = false;
     for (int i = 0; i < nsigs; i++) {
         const char *why;
-        enum dkim_res r = sig_result(sigs[i], &why);
+        enum dkim_res r = rfc_checks(sigs[i], sig_result(sigs[i], &why), &why);
         add_sig(a, (const char *)dkim_sig_getdomain(sigs[i]),
                 (const char *)dkim_sig_getselector(sigs[i]), r, why);
         pass |= r == DKIM_RES_PASS;
         temp |= r == DKIM_RES_TEMPERROR;
+        counted |= r != DKIM_RES_NEUTRAL;
     }
-    /* libopendkim reports DKIM-Signature fields it cannot parse as no signature at all. */
-    if ((size_t)nsigs < nsig_headers)
+    for (size_t i = 0; i < malformed; i++) {
+        counted = true;
+        add_sig(a, NULL, NULL, DKIM_RES_PERMERROR, "malformed DKIM-Signature tag list");
+    }
+    /* libopendkim reports DKIM-Signature fields it cannot parse as no signature at all: each
+     * is a failed signature (permerror), not a reason to give up on the message. */
+    if ((size_t)nsigs + malformed < nsig_headers) {
+        counted = true;
         add_sig(a, NULL, NULL, DKIM_RES_PERMERROR,
                 st == DKIM_STAT_OK || st == DKIM_STAT_NOSIG ? "unparseable signature"
                                                             : dkim_geterror(dk));
+    }
     dkim_free(dk);
     if (pass)
         return VERDICT_PASS;
-    if (temp)
+    if (temp) /* only DNS trouble: the key could not be fetched */
         return VERDICT_PROCESSING_FAILED;
-    /* The SES mapping: an unparseable signature cannot be judged. */
-    if ((size_t)nsigs < nsig_headers && nsigs == 0)
-        return VERDICT_PROCESSING_FAILED;
+    if (!counted) /* every signature was made with a testing key */
+        return VERDICT_GRAY;
     return VERDICT_FAIL;
 }
 

@@ -1,8 +1,10 @@
-/* DMARC (RFC 7489). libopendmarc parses the record and holds the public suffix list (Debian's
- * publicsuffix package) for the organizational domain; the record is fetched through
- * auth/dns, and alignment and the verdict are computed here, because libopendmarc 1.4.2
- * treats strict alignment as relaxed and looks records up with its own resolver. */
+/* DMARC (RFC 7489). libopendmarc only holds the public suffix list (Debian's publicsuffix
+ * package) for the organizational domain; the record is fetched through auth/dns and parsed
+ * by dmarc_record.c, and alignment and the verdict are computed here, because libopendmarc
+ * 1.4.2 treats strict alignment as relaxed, accepts "v=dmarc1", skips DMARC for a malformed
+ * From and looks records up with its own resolver. */
 #include "auth/checks.h"
+#include "auth/dmarc_record.h"
 #include "auth/dns.h"
 #include "core/log.h"
 #include "core/xalloc.h"
@@ -63,8 +65,9 @@ static bool domain_ok(const char *d)
 }
 
 /* Adds the domain of one mailbox ("Name <a@b>" or "a@b") to the list; false when malformed. */
-static bool add_mailbox(const char *item, char ***doms, size_t *n)
+static bool add_mailbox(const char *item, char ***doms, size_t *n, size_t *mailboxes)
 {
+    ++*mailboxes;
     const char *lt = strchr(item, '<');
     char *addr;
     if (lt) {
@@ -102,7 +105,7 @@ static bool add_mailbox(const char *item, char ***doms, size_t *n)
 
 /* The distinct domains of every mailbox in a From: value (comments dropped, groups and
  * display names understood). Returns false when any part is not a valid mailbox. */
-static bool from_domains(const char *v, char ***doms, size_t *n)
+static bool from_domains(const char *v, char ***doms, size_t *n, size_t *mailboxes)
 {
     size_t len = strlen(v);
     char *clean = xmalloc(len + 1), *item = xmalloc(len + 1);
@@ -159,7 +162,7 @@ static bool from_domains(const char *v, char ***doms, size_t *n)
             if (e > s) {
                 memcpy(item, clean + s, e - s);
                 item[e - s] = '\0';
-                ok = add_mailbox(item, doms, n);
+                ok = add_mailbox(item, doms, n, mailboxes);
             }
             start = i + 1;
         }
@@ -188,9 +191,7 @@ static enum lookup fetch_record(const char *domain, char **rec)
         size_t count, found = 0;
         char **txt = dns_txt_strings(res, &count);
         for (size_t i = 0; i < count; i++) {
-            const char *t = txt[i] + strspn(txt[i], " \t");
-            if (strncasecmp(t, "v=DMARC1", 8) == 0 &&
-                (t[8] == ';' || t[8] == ' ' || t[8] == '\t' || t[8] == '\0')) {
+            if (dmarc_is_record(txt[i])) {
                 if (found++ == 0)
                     *rec = xstrdup(txt[i]);
             }
@@ -208,7 +209,75 @@ static enum lookup fetch_record(const char *domain, char **rec)
     return out;
 }
 
-static bool aligned(const char *d, const char *from, const char *from_org, int mode)
+/* RFC 9989 §4.10: the names the DNS tree walk queries for domain, longest first: the domain,
+ * then (past 8 labels) its last 7 labels, then one label less each time, down to the TLD. The
+ * names point into domain. */
+static size_t walk_targets(const char *domain, const char **out, size_t max)
+{
+    const char *starts[128];
+    size_t n = 0;
+    starts[n++] = domain;
+    for (const char *p = domain; *p && n < sizeof starts / sizeof *starts; p++)
+        if (*p == '.' && p[1])
+            starts[n++] = p + 1;
+    size_t k = 0;
+    out[k++] = domain;
+    for (size_t i = n > 8 ? n - 7 : 1; i < n && k < max; i++)
+        out[k++] = starts[i];
+    return k;
+}
+
+/* The valid DMARC record at _dmarc.target (RFC 7489 §6.6.3 / dmarc_record.h). */
+static enum lookup fetch_valid(const char *target, struct dmarc_record *r, const char **why)
+{
+    char *rec = NULL;
+    enum lookup l = fetch_record(target, &rec);
+    if (l == REC_FOUND && dmarc_record_parse(rec, r, why) < 0)
+        l = REC_NONE;
+    free(rec);
+    return l;
+}
+
+/* RFC 9989 §4.10.2: walking up from d, the first record with psd=n names the organizational
+ * domain, one with psd=y makes it the name one label below; otherwise it is the shortest name
+ * with a record, or d itself when there is none. */
+static void walk_org_domain(const char *d, char *out, size_t outlen)
+{
+    const char *t[8];
+    size_t n = walk_targets(d, t, 8);
+    const char *org = d;
+    for (size_t i = 0; i < n; i++) {
+        struct dmarc_record r;
+        const char *why;
+        if (fetch_valid(t[i], &r, &why) != REC_FOUND)
+            continue;
+        if (r.psd == 'n') {
+            org = t[i];
+            break;
+        }
+        if (r.psd == 'y') {
+            /* the name with one label more than t[i] */
+            const char *below = d;
+            for (const char *p = d; p < t[i]; p++)
+                if (*p == '.' && p + 1 < t[i])
+                    below = p + 1;
+            org = i > 0 ? below : d;
+            break;
+        }
+        org = t[i];
+    }
+    snprintf(out, outlen, "%s", org);
+}
+
+static void org_of(bool tree_walk, const char *d, char *out, size_t outlen)
+{
+    if (tree_walk)
+        walk_org_domain(d, out, outlen);
+    else
+        dmarc_org_domain(d, out, outlen);
+}
+
+static bool aligned(bool tree_walk, const char *d, const char *from, const char *from_org, int mode)
 {
     if (!d || !*d)
         return false;
@@ -217,7 +286,7 @@ static bool aligned(const char *d, const char *from, const char *from_org, int m
     if (mode == DMARC_RECORD_A_STRICT)
         return false;
     char org[256];
-    dmarc_org_domain(d, org, sizeof org);
+    org_of(tree_walk, d, org, sizeof org);
     return from_org[0] && strcasecmp(org, from_org) == 0;
 }
 
@@ -241,48 +310,66 @@ static enum dmarc_policy policy_of(int letter)
     }
 }
 
-static void judge_domain(const char *from, const struct auth_details *a, struct one_result *o)
+static void judge_domain(bool tree_walk, const char *from, const struct auth_details *a,
+                         struct one_result *o)
 {
     char org[256];
-    dmarc_org_domain(from, org, sizeof org);
+    org_of(tree_walk, from, org, sizeof org);
     char *rec = NULL;
     bool at_org = false;
-    enum lookup l = fetch_record(from, &rec);
-    if (l == REC_NONE && org[0] && strcasecmp(org, from) != 0) {
-        l = fetch_record(org, &rec);
-        at_org = true;
+    enum lookup l;
+    if (tree_walk) {
+        /* RFC 9989 §4.10.1: the first record walking up from the author domain */
+        const char *t[8];
+        size_t n = walk_targets(from, t, 8);
+        l = REC_NONE;
+        for (size_t i = 0; i < n && l == REC_NONE; i++) {
+            struct dmarc_record r;
+            const char *why;
+            l = fetch_valid(t[i], &r, &why);
+            if (l == REC_FOUND) {
+                fetch_record(t[i], &rec);
+                at_org = i > 0;
+            }
+        }
+    } else {
+        l = fetch_record(from, &rec);
+        if (l == REC_NONE && org[0] && strcasecmp(org, from) != 0) {
+            l = fetch_record(org, &rec);
+            at_org = true;
+        }
     }
     if (l == REC_TEMP) {
         *o = (struct one_result){
             VERDICT_PROCESSING_FAILED, DMARC_RES_TEMPERROR, 0, 0, 0, "DNS failure"};
         return;
     }
-    DMARC_POLICY_T *pctx = NULL;
-    int p = 0, sp = 0, adkim = 0, aspf = 0, pct = 100;
+    int p = 0, sp = 0, np = 0, adkim = 0, aspf = 0, pct = 100;
+    bool testing = false;
+    const char *invalid = NULL;
     if (l == REC_FOUND) {
-        pctx = opendmarc_policy_connect_init((u_char *)"0.0.0.0", DMARC_POLICY_IP_TYPE_IPV4);
-        if (!pctx || opendmarc_policy_parse_dmarc(pctx, (u_char *)(at_org ? org : from),
-                                                  (u_char *)rec) != DMARC_PARSE_OKAY) {
-            l = REC_NONE; /* an invalid record is no record (§6.6.3) */
+        struct dmarc_record r;
+        if (dmarc_record_parse(rec, &r, &invalid) < 0) {
+            l = REC_NONE; /* §6.6.3: no DMARC processing */
         } else {
-            opendmarc_policy_fetch_p(pctx, &p);
-            opendmarc_policy_fetch_sp(pctx, &sp);
-            opendmarc_policy_fetch_adkim(pctx, &adkim);
-            opendmarc_policy_fetch_aspf(pctx, &aspf);
-            opendmarc_policy_fetch_pct(pctx, &pct);
+            p = r.p;
+            sp = r.sp;
+            adkim = r.adkim;
+            aspf = r.aspf;
+            pct = r.pct;
+            testing = r.test;
+            np = r.np;
         }
-        if (pctx)
-            opendmarc_policy_connect_shutdown(pctx);
     }
     free(rec);
 
     bool pass = false, temp = false;
-    if (a->spf == SPF_RES_PASS && aligned(a->spf_domain, from, org, aspf))
+    if (a->spf == SPF_RES_PASS && aligned(tree_walk, a->spf_domain, from, org, aspf))
         pass = true;
-    if (a->spf == SPF_RES_TEMPERROR && aligned(a->spf_domain, from, org, aspf))
+    if (a->spf == SPF_RES_TEMPERROR && aligned(tree_walk, a->spf_domain, from, org, aspf))
         temp = true;
     for (size_t i = 0; i < a->nsigs; i++) {
-        if (!aligned(a->sigs[i].domain, from, org, adkim))
+        if (!aligned(tree_walk, a->sigs[i].domain, from, org, adkim))
             continue;
         pass |= a->sigs[i].result == DKIM_RES_PASS;
         temp |= a->sigs[i].result == DKIM_RES_TEMPERROR;
@@ -296,7 +383,7 @@ static void judge_domain(const char *from, const struct auth_details *a, struct 
         o->v = VERDICT_GRAY;
         o->r = DMARC_RES_NONE;
         o->policy = DMARC_POLICY_NONE;
-        o->why = "no DMARC record";
+        o->why = invalid ? invalid : "no DMARC record";
         return;
     }
     if (pass) {
@@ -311,10 +398,17 @@ static void judge_domain(const char *from, const struct auth_details *a, struct 
         o->why = "SPF or DKIM could not be checked";
         return;
     }
-    enum dmarc_policy pol = policy_of(at_org && sp ? sp : p);
+    int letter = at_org && sp ? sp : p;
+    /* RFC 9989 np=: the policy for an author subdomain that does not exist at all */
+    if (tree_walk && at_org && np && dns_query(from, 1 /* A */, NULL) == DNS_NXDOMAIN)
+        letter = np;
+    enum dmarc_policy pol = policy_of(letter);
+    /* RFC 9989 drops pct= for t=y: a policy under test is applied one step lower. */
+    if (tree_walk && testing)
+        pol = pol == DMARC_POLICY_REJECT ? DMARC_POLICY_QUARANTINE : DMARC_POLICY_NONE;
     /* pct=: the policy applies to that share of failing mail; the rest gets the next lower
-     * policy (§6.6.4). */
-    if (pct < 100 && pol != DMARC_POLICY_NONE &&
+     * policy (RFC 7489 §6.6.4). */
+    if (!tree_walk && pct < 100 && pol != DMARC_POLICY_NONE &&
         (pct <= 0 || arc4random_uniform(100) >= (unsigned)pct))
         pol = pol == DMARC_POLICY_REJECT ? DMARC_POLICY_QUARANTINE : DMARC_POLICY_NONE;
     o->r = DMARC_RES_FAIL;
@@ -338,7 +432,7 @@ static int severity(enum verdict v)
 }
 
 enum verdict dmarc_check(const char *data, const struct hdr_list *h, struct auth_details *a,
-                         enum dmarc_policy *policy)
+                         bool tree_walk, enum dmarc_policy *policy)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, lib_init);
@@ -346,13 +440,13 @@ enum verdict dmarc_check(const char *data, const struct hdr_list *h, struct auth
     char **doms = NULL;
     size_t n = 0;
     bool ok = true;
-    size_t nfrom = 0;
+    size_t nfrom = 0, mailboxes = 0;
     for (size_t i = 0; i < h->n; i++) {
         if (!header_is(data, &h->f[i], "From"))
             continue;
         nfrom++;
         char *v = header_value(data, &h->f[i]);
-        ok &= from_domains(v, &doms, &n);
+        ok &= from_domains(v, &doms, &n, &mailboxes);
         free(v);
     }
     enum verdict out;
@@ -371,7 +465,7 @@ enum verdict dmarc_check(const char *data, const struct hdr_list *h, struct auth
         size_t best_i = 0;
         for (size_t i = 0; i < n; i++) {
             struct one_result o;
-            judge_domain(doms[i], a, &o);
+            judge_domain(tree_walk, doms[i], a, &o);
             if (i == 0 || severity(o.v) > severity(best.v) ||
                 (o.v == best.v && o.policy > best.policy)) {
                 best = o;
@@ -385,6 +479,14 @@ enum verdict dmarc_check(const char *data, const struct hdr_list *h, struct auth
         a->dmarc_reason = best.why ? xstrdup(best.why) : NULL;
         *policy = best.policy;
         out = best.v;
+        if (out == VERDICT_PASS && (nfrom > 1 || mailboxes > 1)) {
+            /* §6.6.1 leaves messages with several authors to the receiver; one forged author
+             * beside an aligned one must not make the message pass. */
+            a->dmarc = DMARC_RES_PERMERROR;
+            free(a->dmarc_reason);
+            a->dmarc_reason = xstrdup("several author addresses in From");
+            out = VERDICT_PROCESSING_FAILED;
+        }
         if (out != VERDICT_FAIL && out != VERDICT_GRAY)
             *policy = DMARC_POLICY_UNSET;
     }

@@ -100,6 +100,17 @@ static struct ub_ctx *make_ctx(const struct dns_cfg *d)
     /* After an outage a server marked down is probed again at once rather than skipped for
      * the infra cache's TTL (900 s). */
     ub_ctx_set_option(ctx, "infra-keep-probing:", "yes");
+    /* Every query goes to the configured (or system) resolvers, which know the site's reverse
+     * zones: libunbound would otherwise answer NXDOMAIN itself for the reverse zones of private
+     * (RFC 1918, RFC 4193) and documentation ranges, so an SPF `ptr` or %{p} for a client in
+     * 10.0.0.0/8 or 2001:db8::/32 could never match. */
+    ub_ctx_set_option(ctx, "unblock-lan-zones:", "yes");
+    ub_ctx_set_option(ctx, "insecure-lan-zones:", "yes");
+    static const char *const doc_zones[] = {
+        "2.0.192.in-addr.arpa. nodefault", "100.51.198.in-addr.arpa. nodefault",
+        "113.0.203.in-addr.arpa. nodefault", "8.b.d.0.1.0.0.2.ip6.arpa. nodefault"};
+    for (size_t i = 0; i < sizeof doc_zones / sizeof *doc_zones; i++)
+        ub_ctx_set_option(ctx, "local-zone:", doc_zones[i]);
     int rc = 0;
     if (d->nservers) {
         for (size_t i = 0; i < d->nservers && rc == 0; i++) {

@@ -2,6 +2,7 @@
 #include "config/config.h"
 #include "config/config_dns.h"
 #include "config/config_scan.h"
+#include "config/config_dmarc.h"
 #include "actions/action.h"
 #include "core/address.h"
 #include "core/cidr.h"
@@ -179,6 +180,7 @@ void config_describe(const struct config *c, FILE *out)
     }
     dns_cfg_describe(c, out);
     scan_cfg_describe(&c->scan, out);
+    dmarc_cfg_describe(c, out);
     for (size_t i = 0; i < c->nsets; i++) {
         const struct rule_set *rs = c->sets[i];
         fprintf(out, "rule set \"%s\" (line %d): %zu rule%s, in evaluation order\n", rs->name,

@@ -42,7 +42,7 @@ struct server_cfg {
     long long workers;
     char *rule_set;
     bool auth_checks;
-    char *metrics; /* "ip:port" of the Prometheus endpoint, NULL when off */
+    char *metrics;              /* "ip:port" of the Prometheus endpoint, NULL when off */
     long long retry_initial_ms; /* first retry of a failed post-acceptance action */
     long long retry_max_ms;     /* backoff cap */
     char *bounce_relay;         /* "host:port" DSNs are sent through; NULL: none sent */
@@ -77,12 +77,20 @@ struct scan_cfg {
     long long max_size;   /* larger messages are not sent: PROCESSING_FAILED */
 };
 
+/* dmarc { tree_walk = true }: find DMARC policy records and organizational domains by RFC
+ * 9989's DNS tree walk instead of RFC 7489's public suffix list (the default). */
+struct dmarc_cfg {
+    int line; /* 0 when the block is absent */
+    bool tree_walk;
+};
+
 struct config {
     int refs;
     char *path;
     unsigned generation; /* counts reloads; shows in logs */
     struct server_cfg server;
     struct dns_cfg dns;
+    struct dmarc_cfg dmarc;
     struct rule_set **sets;
     size_t nsets;
     struct receipt_filter *filters;

@@ -7,7 +7,10 @@ a temporary directory, runs `nsd -d` on a free loopback port, and stops it.
     dns.stop()
 
 Record names are relative to the zone unless they end with a dot. A zone listed in `broken`
-is configured with a zone file nsd cannot load, so nsd answers SERVFAIL for it.
+is configured with a zone file nsd cannot load, so nsd answers SERVFAIL for it. The zone "."
+(the root) serves any names at all, written absolute: `dns_name()` escapes odd characters
+(spaces, '%', non-ASCII) for the zone file, `txt_strings()` gives a TXT of exactly the
+character-strings given (also none at all).
 """
 import os
 import shutil
@@ -47,6 +50,25 @@ def txt(s):
     return " ".join(out)
 
 
+def txt_strings(strings):
+    """A TXT rdata of exactly these character-strings (each at most 255 bytes); an empty list
+    gives a TXT record with no strings at all (RFC 3597 generic form)."""
+    if not strings:
+        return "\\# 0"
+    return " ".join(txt(s) for s in strings)
+
+
+def dns_name(name):
+    """An absolute owner or target name for a zone file, every byte other than letters, digits,
+    '-', '_' and the dots between labels written as \\DDD."""
+    if isinstance(name, str):
+        name = name.encode("latin-1")
+    name = name.rstrip(b".")
+    out = "".join(chr(b) if chr(b).isalnum() and b < 0x80 or b in b"-_." else "\\%03d" % b
+                  for b in name)
+    return out + "."
+
+
 class DnsServer:
     def __init__(self, zones, broken=()):
         self.zones = zones
@@ -56,9 +78,14 @@ class DnsServer:
         self.proc = None
 
     def _zone_text(self, origin, records):
-        lines = ["$ORIGIN %s." % origin, "$TTL 60",
-                 "@ IN SOA ns.%s. hostmaster.%s. 1 3600 600 86400 60" % (origin, origin),
-                 "@ IN NS ns.%s." % origin, "ns IN A 127.0.0.1"]
+        if origin == ".":
+            lines = ["$ORIGIN .", "$TTL 60",
+                     "@ IN SOA ns.root.test. hostmaster.root.test. 1 3600 600 86400 60",
+                     "@ IN NS ns.root.test.", "ns.root.test. IN A 127.0.0.1"]
+        else:
+            lines = ["$ORIGIN %s." % origin, "$TTL 60",
+                     "@ IN SOA ns.%s. hostmaster.%s. 1 3600 600 86400 60" % (origin, origin),
+                     "@ IN NS ns.%s." % origin, "ns IN A 127.0.0.1"]
         for name, rtype, rdata in records:
             lines.append("%s IN %s %s" % (name, rtype, rdata))
         return "\n".join(lines) + "\n"
@@ -82,7 +109,7 @@ class DnsServer:
                 "remote-control:",
                 "  control-enable: no"]
         for origin, records in self.zones.items():
-            fname = origin + ".zone"
+            fname = ("root" if origin == "." else origin) + ".zone"
             with open(os.path.join(self.dir, fname), "w") as f:
                 f.write(self._zone_text(origin, records))
             conf += ["zone:", "  name: %s" % origin, "  zonefile: \"%s\"" % fname]
@@ -112,7 +139,8 @@ class DnsServer:
         origin = next(iter(self.zones), None) or "example.com"
         q = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
         for label in origin.split("."):
-            q += bytes([len(label)]) + label.encode()
+            if label:
+                q += bytes([len(label)]) + label.encode()
         q += b"\x00\x00\x06\x00\x01"
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.settimeout(0.2)
