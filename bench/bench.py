@@ -4,25 +4,27 @@
 For each concurrency level (1, 10, 50) the same workload runs against, in turn: a private
 Postfix instance (virtual delivery to Maildir), sluice with auth checks off, sluice with
 SPF+DKIM+DMARC on against a local nsd, and sluice with a 1,000-rule rule set. Each run gets a
-freshly started server. The load generator is Postfix's smtp-source (one message per
+freshly started server. The shared machine's speed drifts, so each server's BENCH_MESSAGES
+per level are sent in BENCH_ROUNDS alternating rounds (default 4 x 5,000), and the machine
+limits are measured again between them. The load generator is Postfix's smtp-source (one message per
 connection, its default), sending a DKIM-signed 10 KB message (-F) to one recipient.
 
 Measured per run:
-- accepted/s: messages / smtp-source wall time;
+- accepted/s: messages / smtp-source wall time (median over the rounds);
 - delivered/s: messages / time until the Maildir new/ holds all of them;
 - p50/p99 MAIL->250: a probe client of our own (below) on one extra connection sends the same
   message every PROBE_INTERVAL seconds during the run and times MAIL FROM up to the 250 that
   answers the end of DATA (no pipelining: MAIL, RCPT, DATA, body are separate round trips);
 - peak RSS: the largest sum of VmRSS over the server's process tree, sampled every 0.2 s
   (for sluice also its VmHWM); shared pages count once per Postfix process, so this overstates
-  Postfix's real footprint;
+  Postfix's real footprint, and peak PSS (smaps_rollup) is given next to it;
 - CPU s per 1,000 messages: utime+stime+cutime+cstime summed over the server's process tree
   (exited Postfix children are in the master's cutime/cstime), from after start-up to after the
   last delivery, divided by all messages of the run (load + probe).
 Also the machine's limits, in the same run: smtp-sink rate, and write 10 KB + fsync + rename
 per second on one and two threads (bench/fsync_rate.c), with and without the directory fsync.
 
-Environment: BENCH_MESSAGES (20000), BENCH_LEVELS ("1,10,50"), BENCH_TARGETS (all),
+Environment: BENCH_MESSAGES (20000), BENCH_ROUNDS (4), BENCH_LEVELS ("1,10,50"), BENCH_TARGETS (all),
 SLUICE_BIN (build/sluice), BENCH_OUT (bench/results.md).
 """
 import os
@@ -46,6 +48,7 @@ from auth_fixtures import Keys, sign, zones  # noqa: E402
 from dns_harness import DnsServer, free_port  # noqa: E402
 
 MESSAGES = int(os.environ.get("BENCH_MESSAGES", "20000"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "4"))
 LEVELS = [int(x) for x in os.environ.get("BENCH_LEVELS", "1,10,50").split(",")]
 TARGETS = os.environ.get("BENCH_TARGETS", "postfix,sluice,sluice-auth,sluice-rules").split(",")
 OUT = os.environ.get("BENCH_OUT", os.path.join(HERE, "results.md"))
@@ -120,21 +123,42 @@ def status_kb(pid, field):
     return 0
 
 
+def pss_kb(pid):
+    """Proportional set size: shared pages divided among the processes that map them."""
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 class RssSampler(threading.Thread):
+    """Peak of the summed RSS and of the summed PSS of a process tree, sampled every 0.2 s."""
+
     def __init__(self, root, single):
         super().__init__(daemon=True)
-        self.root, self.single, self.peak_kb, self.stop_ev = root, single, 0, threading.Event()
+        self.root, self.single, self.stop_ev = root, single, threading.Event()
+        self.peak_kb = self.peak_pss_kb = 0
+
+    def sample(self):
+        pids = tree(self.root)
+        self.peak_kb = max(self.peak_kb, sum(status_kb(p, "VmRSS") for p in pids))
+        self.peak_pss_kb = max(self.peak_pss_kb, sum(pss_kb(p) for p in pids))
 
     def run(self):
         while not self.stop_ev.is_set():
-            self.peak_kb = max(self.peak_kb, sum(status_kb(p, "VmRSS") for p in tree(self.root)))
+            self.sample()
             self.stop_ev.wait(0.2)
 
     def stop(self):
         self.stop_ev.set()
         self.join()
-        self.peak_kb = max(self.peak_kb, sum(status_kb(p, "VmRSS") for p in tree(self.root)),
-                           status_kb(self.root, "VmHWM") if self.single else 0)
+        self.sample()
+        if self.single:   # one process: the kernel's own high-water mark catches short peaks
+            self.peak_kb = max(self.peak_kb, status_kb(self.root, "VmHWM"))
 
 
 # --- the probe: our own SMTP client timing MAIL -> 250 ----------------------------------------
@@ -472,16 +496,15 @@ def run_one(server, conc, n, msg, msgfile):
         auth_ok = check_auth(server.new) if server.name == "sluice-auth" else None
     finally:
         server.stop()
-    total = n + len(probe.samples)
     row = {"server": server.name, "conc": conc, "n": n, "accepted": n / t_acc,
-           "delivered": n / t_del, "p50": percentile(probe.samples, 0.5) * 1000,
-           "p99": percentile(probe.samples, 0.99) * 1000, "probes": len(probe.samples),
-           "rss_mb": rss.peak_kb / 1024, "cpu_per_1000": cpu / total * 1000,
+           "delivered": n / t_del, "samples": probe.samples, "rss_mb": rss.peak_kb / 1024,
+           "pss_mb": rss.peak_pss_kb / 1024, "cpu": cpu, "messages": n + len(probe.samples),
            "probe_error": probe.error, "auth_ok": auth_ok}
     log("  %-13s c=%-3d accepted %7.0f/s delivered %7.0f/s p50 %6.1f ms p99 %6.1f ms "
-        "(%d probes) RSS %6.1f MB CPU %.2f s/1000%s" %
-        (row["server"], conc, row["accepted"], row["delivered"], row["p50"], row["p99"],
-         row["probes"], row["rss_mb"], row["cpu_per_1000"],
+        "(%d probes) RSS %6.1f MB PSS %6.1f MB CPU %.2f s/1000%s" %
+        (row["server"], conc, row["accepted"], row["delivered"],
+         percentile(probe.samples, .5) * 1e3, percentile(probe.samples, .99) * 1e3,
+         len(probe.samples), row["rss_mb"], row["pss_mb"], cpu / row["messages"] * 1000,
          " PROBE ERROR " + probe.error if probe.error else ""))
     return row
 
@@ -503,73 +526,140 @@ def sink_rate(conc, n, msgfile):
         p.wait()
 
 
-def fsync_rates():
-    out = {}
+def fsync_rates(out):
+    """Appends one measurement of each variant to out[(fsync of new/?, threads)], in the
+    temporary directory where the servers' Maildirs are too."""
     for dirsync in (False, True):
         for threads in (1, 2):
-            d = tempfile.mkdtemp(prefix="bench-fsync-", dir=ROOT)
+            d = tempfile.mkdtemp(prefix="bench-fsync-")
             try:
-                args = [FSYNC_RATE] + (["-d"] if dirsync else []) + [d + "/md", str(threads), "3"]
-                out[(dirsync, threads)] = float(subprocess.run(args, check=True,
-                                                               capture_output=True,
-                                                               text=True).stdout)
+                args = [FSYNC_RATE] + (["-d"] if dirsync else []) + [d + "/md", str(threads), "2"]
+                out.setdefault((dirsync, threads), []).append(float(subprocess.run(
+                    args, check=True, capture_output=True, text=True).stdout))
             finally:
                 shutil.rmtree(d, ignore_errors=True)
-    return out
 
 
 # --- report -----------------------------------------------------------------------------------
 def fmt(x, spec="%.0f"):
-    return "n/a" if x != x else spec % x
+    return "n/a" if x is None or x != x else spec % x
 
 
-def report(rows, sinks, fs, started, elapsed):
-    pf = {r["conc"]: r for r in rows if r["server"] == "postfix"}
+def median(xs):
+    xs = sorted(xs)
+    if not xs:
+        return float("nan")
+    m = len(xs) // 2
+    return xs[m] if len(xs) % 2 else (xs[m - 1] + xs[m]) / 2
+
+
+def span(xs, spec="%.0f"):
+    """median (min–max)"""
+    if len(xs) == 1:
+        return fmt(xs[0], spec)
+    return "%s (%s–%s)" % (fmt(median(xs), spec), fmt(min(xs), spec), fmt(max(xs), spec))
+
+
+def aggregate(runs):
+    """One summary per (server, level) over its rounds: median rates, latency percentiles over
+    all probe samples of all rounds, peak memory over rounds, CPU over all messages."""
+    out = {}
+    for key, rs in runs.items():
+        samples = [x for r in rs for x in r["samples"]]
+        out[key] = {
+            "accepted": [r["accepted"] for r in rs], "delivered": [r["delivered"] for r in rs],
+            "p50": percentile(samples, .5) * 1e3, "p99": percentile(samples, .99) * 1e3,
+            "probes": len(samples), "rss_mb": max(r["rss_mb"] for r in rs),
+            "pss_mb": max(r["pss_mb"] for r in rs),
+            "cpu_per_1000": sum(r["cpu"] for r in rs) / sum(r["messages"] for r in rs) * 1000,
+            "auth_ok": None if rs[0]["auth_ok"] is None else all(r["auth_ok"] for r in rs),
+            "errors": [r["probe_error"] for r in rs if r["probe_error"]],
+        }
+    return out
+
+
+def report(runs, sinks, fs, started, elapsed):
+    agg = aggregate(runs)
+    per_run = MESSAGES // ROUNDS
     lines = ["# sluice vs Postfix: benchmark results", "",
-             "Produced by `make bench` (bench/bench.py) on %s, %d messages per run, in %.0f s "
-             "(this table only). Machine: %s, %d cores, %s." %
-             (started, MESSAGES, elapsed, os.uname().release, os.cpu_count(), fs_type()), "",
-             "## Machine limits, measured in the same run", "",
+             "Produced by `make bench` (bench/bench.py) on %s: %d messages per server and "
+             "concurrency level, in %d alternating rounds of %d; %.0f s for this part. "
+             "Machine: Linux %s, %d cores, %s. Rates are medians over the rounds (min–max in "
+             "brackets)." % (started, per_run * ROUNDS, ROUNDS, per_run, elapsed,
+                             os.uname().release, os.cpu_count(), fs_type()), "",
+             "## Machine limits, measured in the same run (interleaved with the servers)", "",
              "| limit | per second |", "|---|---:|"]
-    for conc, rate in sorted(sinks.items()):
+    for conc in LEVELS:
         lines.append("| smtp-sink (do-nothing SMTP server), smtp-source at concurrency %d | %s |"
-                     % (conc, fmt(rate)))
-    for (dirsync, threads), rate in sorted(fs.items()):
+                     % (conc, span(sinks[conc])))
+    for (dirsync, threads), rates in sorted(fs.items()):
         lines.append("| write 10 KB + fsync + rename%s, %d thread%s | %s |" %
-                     (" + fsync dir" if dirsync else "", threads, "s" if threads > 1 else "",
-                      fmt(rate)))
+                     (" + fsync of new/" if dirsync else "", threads,
+                      "s" if threads > 1 else "", span(rates)))
     lines += ["", "## Servers", "",
               "| conc | server | accepted msg/s | delivered msg/s | delivered ×Postfix | "
-              "p50 MAIL→250 ms | p99 MAIL→250 ms | peak RSS MB | CPU s/1000 msg | CPU ×Postfix |",
-              "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        base = pf.get(r["conc"])
-        ratio = fmt(r["delivered"] / base["delivered"], "%.2f") if base else "n/a"
-        cratio = fmt(r["cpu_per_1000"] / base["cpu_per_1000"], "%.2f") if base else "n/a"
-        name = r["server"] + (" (auth NOT passing!)" if r["auth_ok"] is False else "")
-        lines.append("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-            r["conc"], name, fmt(r["accepted"]), fmt(r["delivered"]), ratio,
-            fmt(r["p50"], "%.1f"), fmt(r["p99"], "%.1f"), fmt(r["rss_mb"], "%.1f"),
-            fmt(r["cpu_per_1000"], "%.2f"), cratio))
-    errs = [r for r in rows if r["probe_error"]]
-    for r in errs:
-        lines.append("\nProbe error (%s, c=%d): %s" % (r["server"], r["conc"], r["probe_error"]))
-    lines += ["", "sluice = auth checks off; sluice-auth = SPF+DKIM+DMARC against a local nsd "
-              "(every message verified as pass); sluice-rules = 1,000-rule rule set, checks off. "
-              "Latency: probe transactions (%s per run) on one extra connection during the load "
-              "(see bench/bench.py). RSS of Postfix is the sum over its processes." %
-              "–".join(str(f(r["probes"] for r in rows)) for f in (min, max)), ""]
-    return "\n".join(lines)
+              "p50 MAIL→250 ms | p99 MAIL→250 ms | peak RSS MB | peak PSS MB | "
+              "CPU s/1000 msg | CPU ×Postfix |",
+              "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for conc in LEVELS:
+        base = agg.get(("postfix", conc))
+        for name in TARGETS:
+            a = agg.get((name, conc))
+            if not a:
+                continue
+            ratio = cratio = None
+            if base:
+                ratio = median(a["delivered"]) / median(base["delivered"])
+                cratio = a["cpu_per_1000"] / base["cpu_per_1000"]
+            label = name + (" (auth NOT passing!)" if a["auth_ok"] is False else "")
+            lines.append("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                conc, label, span(a["accepted"]), span(a["delivered"]), fmt(ratio, "%.2f"),
+                fmt(a["p50"], "%.1f"), fmt(a["p99"], "%.1f"), fmt(a["rss_mb"], "%.1f"),
+                fmt(a["pss_mb"], "%.1f"), fmt(a["cpu_per_1000"], "%.2f"), fmt(cratio, "%.2f")))
+    for (name, conc), a in sorted(agg.items()):
+        for e in a["errors"]:
+            lines.append("\nProbe error (%s, c=%d): %s" % (name, conc, e))
+    probes = [a["probes"] for a in agg.values()]
+    lines += ["",
+              "sluice = auth checks off; sluice-auth = SPF+DKIM+DMARC against a local nsd (the "
+              "stored messages checked for spf=pass, dkim=pass, dmarc=pass); sluice-rules = "
+              "1,000-rule rule set, checks off. Latency: %d–%d probe transactions per line, on "
+              "one extra connection during the load. RSS sums count shared pages once per "
+              "process (Postfix runs dozens); PSS shares them out. CPU: user+system of the "
+              "whole process tree." % (min(probes), max(probes)), ""]
+    # the floors of issue 8
+    top = max(LEVELS)
+    fl = ["## Floors (issue 8)", ""]
+    pf, sa = agg.get(("postfix", top)), agg.get(("sluice-auth", top))
+    if pf and sa:
+        r = median(sa["accepted"]) / median(pf["delivered"])
+        fl.append("- sluice with checks on accepts %s msg/s at concurrency %d, %.2f× Postfix's "
+                  "delivered %s msg/s (floor: 2×): %s." %
+                  (fmt(median(sa["accepted"])), top, r, fmt(median(pf["delivered"])),
+                   "met" if r >= 2 else "NOT met"))
+    limit = median(fs.get((False, 2), [float("nan")]))
+    for name in ("sluice", "sluice-auth"):
+        a = agg.get((name, top))
+        if a and limit == limit:
+            r = median(a["delivered"]) / limit
+            fl.append("- %s delivers %s msg/s at concurrency %d = %.0f%% of the write+fsync+"
+                      "rename limit on two threads (%s/s, median) (floor: 80%%): %s." %
+                      (name, fmt(median(a["delivered"])), top, r * 100, fmt(limit),
+                       "met" if r >= 0.8 else "NOT met"))
+    return "\n".join(lines + fl) + "\n"
 
 
 def fs_type():
-    r = subprocess.run(["df", "-T", ROOT], capture_output=True, text=True).stdout.split("\n")
-    return "data on " + r[1].split()[1] if len(r) > 1 and r[1] else "?"
+    r = subprocess.run(["df", "-T", tempfile.gettempdir()], capture_output=True,
+                       text=True).stdout.split("\n")
+    return "%s on %s" % (tempfile.gettempdir(), r[1].split()[1]) if len(r) > 1 and r[1] else "?"
 
 
 def main():
     if os.geteuid() != 0:
         sys.exit("bench.py runs Postfix as root (its own instance); run it as root")
+    if MESSAGES // ROUNDS < 1:
+        sys.exit("BENCH_MESSAGES must be at least BENCH_ROUNDS")
     postfix_prereqs()
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     t_start = time.time()
@@ -581,23 +671,26 @@ def main():
         msgfile = os.path.join(work, "message.txt")
         with open(msgfile, "wb") as f:   # smtp-source -F appends CRLF to each line itself
             f.write(msg.replace(b"\r\n", b"\n"))
-        log("machine limits ...")
-        fs = fsync_rates()
-        sinks = {}
-        rows = []
         makers = {"postfix": lambda: Postfix(),
                   "sluice": lambda: Sluice("plain"),
                   "sluice-auth": lambda: Sluice("auth", dns.port),
                   "sluice-rules": lambda: Sluice("rules")}
-        for i, conc in enumerate(LEVELS):
-            sinks[conc] = sink_rate(conc, MESSAGES, msgfile)
-            log("concurrency %d (smtp-sink %.0f/s)" % (conc, sinks[conc]))
-            # alternate, and rotate the order per level so no server always goes first
-            order = TARGETS[i % len(TARGETS):] + TARGETS[:i % len(TARGETS)]
-            for name in order:
-                rows.append(run_one(makers[name](), conc, MESSAGES, msg, msgfile))
-        rows.sort(key=lambda r: (r["conc"], TARGETS.index(r["server"])))
-        text = report(rows, sinks, fs, started, time.time() - t_start)
+        per_run = MESSAGES // ROUNDS
+        fs, sinks, runs = {}, {}, {}
+        for rnd in range(ROUNDS):
+            for i, conc in enumerate(LEVELS):
+                # The machine is shared and its disk speed drifts: the limits are measured
+                # between the servers' runs, every round, not once.
+                fsync_rates(fs)
+                sinks.setdefault(conc, []).append(sink_rate(conc, per_run, msgfile))
+                log("round %d/%d, concurrency %d (smtp-sink %.0f/s, fsync+rename %.0f/s)" %
+                    (rnd + 1, ROUNDS, conc, sinks[conc][-1], fs[(False, 1)][-1]))
+                # alternate, rotating the order so that no server always goes first
+                k = (i + rnd) % len(TARGETS)
+                for name in TARGETS[k:] + TARGETS[:k]:
+                    runs.setdefault((name, conc), []).append(
+                        run_one(makers[name](), conc, per_run, msg, msgfile))
+        text = report(runs, sinks, fs, started, time.time() - t_start)
         print(text)
         with open(OUT, "w") as f:
             f.write(text)
