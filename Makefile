@@ -11,8 +11,11 @@ BUILD_PKGS := build-essential cmake pkg-config libetpan-dev libgmime-3.0-dev lib
 	libspf2-dev libopendkim-dev libopendmarc-dev libcurl4-gnutls-dev libssl-dev libevent-dev \
 	libunbound-dev libpcre2-dev libjansson-dev libsqlite3-dev publicsuffix openssl
 TEST_PKGS  := python3 python3-yaml swaks nsd opendkim-tools clang haproxy rspamd clamav-daemon clamav groff-base
+# Postfix is the yardstick of `make bench` (its smtp-source/smtp-sink, and a private instance).
+BENCH_PKGS := postfix
 
-.PHONY: all deps test-deps build run test test-asan cert clean bench-rules bench-lua fuzz install soak
+.PHONY: all deps test-deps build run test test-asan cert clean bench-rules bench-lua fuzz install \
+	soak bench-deps bench c10k
 
 all: build
 
@@ -68,6 +71,25 @@ PREFIX ?= /usr/local
 install: build
 	@cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
 	cmake --install $(BUILD)
+
+# Postfix's package asks what to configure: "No configuration" leaves the system's own
+# instance unconfigured and stopped; the benchmark runs a private one on loopback.
+bench-deps: test-deps
+	@dpkg-query -W -f='$${Status}' postfix 2>/dev/null | grep -q 'install ok installed' || \
+		echo 'postfix postfix/main_mailer_type select No configuration' | \
+		$(SUDO) debconf-set-selections
+	@scripts/ensure-packages $(BENCH_PKGS)
+
+# sluice against Postfix on loopback, then C10K; writes bench/results.md. BENCH_MESSAGES
+# (default 20000 per run) and BENCH_LEVELS (default 1,10,50) make it shorter.
+bench: bench-deps build
+	@$(CC) -O2 -Wall -Wextra -Werror -pthread bench/fsync_rate.c -o $(BUILD)/fsync_rate
+	$(SUDO) env SLUICE_BIN=$(abspath $(BUILD))/sluice /usr/bin/python3 bench/bench.py
+	$(SUDO) env SLUICE_BIN=$(abspath $(BUILD))/sluice /usr/bin/python3 bench/c10k.py --append
+
+# 10,000 idle sessions after EHLO while a sender measures latency (also part of `make bench`).
+c10k: test-deps build
+	SLUICE_BIN=$(abspath $(BUILD))/sluice /usr/bin/python3 bench/c10k.py
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
