@@ -2,6 +2,7 @@
  * checks (auth/dns.c) forward to, and how long one lookup may take. */
 #include "config/config_dns.h"
 #include "config/config.h"
+#include "config/config_dsl.h"
 #include "config/lua_fields.h"
 #include "core/sockaddr.h"
 
@@ -41,31 +42,19 @@ static int dns_parse(lua_State *L, struct dns_cfg *d, char *err, size_t errlen)
 
 static int dns_ctor(lua_State *L)
 {
-    struct config *cfg = lua_touserdata(L, lua_upvalueindex(1));
-    const char *path = lua_touserdata(L, lua_upvalueindex(2));
-    lua_Debug ar;
-    int line = 0;
-    if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "l", &ar) && ar.currentline > 0)
-        line = ar.currentline;
-    if (lua_gettop(L) != 1 || !lua_istable(L, 1))
-        return luaL_error(L, "%s:%d: dns expects a table: dns { servers = { ... } }", path, line);
-    if (cfg->dns.line)
-        return luaL_error(L, "%s:%d: dns { } is given twice (first at line %d)", path, line,
-                          cfg->dns.line);
-    cfg->dns.line = line;
+    struct config *cfg = config_dsl_config(L);
+    int line = config_dsl_block(L, "dns", "dns { servers = { ... } }", &cfg->dns.line);
     char err[512] = "";
     if (dns_parse(L, &cfg->dns, err, sizeof err) < 0)
-        return luaL_error(L, "%s:%d: %s", path, line, err);
+        return config_dsl_raise(L, line, err);
     return 0;
 }
 
 void config_dns_register(lua_State *L, struct config *cfg, const char *path)
 {
     cfg->dns.timeout_ms = DNS_DEFAULT_TIMEOUT_MS;
-    lua_pushlightuserdata(L, cfg);
-    lua_pushlightuserdata(L, (void *)path);
-    lua_pushcclosure(L, dns_ctor, 2);
-    lua_setglobal(L, "dns");
+    (void)path;
+    lua_register(L, "dns", dns_ctor);
 }
 
 void dns_cfg_describe(const struct config *cfg, FILE *out)

@@ -7,6 +7,7 @@
 
 struct lua_State;
 struct action;
+struct config;
 
 /* Moves the actions listed in t[key] (table at idx) into *out (caller owns them: free each with
  * action_free and the array with free). Absent key: *out = NULL, *n = 0. */
@@ -15,5 +16,14 @@ int config_take_actions(struct lua_State *L, int idx, const char *key, struct ac
 
 /* The path of the config file being loaded by the state L (for paths relative to it). */
 const char *config_dsl_path(struct lua_State *L);
+/* The config being built by the state L. */
+struct config *config_dsl_config(struct lua_State *L);
+/* Starts a top-level block such as dns { }: checks that the call passes one table (else the
+ * error shows usage) and that the block was not given before (*seen: the line it was first
+ * given at, 0 if never); records and returns the line of the call. Raises "FILE:LINE: ..."
+ * otherwise. */
+int config_dsl_block(struct lua_State *L, const char *name, const char *usage, int *seen);
+/* Raises "FILE:LINE: msg" for the config being loaded; never returns. */
+int config_dsl_raise(struct lua_State *L, int line, const char *msg);
 
 #endif

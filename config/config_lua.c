@@ -125,6 +125,32 @@ const char *config_dsl_path(lua_State *L)
     return ld ? ld->path : NULL;
 }
 
+struct config *config_dsl_config(lua_State *L)
+{
+    return get_loader(L)->cfg;
+}
+
+int config_dsl_raise(lua_State *L, int line, const char *msg)
+{
+    return raise_at(L, line, msg);
+}
+
+int config_dsl_block(lua_State *L, const char *name, const char *usage, int *seen)
+{
+    int line = call_line(L);
+    char err[512];
+    if (lua_gettop(L) != 1 || !lua_istable(L, 1)) {
+        snprintf(err, sizeof err, "%s expects a table: %s", name, usage);
+        return raise_at(L, line, err);
+    }
+    if (*seen) {
+        snprintf(err, sizeof err, "%s { } is given twice (first at line %d)", name, *seen);
+        return raise_at(L, line, err);
+    }
+    *seen = line;
+    return line;
+}
+
 int config_take_actions(lua_State *L, int idx, const char *key, struct action ***out, size_t *n,
                         char *err, size_t errlen)
 {
@@ -524,11 +550,17 @@ static int parse_tls(lua_State *L, struct server_cfg *s, char *err, size_t errle
 
 static int parse_server(lua_State *L, struct server_cfg *s, int line, char *err, size_t errlen)
 {
-    static const char *const keys[] = {
-        "listen", "hostname", "domains", "data_dir", "max_message_size", "tls", "log_format",
-        "max_recipients", "max_connections", "max_connections_per_ip", "command_timeout",
-        "data_timeout", "max_errors", "workers", "rule_set", "auth_checks", "xclient", "metrics",
-        "retry_initial_ms", "retry_max_ms", "bounce_relay", NULL};
+    static const char *const keys[] = {"listen",           "hostname",
+                                       "domains",          "data_dir",
+                                       "max_message_size", "tls",
+                                       "log_format",       "max_recipients",
+                                       "max_connections",  "max_connections_per_ip",
+                                       "command_timeout",  "data_timeout",
+                                       "max_errors",       "workers",
+                                       "rule_set",         "auth_checks",
+                                       "xclient",          "metrics",
+                                       "retry_initial_ms", "retry_max_ms",
+                                       "bounce_relay",     NULL};
     char *log_format = NULL;
     if (lf_check_keys(L, 1, "server", keys, err, errlen) < 0 ||
         parse_listen(L, s, line, err, errlen) < 0 ||
@@ -552,8 +584,7 @@ static int parse_server(lua_State *L, struct server_cfg *s, int line, char *err,
         parse_cidr_list(L, 1, "xclient", "server", &s->xclient, &s->nxclient, err, errlen) < 0 ||
         lf_string(L, 1, "metrics", false, &s->metrics, err, errlen) < 0 ||
         lf_string(L, 1, "bounce_relay", false, &s->bounce_relay, err, errlen) < 0 ||
-        lf_integer(L, 1, "retry_initial_ms", 10, 86400000, &s->retry_initial_ms, err, errlen) <
-            0 ||
+        lf_integer(L, 1, "retry_initial_ms", 10, 86400000, &s->retry_initial_ms, err, errlen) < 0 ||
         lf_integer(L, 1, "retry_max_ms", 10, 86400000, &s->retry_max_ms, err, errlen) < 0) {
         free(log_format);
         return -1;

@@ -2,6 +2,7 @@
  *        timeout_ms = 10000, max_size = 20 * 1024 * 1024 } */
 #include "config/config_scan.h"
 #include "config/config.h"
+#include "config/config_dsl.h"
 #include "config/lua_fields.h"
 #include "core/sockaddr.h"
 #include "core/xalloc.h"
@@ -16,14 +17,6 @@
 
 #define SCAN_DEFAULT_TIMEOUT_MS 10000
 #define SCAN_DEFAULT_MAX_SIZE (20LL << 20)
-
-static int call_line(lua_State *L)
-{
-    lua_Debug ar;
-    if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "l", &ar) && ar.currentline > 0)
-        return ar.currentline;
-    return 0;
-}
 
 static int validate(struct scan_cfg *s, char *err, size_t errlen)
 {
@@ -73,40 +66,30 @@ static int validate(struct scan_cfg *s, char *err, size_t errlen)
 
 static int scan_ctor(lua_State *L)
 {
-    struct config *cfg = lua_touserdata(L, lua_upvalueindex(1));
-    const char *path = lua_tostring(L, lua_upvalueindex(2));
-    int line = call_line(L);
-    char err[512] = "";
+    struct config *cfg = config_dsl_config(L);
     struct scan_cfg *s = &cfg->scan;
-    if (lua_gettop(L) != 1 || !lua_istable(L, 1)) {
-        snprintf(err, sizeof err,
-                 "scan expects a table: scan { rspamd = \"http://127.0.0.1:11333\", clamd = "
-                 "\"127.0.0.1:3310\" }");
-    } else if (s->line) {
-        snprintf(err, sizeof err, "scan { } is given twice (first at line %d)", s->line);
-    } else {
-        static const char *const keys[] = {"rspamd", "clamd", "timeout_ms", "max_size", NULL};
-        s->line = line;
-        s->timeout_ms = SCAN_DEFAULT_TIMEOUT_MS;
-        s->max_size = SCAN_DEFAULT_MAX_SIZE;
-        if (lf_check_keys(L, 1, "scan", keys, err, sizeof err) == 0 &&
-            lf_string(L, 1, "rspamd", false, &s->rspamd, err, sizeof err) == 0 &&
-            lf_string(L, 1, "clamd", false, &s->clamd, err, sizeof err) == 0 &&
-            lf_integer(L, 1, "timeout_ms", 1, 3600000, &s->timeout_ms, err, sizeof err) == 0 &&
-            lf_integer(L, 1, "max_size", 1, 1LL << 40, &s->max_size, err, sizeof err) == 0 &&
-            validate(s, err, sizeof err) == 0)
-            return 0;
-    }
-    lua_pushfstring(L, "%s:%d: %s", path, line, err);
-    return lua_error(L);
+    int line = config_dsl_block(
+        L, "scan", "scan { rspamd = \"http://127.0.0.1:11333\", clamd = \"127.0.0.1:3310\" }",
+        &s->line);
+    static const char *const keys[] = {"rspamd", "clamd", "timeout_ms", "max_size", NULL};
+    char err[512] = "";
+    s->timeout_ms = SCAN_DEFAULT_TIMEOUT_MS;
+    s->max_size = SCAN_DEFAULT_MAX_SIZE;
+    if (lf_check_keys(L, 1, "scan", keys, err, sizeof err) < 0 ||
+        lf_string(L, 1, "rspamd", false, &s->rspamd, err, sizeof err) < 0 ||
+        lf_string(L, 1, "clamd", false, &s->clamd, err, sizeof err) < 0 ||
+        lf_integer(L, 1, "timeout_ms", 1, 3600000, &s->timeout_ms, err, sizeof err) < 0 ||
+        lf_integer(L, 1, "max_size", 1, 1LL << 40, &s->max_size, err, sizeof err) < 0 ||
+        validate(s, err, sizeof err) < 0)
+        return config_dsl_raise(L, line, err);
+    return 0;
 }
 
 void config_scan_register(lua_State *L, struct config *cfg, const char *path)
 {
-    lua_pushlightuserdata(L, cfg);
-    lua_pushstring(L, path);
-    lua_pushcclosure(L, scan_ctor, 2);
-    lua_setglobal(L, "scan");
+    (void)cfg;
+    (void)path;
+    lua_register(L, "scan", scan_ctor);
 }
 
 void scan_cfg_free(struct scan_cfg *s)

@@ -109,6 +109,12 @@ class CheckErrors(unittest.TestCase):
             self.assertConfigError(SERVER + 'rule_set "main" {\n rule { name = "a", when = { %s },'
                                    ' actions = {} } }\n' % cond, 7, frag)
 
+    def test_top_level_blocks_once_and_with_a_table(self):
+        self.assertConfigError(SERVER + RULES + 'dns {}\ndns {}\n', 10,
+                               "dns { } is given twice (first at line 9)")
+        self.assertConfigError(SERVER + RULES + 'scan "x"\n', 9, "scan expects a table")
+        self.assertConfigError(SERVER + RULES + 'dmarc { tree_walk = 1 }\n', 9, "tree_walk")
+
     def test_bad_receipt_filter(self):
         self.assertConfigError(SERVER + 'receipt_filter { name = "f", policy = "deny", '
                                'cidr = { "10.0.0.0/8" } }\n' + RULES, 6, "policy must be")
