@@ -13,7 +13,7 @@ import unittest
 import urllib.request
 
 from sluice_harness import Sluice, free_port, wait_for
-from test_config import check
+from test_config import assert_action_errors
 from webhook_sink import WebhookSink
 
 
@@ -168,24 +168,15 @@ class Crash(unittest.TestCase):
 
 
 class ConfigErrors(unittest.TestCase):
-    SERVER = ('server { listen = { "127.0.0.1:2599" }, domains = { "example.test" } }\n'
-              'rule_set "main" { rule { name = "r", actions = {\n')
-
-    def error(self, action):
-        path, r = check(self.SERVER + action + "\n} } }\n")
-        self.assertEqual(r.returncode, 1, r.stdout)
-        self.assertTrue(r.stderr.startswith(path + ":3: "), r.stderr)
-        return r.stderr
-
     def test_errors(self):
-        self.assertIn("must start with http", self.error('webhook { url = "ftp://x" }'))
-        self.assertIn("content must be", self.error('webhook { url = "http://x", content = "all" }'))
-        self.assertIn("on_failure must be",
-                      self.error('webhook { url = "http://x", on_failure = "ignore" }'))
-        self.assertIn("expire_after", self.error('webhook { url = "http://x", expire_after = "soon" }'))
-        self.assertIn("needs a post-acceptance action",
-                      self.error('store { maildir = "x", on_failure = "retry" }'))
-        self.assertIn("missing required field 'url'", self.error('webhook { }'))
+        assert_action_errors(self, (
+            ('webhook { url = "ftp://x" }', "must start with http"),
+            ('webhook { url = "http://x", content = "all" }', "content must be"),
+            ('webhook { url = "http://x", on_failure = "ignore" }', "on_failure must be"),
+            ('webhook { url = "http://x", expire_after = "soon" }', "expire_after"),
+            ('store { maildir = "x", on_failure = "retry" }', "needs a post-acceptance action"),
+            ('store { maildir = "x", expire_after = "1h" }', "post-acceptance actions only"),
+            ('webhook { }', "missing required field 'url'")))
 
 
 if __name__ == "__main__":
