@@ -58,7 +58,7 @@ char *rdns_lookup(const char *ip)
     char *found = NULL;
     if (dns_query(qname, RR_PTR, &res) == DNS_OK) {
         /* The first PTR that confirms wins; like Postfix, only a few are tried. */
-        for (int i = 0; res->data[i] && i < 4 && !found; i++)
+        for (int i = 0; i < 4 && res->data[i] && !found; i++)
             if (dns_wire_name((const unsigned char *)res->data[i], (size_t)res->len[i], name,
                               sizeof name) == 0 &&
                 confirms(name, family, addr))

@@ -49,7 +49,8 @@ static struct hit *collect_hits(const struct rule_set *rs, const struct message 
             hits[n++] = (struct hit){list[j], (uint32_t)i};
     }
     free(list);
-    qsort(hits, n, sizeof *hits, cmp_hit);
+    if (n > 1)
+        qsort(hits, n, sizeof *hits, cmp_hit);
     *nhits = n;
     return hits;
 }
