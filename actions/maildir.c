@@ -1,6 +1,7 @@
 /* Maildir writer (https://cr.yp.to/proto/maildir.html) with fsync discipline: file data,
  * then the directory entry, before anything is acknowledged. */
 #include "actions/maildir.h"
+#include "actions/dir_sync.h"
 #include "core/xalloc.h"
 
 #include <errno.h>
@@ -181,7 +182,8 @@ int maildir_commit(struct maildir_batch *b, char *err, size_t errlen)
         int seen = 0;
         for (size_t j = 0; j < i && !seen; j++)
             seen = strcmp(b->items[i].new_dir, b->items[j].new_dir) == 0;
-        if (!seen && (rc = fsync_dir(b->items[i].new_dir)) < 0)
+        /* Shared with concurrent deliveries into the same new/ (group commit). */
+        if (!seen && (rc = dir_sync(b->items[i].new_dir)) < 0)
             snprintf(err, errlen, "cannot sync %s: %s", b->items[i].new_dir, strerror(-rc));
     }
     if (rc < 0) {
