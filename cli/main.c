@@ -7,6 +7,7 @@
 #include "receiver/server.h"
 #include "receiver/tls.h"
 #include "rules/metrics.h"
+#include "reports/dmarc_metrics.h"
 
 #include <curl/curl.h>
 #include <getopt.h>
@@ -106,6 +107,7 @@ static int cmd_serve(int argc, char **argv)
     server_run(srv);
     server_free(srv);
     metrics_shutdown();
+    dmarc_metrics_shutdown();
     return 0;
 }
 
