@@ -242,7 +242,18 @@ static enum action_status ingest_run(const void *state, struct action_ctx *ctx)
         st = ACTION_OK;
         goto done;
     }
-    /* The same report sent twice lands on the same name: stored once. */
+    /* The same report sent twice (a resend, or an SMTP retry after a lost reply) lands on the
+     * same name: stored, counted and posted once. */
+    char existing[PATH_MAX];
+    struct stat sb;
+    snprintf(existing, sizeof existing, "%s/%s", s->store ? s->store : "", buf_cstr(&name));
+    if (s->store && stat(existing, &sb) == 0) {
+        log_msg(LOG_INFO, "qid=%s dmarc report from %s id %s for %s already ingested as %s",
+                m->qid, org, id, domain, buf_cstr(&name));
+        action_note(ctx, "already ingested");
+        st = ACTION_OK;
+        goto done;
+    }
     if (s->store && write_durably(s->store, buf_cstr(&name), text, m->qid, ctx->error,
                                   sizeof ctx->error, &ctx->sys_errno) < 0)
         goto done;
