@@ -8,6 +8,7 @@
 #include "receiver/tls.h"
 #include "rules/metrics.h"
 #include "reports/dmarc_metrics.h"
+#include "reports/dmarc_store.h"
 
 #include <curl/curl.h>
 #include <getopt.h>
@@ -27,6 +28,8 @@ static void usage(FILE *out)
             "  check -c FILE   validate FILE and print a summary; exit 1 with FILE:LINE on error\n"            "  test -c FILE --from ADDR --to ADDR [...] MESSAGE\n"
             "                  dry-run a message through the rules and print a trace\n"
             "                  (sluice test --help for the options)\n"
+            "  dmarc-report -c FILE --dry-run DIR\n"
+            "                  write the DMARC aggregate reports of the last interval to DIR\n"
             "\n"
             "options:\n"
             "  -c, --config FILE   the Lua config (default: /etc/sluice/sluice.lua)\n"
@@ -108,6 +111,7 @@ static int cmd_serve(int argc, char **argv)
     server_free(srv);
     metrics_shutdown();
     dmarc_metrics_shutdown();
+    dmarc_store_shutdown();
     return 0;
 }
 
@@ -134,6 +138,8 @@ int main(int argc, char **argv)
         return cmd_check(argc - 1, argv + 1);
     if (strcmp(cmd, "test") == 0)
         return cmd_test(argc - 1, argv + 1);
+    if (strcmp(cmd, "dmarc-report") == 0)
+        return cmd_dmarc_report(argc - 1, argv + 1);
     if (strcmp(cmd, "spf-query") == 0) /* hidden: for tests and debugging */
         return cmd_spf_query(argc - 1, argv + 1);
     fprintf(stderr, "sluice: unknown command '%s'\n\n", cmd);

@@ -1,6 +1,7 @@
 /* Config lifecycle, lookups and the `sluice check` summary. */
 #include "config/config.h"
 #include "config/config_dns.h"
+#include "config/config_dmarc_reports.h"
 #include "config/config_scan.h"
 #include "actions/action.h"
 #include "core/address.h"
@@ -54,6 +55,7 @@ void config_release(struct config *c)
     }
     free(c->filters);
     scan_cfg_free(&c->scan);
+    dmarc_reports_cfg_free(&c->dmarc_reports);
     free(c->path);
     free(c);
 }

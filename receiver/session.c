@@ -17,6 +17,7 @@
 #include "receiver/smtp_cmd.h"
 #include "receiver/smtp_data.h"
 #include "receiver/workers.h"
+#include "reports/dmarc_store.h"
 #include "receiver/xclient.h"
 #include "actions/action.h"
 #include "core/verdict.h"
@@ -293,8 +294,10 @@ static void job_run(struct work *w)
 {
     struct msg_job *j = (struct msg_job *)w;
     /* Authentication first: DKIM must see the bytes as received, and rspamd gets the verdicts. */
-    if (j->cfg->server.auth_checks)
+    if (j->cfg->server.auth_checks) {
         auth_check(j->cfg, j->msg);
+        dmarc_store_record(j->cfg, j->msg, time(NULL)); /* for aggregate reports */
+    }
     scan_message(j->cfg, j->rs, j->msg);
     dns_begin(j->cfg); /* a fresh lookup budget for the rules' scripts */
     rules_evaluate(j->rs, j->msg, &j->cfg->server, &j->res);

@@ -1,0 +1,154 @@
+"""DMARC aggregate reports out: real SMTP sessions judged against a real DNS server (nsd) are
+recorded in data_dir's SQLite store, and `sluice dmarc-report --dry-run DIR` writes the RFC 7489
+Appendix C XML per domain with a rua=, aggregated by source and results. The XML is fed back
+through dmarc_report_ingest as a round trip."""
+import glob
+import gzip
+import os
+import smtplib
+import time
+import unittest
+import xml.etree.ElementTree as ET
+
+from auth_fixtures import Keys, message, sign, zones
+from dns_harness import DnsServer, txt
+from sluice_harness import Sluice
+from test_dmarc_ingest import report_mail
+
+RULES = """
+dns { servers = { "127.0.0.1:%d" }, timeout_ms = 2000 }
+dmarc_reports { org_name = "Sluice Test MX", email = "dmarc-reports@example.test",
+                interval = "24h", send = false }
+rule_set "main" {
+  rule { name = "rua", recipients = { "rua@example.test" }, actions = {
+    dmarc_report_ingest { store = "var/dmarc-in" },
+  } },
+  rule { name = "all", recipients = { "example.test" }, actions = {
+    store { maildir = "var/mail/{domain}/{user}" },
+  } },
+}
+"""
+
+
+class ReportsOut(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.keys = Keys()
+        z = zones(cls.keys)
+        z["rua.example"] = [
+            ("@", "TXT", txt("v=spf1 ip4:127.0.0.1 -all")),
+            ("_dmarc", "TXT", txt("v=DMARC1; p=quarantine; rua=mailto:dmarc@rua.example; fo=1")),
+            ("sel1._domainkey", "TXT", cls.keys.sel1_txt),
+        ]
+        cls.dns = DnsServer(z).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.dns.stop()
+
+    def setUp(self):
+        self.s = Sluice(rules=RULES % self.dns.port, server_extra="auth_checks = true,").start()
+        self.addCleanup(self.s.stop)
+
+    def send(self, mail_from, data, rcpt="user@example.test"):
+        with smtplib.SMTP("127.0.0.1", self.s.port, timeout=20) as c:
+            c.ehlo("client.example.net")
+            return c.sendmail(mail_from, [rcpt], data)
+
+    def report(self, *extra):
+        out = os.path.join(self.s.dir, "out")
+        r = self.s.run_cli("dmarc-report", "-c", self.s.config_path, "--dry-run", out, *extra)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        return out, r.stdout
+
+    def test_aggregate_report_per_rua_domain(self):
+        # Two SPF-aligned passes, one DKIM-aligned pass (signed, MAIL FROM elsewhere), one
+        # failure (quarantine), and mail from example.com, whose record has no rua=.
+        self.send("a@rua.example", message("a@rua.example"))
+        self.send("b@rua.example", message("b@rua.example"))
+        signed = sign(message("c@rua.example"), self.keys.sel1_key, "rua.example", "sel1")
+        self.send("c@spf-fail.example.com", signed)
+        self.send("x@spf-fail.example.com", message("d@rua.example"))
+        self.send("a@example.com", message("a@example.com"))
+        out, stdout = self.report("--begin", "0", "--end", str(int(time.time()) + 3600))
+        files = sorted(os.listdir(out))
+        self.assertEqual(len(files), 1, files)
+        self.assertRegex(files[0], r"^example\.test!rua\.example!0!\d+\.xml$")
+        self.assertIn("rua=mailto:dmarc@rua.example", stdout)
+        root = ET.parse(os.path.join(out, files[0])).getroot()
+        self.assertEqual(root.tag, "feedback")
+        self.assertEqual(root.findtext("report_metadata/org_name"), "Sluice Test MX")
+        self.assertEqual(root.findtext("report_metadata/email"), "dmarc-reports@example.test")
+        self.assertEqual(root.findtext("report_metadata/date_range/begin"), "0")
+        pp = root.find("policy_published")
+        self.assertEqual([(e.tag, e.text) for e in pp],
+                         [("domain", "rua.example"), ("adkim", "r"), ("aspf", "r"),
+                          ("p", "quarantine"), ("sp", "quarantine"), ("pct", "100"),
+                          ("fo", "1")])
+        rows = {}
+        for rec in root.findall("record"):
+            key = (rec.findtext("row/policy_evaluated/disposition"),
+                   rec.findtext("row/policy_evaluated/dkim"),
+                   rec.findtext("row/policy_evaluated/spf"))
+            self.assertEqual(rec.findtext("row/source_ip"), "127.0.0.1")
+            self.assertEqual(rec.findtext("identifiers/header_from"), "rua.example")
+            self.assertEqual(rec.findtext("identifiers/envelope_to"), "example.test")
+            rows.setdefault(key, []).append(rec)
+        self.assertEqual(sorted(rows), [("none", "fail", "pass"), ("none", "pass", "fail"),
+                                        ("quarantine", "fail", "fail")])
+        # The two SPF passes differ only in the local part: one row, counted twice.
+        spf_pass = rows[("none", "fail", "pass")]
+        self.assertEqual([r.findtext("row/count") for r in spf_pass], ["2"])
+        self.assertEqual(spf_pass[0].findtext("auth_results/spf/result"), "pass")
+        self.assertEqual(spf_pass[0].findtext("auth_results/spf/scope"), "mfrom")
+        dkim_pass = rows[("none", "pass", "fail")][0]
+        self.assertEqual(dkim_pass.findtext("auth_results/dkim/domain"), "rua.example")
+        self.assertEqual(dkim_pass.findtext("auth_results/dkim/selector"), "sel1")
+        self.assertEqual(dkim_pass.findtext("auth_results/dkim/result"), "pass")
+        self.assertEqual(dkim_pass.findtext("identifiers/envelope_from"),
+                         "spf-fail.example.com")
+        failed = rows[("quarantine", "fail", "fail")][0]
+        self.assertEqual(failed.findtext("auth_results/spf/result"), "fail")
+        self.assertEqual(failed.findtext("auth_results/spf/domain"), "spf-fail.example.com")
+
+        # Round trip: our report is one our own ingest accepts.
+        with open(os.path.join(out, files[0]), "rb") as f:
+            xml = f.read()
+        self.send("dmarc-reports@example.test", report_mail(gzip.compress(xml)),
+                  rcpt="rua@example.test")
+        docs = glob.glob(os.path.join(self.s.dir, "var", "dmarc-in", "*.json"))
+        self.assertEqual(len(docs), 1, self.s.read_log())
+        self.assertIn("rua.example!Sluice_Test_MX!", docs[0])
+
+    def test_nothing_recorded_outside_the_period(self):
+        self.send("a@rua.example", message("a@rua.example"))
+        out, stdout = self.report("--begin", "0", "--end", "3600")
+        self.assertEqual(os.listdir(out), [])
+        self.assertIn("no domain with a rua=", stdout)
+
+    def test_needs_the_block_and_dry_run(self):
+        r = self.s.run_cli("dmarc-report", "-c", self.s.config_path)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--dry-run", r.stderr)
+
+
+class Config(unittest.TestCase):
+    def test_errors(self):
+        from test_config import check
+        server = ('server { listen = { "127.0.0.1:2599" }, domains = { "example.test" } }\n'
+                  'rule_set "main" { rule { name = "r", actions = { drop {} } } }\n')
+        for block, want in (('dmarc_reports { email = "a@b" }', "org_name"),
+                            ('dmarc_reports { org_name = "o", email = "nobody" }',
+                             "is not an address"),
+                            ('dmarc_reports { org_name = "o", email = "a@b", interval = "5m" }',
+                             "between 1h and 7d"),
+                            ('dmarc_reports { org_name = "o", email = "a@b", sned = true }',
+                             "unknown key")):
+            path, r = check(server + block + "\n")
+            self.assertEqual(r.returncode, 1, r.stdout)
+            self.assertTrue(r.stderr.startswith(path + ":3: "), r.stderr)
+            self.assertIn(want, r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
