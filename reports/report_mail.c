@@ -77,9 +77,13 @@ int report_mail_attachment(const char *msg, size_t len, struct buf *out, char *e
             GMimeStream *mem = g_mime_stream_mem_new();
             g_mime_data_wrapper_write_to_stream(content, mem);
             GByteArray *bytes = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
-            buf_append(out, bytes->data, bytes->len);
+            if (bytes->len == 0) {
+                snprintf(err, errlen, "report attachment is empty");
+            } else {
+                buf_append(out, bytes->data, bytes->len);
+                rc = 0;
+            }
             g_object_unref(mem);
-            rc = 0;
         }
     }
     if (gm)

@@ -316,6 +316,12 @@ static void test_mail(void)
     CHECK_INT(report_mail_attachment(plain, strlen(plain), &out, err, sizeof err), -1);
     CHECK(strstr(err, "no DMARC report attachment") != NULL);
 
+    /* An empty attachment (found by the fuzzer: GMime hands out no buffer for it). */
+    const char *empty = "From: a@example.net\r\nMIME-Version: 1.0\r\n"
+                        "Content-Type: application/gzip\r\n\r\n";
+    CHECK_INT(report_mail_attachment(empty, strlen(empty), &out, err, sizeof err), -1);
+    CHECK(strstr(err, "empty") != NULL);
+
     /* A report forwarded as message/rfc822 inside a multipart. */
     struct buf m = {0};
     buf_printf(&m,
