@@ -1,11 +1,14 @@
-/* `sluice dmarc-report -c FILE --dry-run DIR [--begin EPOCH] [--end EPOCH]`: builds the DMARC
- * aggregate reports (RFC 7489 Appendix C XML) for the last complete interval of
- * dmarc_reports { }, one per policy domain with a rua= in its record, and writes them to DIR as
- * <receiver>!<policy-domain>!<begin>!<end>.xml (the §7.2.1.1 file name, uncompressed). */
+/* `sluice dmarc-report -c FILE [--dry-run DIR] [--begin EPOCH] [--end EPOCH]`: builds the
+ * DMARC aggregate reports (RFC 7489 Appendix C XML) for the last complete interval of
+ * dmarc_reports { }, one per policy domain with a rua= in its record. With --dry-run they are
+ * written to DIR as <receiver>!<policy-domain>!<begin>!<end>.xml (the §7.2.1.1 file name,
+ * uncompressed); without, they are mailed (reports/dmarc_send.c) when send = true. */
 #include "cli/commands.h"
+#include "auth/dns.h"
 #include "config/config.h"
 #include "core/buf.h"
 #include "reports/dmarc_aggregate.h"
+#include "reports/dmarc_send.h"
 #include "reports/dmarc_store.h"
 
 #include <errno.h>
@@ -20,9 +23,11 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: sluice dmarc-report -c FILE --dry-run DIR [--begin EPOCH] [--end EPOCH]\n"
-                 "  writes the DMARC aggregate reports of the last complete interval (or of\n"
-                 "  [begin, end)) as XML files into DIR, one per reporting domain\n");
+    fprintf(out,
+            "usage: sluice dmarc-report -c FILE [--dry-run DIR] [--begin EPOCH] [--end EPOCH]\n"
+            "  sends the DMARC aggregate reports of the last complete interval (or of\n"
+            "  [begin, end)) to each domain's rua= (dmarc_reports { send = true }), or\n"
+            "  with --dry-run writes them as XML files into DIR\n");
 }
 
 static int parse_epoch(const char *s, time_t *out)
@@ -70,10 +75,7 @@ int cmd_dmarc_report(int argc, char **argv)
             return 2;
         }
     }
-    if (optind < argc || !dir) {
-        if (!dir)
-            fprintf(stderr, "sluice: dmarc-report: sending is not implemented yet; use "
-                            "--dry-run DIR\n");
+    if (optind < argc) {
         usage(stderr);
         return 2;
     }
@@ -101,7 +103,14 @@ int cmd_dmarc_report(int argc, char **argv)
         fprintf(stderr, "sluice: dmarc-report: --begin must be before --end\n");
         goto done;
     }
-    if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+    if (!dir && !dr->send) {
+        fprintf(stderr,
+                "sluice: dmarc_reports { send = false } in %s: use --dry-run DIR, or set "
+                "send = true\n",
+                path);
+        goto done;
+    }
+    if (dir && mkdir(dir, 0750) < 0 && errno != EEXIST) {
         fprintf(stderr, "sluice: cannot create %s: %s\n", dir, strerror(errno));
         goto done;
     }
@@ -129,6 +138,20 @@ int cmd_dmarc_report(int argc, char **argv)
         if (rows < 0) {
             fprintf(stderr, "sluice: %s: %s\n", domains[i], err);
             rc = 1;
+        } else if (!dir) {
+            struct buf skipped = {0};
+            int sent = dmarc_report_send(cfg, receiver, domains[i], begin, end, &xml,
+                                         rua ? rua : "", &skipped, err, sizeof err);
+            if (skipped.len)
+                fprintf(stderr, "sluice: %s: not sent to %s", domains[i], buf_cstr(&skipped));
+            if (sent < 0) {
+                fprintf(stderr, "sluice: %s: %s\n", domains[i], err);
+                rc = 1;
+            } else {
+                printf("%s: %ld rows, sent to %d of rua=%s\n", domains[i], rows, sent,
+                       rua ? rua : "");
+            }
+            buf_free(&skipped);
         } else if (strchr(domains[i], '/') || write_file(file, &xml) < 0) {
             fprintf(stderr, "sluice: cannot write %s: %s\n", file, strerror(errno));
             rc = 1;
@@ -146,6 +169,7 @@ done:
         free(domains[i]);
     free(domains);
     sqlite3_close(db);
+    dns_thread_cleanup(); /* the rua authorization lookups ran on this thread */
     config_release(cfg);
     return rc;
 }

@@ -8,6 +8,12 @@
 #include <string.h>
 #include <strings.h>
 
+void dmarc_report_id(const char *domain, time_t begin, time_t end, const char *receiver, char *out,
+                     size_t len)
+{
+    snprintf(out, len, "%s.%lld.%lld@%s", domain, (long long)begin, (long long)end, receiver);
+}
+
 char *dmarc_record_tag(const char *record, const char *tag)
 {
     size_t tl = strlen(tag);
@@ -184,7 +190,7 @@ long dmarc_aggregate_build(sqlite3 *db, const struct dmarc_reports_cfg *rc, cons
     element(xml, "    ", "org_name", rc->org_name);
     element(xml, "    ", "email", rc->email);
     char id[512];
-    snprintf(id, sizeof id, "%s.%lld.%lld@%s", domain, (long long)begin, (long long)end, receiver);
+    dmarc_report_id(domain, begin, end, receiver, id, sizeof id);
     element(xml, "    ", "report_id", id);
     buf_printf(xml,
                "    <date_range>\n      <begin>%lld</begin>\n      <end>%lld</end>\n"

@@ -24,6 +24,10 @@ long dmarc_aggregate_build(struct sqlite3 *db, const struct dmarc_reports_cfg *r
                            const char *receiver, const char *domain, time_t begin, time_t end,
                            struct buf *xml, char **rua, char *err, size_t errlen);
 
+/* The Report-ID of domain's report for [begin, end) by receiver, into out. */
+void dmarc_report_id(const char *domain, time_t begin, time_t end, const char *receiver, char *out,
+                     size_t len);
+
 /* The value of tag in a DMARC record ("v=DMARC1; p=reject; rua=mailto:a@b"), trimmed, or
  * NULL when absent (caller frees). */
 char *dmarc_record_tag(const char *record, const char *tag);

@@ -199,3 +199,21 @@ int report_unpack(const unsigned char *data, size_t len, size_t max, struct buf 
     buf_append(out, data, len);
     return 0;
 }
+
+void report_gzip(const void *data, size_t len, struct buf *out)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    deflateInit2(&z, Z_BEST_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 9, Z_DEFAULT_STRATEGY);
+    z.next_in = (unsigned char *)data;
+    z.avail_in = (uInt)len; /* reports are far below 4 GiB */
+    unsigned char chunk[16384];
+    int zr;
+    do {
+        z.next_out = chunk;
+        z.avail_out = sizeof chunk;
+        zr = deflate(&z, Z_FINISH);
+        buf_append(out, chunk, sizeof chunk - z.avail_out);
+    } while (zr == Z_OK);
+    deflateEnd(&z);
+}

@@ -16,4 +16,7 @@
 int report_unpack(const unsigned char *data, size_t len, size_t max, struct buf *out,
                   const char **kind, char *err, size_t errlen);
 
+/* Appends data[0..len) gzip'd to out (for the reports we send). */
+void report_gzip(const void *data, size_t len, struct buf *out);
+
 #endif

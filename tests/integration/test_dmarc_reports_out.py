@@ -2,6 +2,8 @@
 recorded in data_dir's SQLite store, and `sluice dmarc-report --dry-run DIR` writes the RFC 7489
 Appendix C XML per domain with a rua=, aggregated by source and results. The XML is fed back
 through dmarc_report_ingest as a round trip."""
+import email
+import email.policy
 import glob
 import gzip
 import os
@@ -12,7 +14,7 @@ import xml.etree.ElementTree as ET
 
 from auth_fixtures import Keys, message, sign, zones
 from dns_harness import DnsServer, txt
-from sluice_harness import Sluice
+from sluice_harness import Sluice, read_file
 from test_dmarc_ingest import report_mail
 
 RULES = """
@@ -126,10 +128,95 @@ class ReportsOut(unittest.TestCase):
         self.assertEqual(os.listdir(out), [])
         self.assertIn("no domain with a rua=", stdout)
 
-    def test_needs_the_block_and_dry_run(self):
+    def test_send_false_needs_dry_run(self):
         r = self.s.run_cli("dmarc-report", "-c", self.s.config_path)
-        self.assertEqual(r.returncode, 2)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("send = false", r.stderr)
         self.assertIn("--dry-run", r.stderr)
+
+
+SENDER_RULES = """
+dns { servers = { "127.0.0.1:%d" }, timeout_ms = 2000 }
+dmarc_reports { org_name = "Sluice Test MX", email = "dmarc-reports@example.test", send = true }
+rule_set "main" {
+  rule { name = "all", recipients = { "example.test" }, actions = {
+    store { maildir = "var/mail/{domain}/{user}" },
+  } },
+}
+"""
+
+COLLECTOR_RULES = """
+rule_set "main" {
+  rule { name = "rua", actions = {
+    dmarc_report_ingest { store = "var/dmarc" },
+    store { maildir = "var/mail/{domain}/{user}" },
+  } },
+}
+"""
+
+
+class Sending(unittest.TestCase):
+    """Reports mailed through bounce_relay into a second sluice that ingests them; rua
+    addresses outside the policy domain only with the RFC 7489 §7.1 authorization record."""
+
+    @classmethod
+    def setUpClass(cls):
+        z = {
+            "rua.example": [
+                ("@", "TXT", txt("v=spf1 ip4:127.0.0.1 -all")),
+                ("_dmarc", "TXT", txt("v=DMARC1; p=reject; rua=mailto:dmarc@rua.example!10m")),
+            ],
+            "ext.example": [
+                ("@", "TXT", txt("v=spf1 ip4:127.0.0.1 -all")),
+                ("_dmarc", "TXT", txt("v=DMARC1; p=none; rua=mailto:reports@collector.example,"
+                                      "mailto:reports@unauth.example")),
+            ],
+            "collector.example": [
+                ("ext.example._report._dmarc", "TXT", txt("v=DMARC1")),
+            ],
+            "unauth.example": [("@", "TXT", txt("v=spf1 -all"))],
+        }
+        cls.dns = DnsServer(z).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.dns.stop()
+
+    def test_reports_are_mailed_and_ingested(self):
+        collector = Sluice(rules=COLLECTOR_RULES, tls=False,
+                           domains=("rua.example", "collector.example",
+                                    "unauth.example")).start()
+        self.addCleanup(collector.stop)
+        s = Sluice(rules=SENDER_RULES % self.dns.port,
+                   server_extra='auth_checks = true, bounce_relay = "127.0.0.1:%d",'
+                   % collector.port).start()
+        self.addCleanup(s.stop)
+        for frm in ("a@rua.example", "b@ext.example"):
+            with smtplib.SMTP("127.0.0.1", s.port, timeout=20) as c:
+                c.sendmail(frm, ["user@example.test"], message(frm))
+        r = s.run_cli("dmarc-report", "-c", s.config_path, "--begin", "0", "--end",
+                      str(int(time.time()) + 3600))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("rua.example: 1 rows, sent to 1", r.stdout)
+        self.assertIn("ext.example: 1 rows, sent to 1", r.stdout)
+        self.assertIn("reports@unauth.example: outside the domain and not authorized", r.stderr)
+        self.assertEqual(collector.maildir("unauth.example", "reports"), [])
+
+        mails = collector.maildir("rua.example", "dmarc")
+        self.assertEqual(len(mails), 1)
+        msg = email.message_from_bytes(read_file(mails[0]), policy=email.policy.default)
+        self.assertRegex(msg["Subject"], r"^Report Domain: rua\.example Submitter: example\.test "
+                                         r"Report-ID: <rua\.example\.0\.\d+@example\.test>$")
+        self.assertEqual(msg["From"], "Sluice Test MX <dmarc-reports@example.test>")
+        att = [p for p in msg.iter_attachments()]
+        self.assertEqual([a.get_content_type() for a in att], ["application/gzip"])
+        self.assertRegex(att[0].get_filename(), r"^example\.test!rua\.example!0!\d+\.xml\.gz$")
+        root = ET.fromstring(gzip.decompress(att[0].get_content()))
+        self.assertEqual(root.findtext("policy_published/p"), "reject")
+        self.assertEqual(len(collector.maildir("collector.example", "reports")), 1)
+        docs = sorted(os.path.basename(p) for p in
+                      glob.glob(os.path.join(collector.dir, "var", "dmarc", "*.json")))
+        self.assertEqual([d.split("!")[0] for d in docs], ["ext.example", "rua.example"])
 
 
 class Config(unittest.TestCase):
