@@ -7,9 +7,7 @@
 #include "auth/dns.h"
 #include "config/config.h"
 #include "core/buf.h"
-#include "reports/dmarc_aggregate.h"
-#include "reports/dmarc_send.h"
-#include "reports/dmarc_store.h"
+#include "reports/dmarc_run.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -40,14 +38,12 @@ static int parse_epoch(const char *s, time_t *out)
     return 0;
 }
 
-static int write_file(const char *path, const struct buf *b)
+static void print_line(bool is_error, const char *line, void *ud)
 {
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return -1;
-    size_t n = fwrite(b->data, 1, b->len, f);
-    int rc = fclose(f);
-    return n == b->len && rc == 0 ? 0 : -1;
+    if (is_error)
+        fprintf(stderr, "sluice: %s\n", line);
+    else
+        printf("%s\n", line);
 }
 
 int cmd_dmarc_report(int argc, char **argv)
@@ -86,9 +82,6 @@ int cmd_dmarc_report(int argc, char **argv)
         return 1;
     }
     int rc = 1;
-    sqlite3 *db = NULL;
-    char **domains = NULL;
-    long n = 0;
     const struct dmarc_reports_cfg *dr = &cfg->dmarc_reports;
     if (!dr->line) {
         fprintf(stderr, "sluice: %s has no dmarc_reports { } block\n", path);
@@ -110,65 +103,8 @@ int cmd_dmarc_report(int argc, char **argv)
                 path);
         goto done;
     }
-    if (dir && mkdir(dir, 0750) < 0 && errno != EEXIST) {
-        fprintf(stderr, "sluice: cannot create %s: %s\n", dir, strerror(errno));
-        goto done;
-    }
-    db = dmarc_store_open(cfg->server.data_dir, err, sizeof err);
-    if (!db) {
-        fprintf(stderr, "sluice: %s\n", err);
-        goto done;
-    }
-    n = dmarc_aggregate_domains(db, begin, end, &domains, err, sizeof err);
-    if (n < 0) {
-        fprintf(stderr, "sluice: %s\n", err);
-        goto done;
-    }
-    const char *at = strrchr(dr->email, '@');
-    const char *receiver = at ? at + 1 : dr->email;
-    rc = 0;
-    for (long i = 0; i < n; i++) {
-        struct buf xml = {0};
-        char *rua = NULL;
-        long rows = dmarc_aggregate_build(db, dr, receiver, domains[i], begin, end, &xml, &rua, err,
-                                          sizeof err);
-        char file[PATH_MAX];
-        snprintf(file, sizeof file, "%s/%s!%s!%lld!%lld.xml", dir, receiver, domains[i],
-                 (long long)begin, (long long)end - 1);
-        if (rows < 0) {
-            fprintf(stderr, "sluice: %s: %s\n", domains[i], err);
-            rc = 1;
-        } else if (!dir) {
-            struct buf skipped = {0};
-            int sent = dmarc_report_send(cfg, receiver, domains[i], begin, end, &xml,
-                                         rua ? rua : "", &skipped, err, sizeof err);
-            if (skipped.len)
-                fprintf(stderr, "sluice: %s: not sent to %s", domains[i], buf_cstr(&skipped));
-            if (sent < 0) {
-                fprintf(stderr, "sluice: %s: %s\n", domains[i], err);
-                rc = 1;
-            } else {
-                printf("%s: %ld rows, sent to %d of rua=%s\n", domains[i], rows, sent,
-                       rua ? rua : "");
-            }
-            buf_free(&skipped);
-        } else if (strchr(domains[i], '/') || write_file(file, &xml) < 0) {
-            fprintf(stderr, "sluice: cannot write %s: %s\n", file, strerror(errno));
-            rc = 1;
-        } else {
-            printf("%s: %ld rows, rua=%s\n", file, rows, rua ? rua : "");
-        }
-        free(rua);
-        buf_free(&xml);
-    }
-    if (n == 0)
-        printf("no domain with a rua= had evaluations in [%lld, %lld)\n", (long long)begin,
-               (long long)end);
+    rc = dmarc_reports_run(cfg, begin, end, dir, false, print_line, NULL) == 0 ? 0 : 1;
 done:
-    for (long i = 0; i < n; i++)
-        free(domains[i]);
-    free(domains);
-    sqlite3_close(db);
     dns_thread_cleanup(); /* the rua authorization lookups ran on this thread */
     config_release(cfg);
     return rc;

@@ -8,6 +8,7 @@ import glob
 import gzip
 import os
 import smtplib
+import sqlite3
 import time
 import unittest
 import xml.etree.ElementTree as ET
@@ -217,6 +218,36 @@ class Sending(unittest.TestCase):
         docs = sorted(os.path.basename(p) for p in
                       glob.glob(os.path.join(collector.dir, "var", "dmarc", "*.json")))
         self.assertEqual([d.split("!")[0] for d in docs], ["ext.example", "rua.example"])
+
+    def test_daemon_sends_yesterdays_reports_once(self):
+        collector = Sluice(rules=COLLECTOR_RULES, tls=False, domains=("rua.example",)).start()
+        self.addCleanup(collector.stop)
+        s = Sluice(rules=SENDER_RULES % self.dns.port,
+                   server_extra='auth_checks = true, bounce_relay = "127.0.0.1:%d",'
+                   % collector.port)
+        # Evaluations from the last complete day, as the server would have recorded them
+        # (the store's schema, created by the server itself first).
+        s.start()
+        with smtplib.SMTP("127.0.0.1", s.port, timeout=20) as c:
+            c.sendmail("a@rua.example", ["user@example.test"], message("a@rua.example"))
+        s.stop()
+        db = sqlite3.connect(os.path.join(s.dir, "var", "dmarc", "evaluations.db"))
+        yesterday = int(time.time()) // 86400 * 86400 - 86400 + 3600
+        db.execute("UPDATE evaluation SET at = ?", (yesterday,))
+        db.commit()
+        db.close()
+        s.start()
+        s.wait_log(r"dmarc reports: rua\.example: 1 rows, sent to 1 of rua=mailto:dmarc@rua\."
+                   r"example!10m")
+        self.assertEqual(len(collector.maildir("rua.example", "dmarc")), 1)
+        # A restart does not send it again.
+        s.stop()
+        offset = len(s.read_log())
+        s.start()
+        self.addCleanup(s.stop)
+        s.wait_log(r"dmarc reports: 1 of 1 reports for \[\d+, \d+\) were sent before",
+                   start=offset)
+        self.assertEqual(len(collector.maildir("rua.example", "dmarc")), 1)
 
 
 class Config(unittest.TestCase):
