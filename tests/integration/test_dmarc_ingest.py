@@ -9,7 +9,9 @@ import gzip
 import io
 import json
 import os
+import shutil
 import smtplib
+import subprocess
 import unittest
 import urllib.request
 import zipfile
@@ -177,6 +179,14 @@ class Ingest(unittest.TestCase):
                       'source_ip="192.0.2.10",disposition="none",dkim="pass",spf="pass"} 5', text)
         self.s.wait_log(r"dmarc report \(gzip\) from Amazon SES id ses-gzip-1 for ses.example.test: "
                         r"2 records stored")
+
+    @unittest.skipUnless(shutil.which("promtool"), "promtool (Debian prometheus) not installed")
+    def test_promtool_accepts_the_exposition(self):
+        self.send(report_mail(gzip.compress(report_xml(domain="prom.example.test",
+                                                       report_id="prom-1"))))
+        r = subprocess.run(["promtool", "check", "metrics"], input=self.metrics().encode(),
+                           capture_output=True)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
     def test_same_report_twice_is_stored_and_counted_once(self):
         xml = report_xml(domain="twice.example.test", report_id="dup-1")
