@@ -181,6 +181,7 @@ void config_describe(const struct config *c, FILE *out)
     }
     dns_cfg_describe(c, out);
     scan_cfg_describe(&c->scan, out);
+    dmarc_reports_cfg_describe(c, out);
     for (size_t i = 0; i < c->nsets; i++) {
         const struct rule_set *rs = c->sets[i];
         fprintf(out, "rule set \"%s\" (line %d): %zu rule%s, in evaluation order\n", rs->name,

@@ -97,3 +97,17 @@ void config_dmarc_reports_register(lua_State *L, struct config *cfg, const char 
     lua_pushcclosure(L, ctor, 2);
     lua_setglobal(L, "dmarc_reports");
 }
+
+void dmarc_reports_cfg_describe(const struct config *cfg, FILE *out)
+{
+    const struct dmarc_reports_cfg *d = &cfg->dmarc_reports;
+    if (!d->line)
+        return;
+    fprintf(out,
+            "dmarc reports (line %d): as \"%s\" <%s>, every %lld s, %s; evaluations recorded "
+            "in %s/dmarc/evaluations.db%s\n",
+            d->line, d->org_name, d->email, d->interval_s,
+            d->send ? "sent by serve through bounce_relay" : "not sent (send = false)",
+            cfg->server.data_dir ? cfg->server.data_dir : ".",
+            cfg->server.auth_checks ? "" : " (but auth_checks is off: nothing is evaluated)");
+}

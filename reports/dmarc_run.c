@@ -14,6 +14,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#define DMARC_KEEP_S (7 * 86400)
+
 __attribute__((format(printf, 4, 5))) static void sayf(dmarc_say_fn say, void *ud, bool is_error,
                                                        const char *fmt, ...)
 {
@@ -140,6 +142,17 @@ int dmarc_reports_run(const struct config *cfg, time_t begin, time_t end, const 
         }
         free(rua);
         buf_free(&xml);
+    }
+    /* Evaluations are kept a week past the period they were reported for: enough for a
+     * rerun by hand, and the store does not grow without bound. */
+    if (!dir && rc == 0) {
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(db, "DELETE FROM evaluation WHERE at < ?", -1, &st, NULL) ==
+            SQLITE_OK) {
+            sqlite3_bind_int64(st, 1, (sqlite3_int64)begin - DMARC_KEEP_S);
+            sqlite3_step(st);
+            sqlite3_finalize(st);
+        }
     }
     if (n == 0 && !skip_sent) /* the daemon checks every few minutes: no noise */
         sayf(say, ud, false, "no domain with a rua= had evaluations in [%lld, %lld)",

@@ -129,6 +129,12 @@ class ReportsOut(unittest.TestCase):
         self.assertEqual(os.listdir(out), [])
         self.assertIn("no domain with a rua=", stdout)
 
+    def test_check_describes_the_block(self):
+        r = self.s.run_cli("check", "-c", self.s.config_path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn('dmarc reports (line 12): as "Sluice Test MX" <dmarc-reports@example.test>, '
+                      "every 86400 s, not sent (send = false)", r.stdout)
+
     def test_send_false_needs_dry_run(self):
         r = self.s.run_cli("dmarc-report", "-c", self.s.config_path)
         self.assertEqual(r.returncode, 1)

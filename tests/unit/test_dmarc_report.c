@@ -4,6 +4,8 @@
  * SMTP-level behaviour is in tests/integration/test_dmarc_ingest.py. */
 #include "check.h"
 #include "core/buf.h"
+#include "reports/dmarc_aggregate.h"
+#include "reports/dmarc_send.h"
 #include "reports/dmarc_xml.h"
 #include "reports/report_mail.h"
 #include "reports/unpack.h"
@@ -341,6 +343,44 @@ static void test_mail(void)
     buf_free(&out);
 }
 
+static void test_record_tags(void)
+{
+    const char *rec = "v=DMARC1;p=reject ; sp = none; rua=mailto:a@example.com!10m, "
+                      "mailto:b@example.net,https://x.example/;  fo=1";
+    char *v = dmarc_record_tag(rec, "p");
+    CHECK_STR(v, "reject");
+    free(v);
+    v = dmarc_record_tag(rec, "sp");
+    CHECK_STR(v, "none");
+    free(v);
+    v = dmarc_record_tag(rec, "pct");
+    CHECK(v == NULL);
+    v = dmarc_record_tag(rec, "rua");
+    char **addrs;
+    size_t n = dmarc_rua_mailtos(v, &addrs);
+    CHECK_INT(n, 2);
+    if (n == 2) {
+        CHECK_STR(addrs[0], "a@example.com");
+        CHECK_STR(addrs[1], "b@example.net");
+    }
+    for (size_t i = 0; i < n; i++)
+        free(addrs[i]);
+    free(addrs);
+    free(v);
+    CHECK_INT(dmarc_rua_mailtos("mailto:, mailto:nobody", &addrs), 0);
+    free(addrs);
+
+    /* What we send, our own parser takes (gzip round trip included). */
+    struct buf gz = {0}, out = {0};
+    report_gzip(GOOD, strlen(GOOD), &gz);
+    char err[256];
+    CHECK_INT(report_unpack((unsigned char *)gz.data, gz.len, 1 << 20, &out, NULL, err, sizeof err),
+              0);
+    CHECK_MEM(out.data, out.len, GOOD, strlen(GOOD));
+    buf_free(&gz);
+    buf_free(&out);
+}
+
 int main(void)
 {
     g_mime_init();
@@ -350,6 +390,7 @@ int main(void)
     test_hostile_xml();
     test_unpack();
     test_mail();
+    test_record_tags();
     g_mime_shutdown();
     return CHECK_DONE();
 }
