@@ -70,7 +70,7 @@ static int ingest_parse(struct lua_State *L, int idx, void **state, char *err, s
 static void put_safe(struct buf *b, const char *v)
 {
     size_t n = 0;
-    for (; v && *v && n < 96; v++, n++) {
+    for (; v && *v && n < 80; v++, n++) {
         char c = *v;
         int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                  c == '@' || c == '+' || c == '-' || (c == '.' && n > 0);

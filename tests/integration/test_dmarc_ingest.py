@@ -12,13 +12,14 @@ import os
 import shutil
 import smtplib
 import subprocess
+import tempfile
 import unittest
 import urllib.request
 import zipfile
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 
-from sluice_harness import SOURCE_DIR, Sluice, free_port
+from sluice_harness import BIN, SOURCE_DIR, Sluice, free_port
 from test_config import check
 from webhook_sink import WebhookSink
 
@@ -357,6 +358,46 @@ class Policy(unittest.TestCase):
         self.assertEqual(self.send(s, report_mail(gzip.compress(report_xml()))), {})
         s.wait_log(r"dmarc_report_ingest \(line \d+\): POST http://127.0.0.1:%d/x" % port)
         self.assertEqual(len(glob.glob(os.path.join(s.dir, "var", "dmarc", "*.json"))), 1)
+
+
+class Example(unittest.TestCase):
+    """examples/dmarc_reports.lua through `sluice test` (nothing written without --apply)."""
+    CFG = os.path.join(os.path.abspath(SOURCE_DIR), "examples", "dmarc_reports.lua")
+
+    def trace(self, message, *extra):
+        d = tempfile.mkdtemp(prefix="sluice-dry-")
+        path = os.path.join(d, "msg.eml")
+        with open(path, "wb") as f:
+            f.write(message)
+        r = subprocess.run([BIN, "test", "-c", self.CFG, "--json", "--from",
+                            "noreply-dmarc-support@google.com", "--to", "dmarc@example.test",
+                            "--verdicts", "spf=PASS,dkim=PASS,dmarc=PASS,spam=PASS,virus=PASS"]
+                           + list(extra) + [path], capture_output=True, text=True, cwd=d,
+                           timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return d, json.loads(r.stdout)
+
+    def test_google_report_dry_run_and_apply(self):
+        d, t = self.trace(sample("google-report-borschow.eml"))
+        ingest = t["rules"][0]["actions"][0]
+        self.assertEqual(ingest["action"], "dmarc_report_ingest")
+        self.assertEqual(ingest["result"], "ok")
+        self.assertIn("DMARC report (zip) from google.com, id 949348866075514174, for "
+                      "borschow.com: 1 records", ingest["detail"])
+        self.assertIn("would write var/dmarc/borschow.com!google.com!949348866075514174.json",
+                      ingest["detail"])
+        self.assertFalse(os.path.exists(os.path.join(d, "var")))
+        d, t = self.trace(sample("google-report-borschow.eml"), "--apply")
+        self.assertTrue(os.path.exists(os.path.join(
+            d, "var", "dmarc", "borschow.com!google.com!949348866075514174.json")))
+
+    def test_not_a_report_continues(self):
+        _, t = self.trace(b"Subject: hi\r\n\r\nno report\r\n")
+        ingest, store = t["rules"][0]["actions"]
+        self.assertEqual(ingest["result"], "failed")
+        self.assertIn("no DMARC report attachment", ingest["error"])
+        self.assertEqual(store["result"], "ok")
+        self.assertTrue(t["reply"].startswith("250 "), t["reply"])
 
 
 class Config(unittest.TestCase):
