@@ -261,6 +261,10 @@ class Ingest(unittest.TestCase):
         self.send(report_mail(gzip.compress(xml)))
         # No '/' and no leading dot survive: the file stays in the store directory.
         self.stored("_tmp!_._.._etc!_._passwd.json")
+        # Long names are cut so the file name stays within NAME_MAX (255).
+        xml = report_xml(org="o" * 500, report_id="r" * 500, domain="long." + "d" * 200)
+        self.send(report_mail(gzip.compress(xml)))
+        self.stored("long." + "d" * 75 + "!" + "o" * 80 + "!" + "r" * 80 + ".json")
 
     # --- hostile and broken reports --------------------------------------------------------
     def test_zip_bomb(self):
