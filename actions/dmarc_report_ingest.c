@@ -248,8 +248,8 @@ static enum action_status ingest_run(const void *state, struct action_ctx *ctx)
     struct stat sb;
     snprintf(existing, sizeof existing, "%s/%s", s->store ? s->store : "", buf_cstr(&name));
     if (s->store && stat(existing, &sb) == 0) {
-        log_msg(LOG_INFO, "qid=%s dmarc report from %s id %s for %s already ingested as %s",
-                m->qid, org, id, domain, buf_cstr(&name));
+        log_msg(LOG_INFO, "qid=%s dmarc report from %s id %s for %s already ingested as %s", m->qid,
+                org, id, domain, buf_cstr(&name));
         action_note(ctx, "already ingested");
         st = ACTION_OK;
         goto done;

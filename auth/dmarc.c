@@ -257,8 +257,7 @@ static void judge_domain(const char *from, const struct auth_details *a, struct 
     if (l == REC_TEMP) {
         free(rec);
         *o = (struct one_result){
-            VERDICT_PROCESSING_FAILED, DMARC_RES_TEMPERROR, 0, 0, 0, "DNS failure", NULL, NULL,
-            false, false};
+            .v = VERDICT_PROCESSING_FAILED, .r = DMARC_RES_TEMPERROR, .why = "DNS failure"};
         return;
     }
     DMARC_POLICY_T *pctx = NULL;

@@ -34,8 +34,8 @@ struct server {
     struct event *signals[4];
     struct event *grace;
     struct evhttp *metrics;
-    struct retry *retry; /* post-acceptance jobs */
-    struct dmarc_timer *dmarc; /* sends DMARC aggregate reports (dmarc_reports { send }) */
+    struct retry *retry;         /* post-acceptance jobs */
+    struct dmarc_timer *dmarc;   /* sends DMARC aggregate reports (dmarc_reports { send }) */
     unsigned long proxy_refused; /* connections closed unheard on PROXY protocol listeners */
 };
 
