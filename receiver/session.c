@@ -294,13 +294,13 @@ static void job_run(struct work *w)
 {
     struct msg_job *j = (struct msg_job *)w;
     /* Authentication first: DKIM must see the bytes as received, and rspamd gets the verdicts. */
-    if (j->cfg->server.auth_checks) {
+    if (j->cfg->server.auth_checks)
         auth_check(j->cfg, j->msg);
-        dmarc_store_record(j->cfg, j->msg, time(NULL)); /* for aggregate reports */
-    }
     scan_message(j->cfg, j->rs, j->msg);
     dns_begin(j->cfg); /* a fresh lookup budget for the rules' scripts */
     rules_evaluate(j->rs, j->msg, &j->cfg->server, &j->res);
+    /* For DMARC aggregate reports, with what the rules did to the message. */
+    dmarc_store_record(j->cfg, j->msg, j->res.reply, j->res.refused, time(NULL));
 }
 
 static void job_done(struct work *w)

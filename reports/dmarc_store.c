@@ -73,11 +73,12 @@ static const char *domain_of(const char *addr)
     return at ? at + 1 : "";
 }
 
-void dmarc_store_record(const struct config *cfg, const struct message *m, time_t now)
+void dmarc_store_record(const struct config *cfg, const struct message *m, const char *reply,
+                        size_t refused, time_t now)
 {
     const struct auth_details *a = m->auth;
     if (!cfg->dmarc_reports.line || !a || !a->dmarc_record || !a->dmarc_record_domain ||
-        !a->from_domain)
+        !a->from_domain || (reply && reply[0] == '4'))
         return;
     struct buf dkim = {0};
     for (size_t i = 0; i < a->nsigs; i++)
@@ -86,10 +87,10 @@ void dmarc_store_record(const struct config *cfg, const struct message *m, time_
                    a->sigs[i].selector && *a->sigs[i].selector ? a->sigs[i].selector : "-",
                    dkim_res_name(a->sigs[i].result));
     const char *disposition = "none";
-    if (m->verdicts.dmarc_policy == DMARC_POLICY_QUARANTINE)
-        disposition = "quarantine";
-    else if (m->verdicts.dmarc_policy == DMARC_POLICY_REJECT)
+    if ((reply && reply[0] == '5') || (m->nrcpts && refused >= m->nrcpts))
         disposition = "reject";
+    else if (m->verdicts.dmarc_policy == DMARC_POLICY_QUARANTINE)
+        disposition = "quarantine";
     const char *text[] = {a->dmarc_record_domain,
                           a->dmarc_record,
                           m->client_ip,

@@ -26,6 +26,10 @@ rule_set "main" {
   rule { name = "rua", recipients = { "rua@example.test" }, actions = {
     dmarc_report_ingest { store = "var/dmarc-in" },
   } },
+  rule { name = "strict", recipients = { "strict@example.test" }, actions = {
+    bounce_on_dmarc_fail { },
+    store { maildir = "var/mail/{domain}/{user}" },
+  } },
   rule { name = "all", recipients = { "example.test" }, actions = {
     store { maildir = "var/mail/{domain}/{user}" },
   } },
@@ -42,6 +46,10 @@ class ReportsOut(unittest.TestCase):
             ("@", "TXT", txt("v=spf1 ip4:127.0.0.1 -all")),
             ("_dmarc", "TXT", txt("v=DMARC1; p=quarantine; rua=mailto:dmarc@rua.example; fo=1")),
             ("sel1._domainkey", "TXT", cls.keys.sel1_txt),
+        ]
+        z["rej.example"] = [
+            ("@", "TXT", txt("v=spf1 ip4:127.0.0.1 -all")),
+            ("_dmarc", "TXT", txt("v=DMARC1; p=reject; rua=mailto:d@rej.example")),
         ]
         cls.dns = DnsServer(z).start()
 
@@ -122,6 +130,21 @@ class ReportsOut(unittest.TestCase):
         docs = glob.glob(os.path.join(self.s.dir, "var", "dmarc-in", "*.json"))
         self.assertEqual(len(docs), 1, self.s.read_log())
         self.assertIn("rua.example!Sluice_Test_MX!", docs[0])
+
+    def test_disposition_is_what_the_rules_did(self):
+        # p=reject asked for both; only the rule with bounce_on_dmarc_fail refused the mail.
+        self.send("x@spf-fail.example.com", message("d@rej.example"))
+        with self.assertRaises(smtplib.SMTPDataError) as e:
+            self.send("x@spf-fail.example.com", message("d@rej.example"),
+                      rcpt="strict@example.test")
+        self.assertEqual(e.exception.smtp_code, 550)
+        out, _ = self.report("--begin", "0", "--end", str(int(time.time()) + 3600))
+        files = [f for f in os.listdir(out) if "!rej.example!" in f]
+        self.assertEqual(len(files), 1, os.listdir(out))
+        root = ET.parse(os.path.join(out, files[0])).getroot()
+        got = sorted((r.findtext("row/policy_evaluated/disposition"), r.findtext("row/count"))
+                     for r in root.findall("record"))
+        self.assertEqual(got, [("none", "1"), ("reject", "1")])
 
     def test_nothing_recorded_outside_the_period(self):
         self.send("a@rua.example", message("a@rua.example"))
