@@ -8,10 +8,10 @@
 #include <string.h>
 #include <strings.h>
 
-void dmarc_report_id(const char *domain, time_t begin, time_t end, const char *receiver, char *out,
+void dmarc_report_id(const char *domain, time_t begin, time_t end, const char *node, char *out,
                      size_t len)
 {
-    snprintf(out, len, "%s.%lld.%lld@%s", domain, (long long)begin, (long long)end, receiver);
+    snprintf(out, len, "%s.%lld.%lld@%s", domain, (long long)begin, (long long)end, node);
 }
 
 char *dmarc_record_tag(const char *record, const char *tag)
@@ -174,7 +174,7 @@ static void dkim_results(struct buf *b, const char *lines)
     }
 }
 
-long dmarc_aggregate_build(sqlite3 *db, const struct dmarc_reports_cfg *rc, const char *receiver,
+long dmarc_aggregate_build(sqlite3 *db, const struct dmarc_reports_cfg *rc, const char *node,
                            const char *domain, time_t begin, time_t end, struct buf *xml,
                            char **rua, char *err, size_t errlen)
 {
@@ -190,7 +190,7 @@ long dmarc_aggregate_build(sqlite3 *db, const struct dmarc_reports_cfg *rc, cons
     element(xml, "    ", "org_name", rc->org_name);
     element(xml, "    ", "email", rc->email);
     char id[512];
-    dmarc_report_id(domain, begin, end, receiver, id, sizeof id);
+    dmarc_report_id(domain, begin, end, node, id, sizeof id);
     element(xml, "    ", "report_id", id);
     buf_printf(xml,
                "    <date_range>\n      <begin>%lld</begin>\n      <end>%lld</end>\n"

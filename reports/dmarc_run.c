@@ -108,8 +108,8 @@ int dmarc_reports_run(const struct config *cfg, time_t begin, time_t end, const 
         }
         struct buf xml = {0};
         char *rua = NULL;
-        long rows = dmarc_aggregate_build(db, dr, receiver, domains[i], begin, end, &xml, &rua, err,
-                                          sizeof err);
+        long rows = dmarc_aggregate_build(db, dr, dmarc_node(cfg), domains[i], begin, end, &xml,
+                                          &rua, err, sizeof err);
         char file[PATH_MAX];
         snprintf(file, sizeof file, "%s/%s!%s!%lld!%lld.xml", dir ? dir : ".", receiver, domains[i],
                  (long long)begin, (long long)end - 1);

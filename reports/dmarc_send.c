@@ -76,13 +76,18 @@ int dmarc_rua_authorized(const struct config *cfg, const char *domain, const cha
     return ok;
 }
 
+const char *dmarc_node(const struct config *cfg)
+{
+    return cfg->server.hostname ? cfg->server.hostname : "localhost";
+}
+
 void dmarc_report_message(const struct config *cfg, const char *receiver, const char *domain,
                           time_t begin, time_t end, const struct buf *xml, char *const *to,
                           size_t nto, struct buf *out)
 {
     const struct dmarc_reports_cfg *rc = &cfg->dmarc_reports;
     char id[512], subject[1024], file[768], human[1024];
-    dmarc_report_id(domain, begin, end, receiver, id, sizeof id);
+    dmarc_report_id(domain, begin, end, dmarc_node(cfg), id, sizeof id);
     snprintf(subject, sizeof subject, "Report Domain: %s Submitter: %s Report-ID: <%s>", domain,
              receiver, id);
     snprintf(file, sizeof file, "%s!%s!%lld!%lld.xml.gz", receiver, domain, (long long)begin,

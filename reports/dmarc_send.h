@@ -20,6 +20,9 @@ size_t dmarc_rua_mailtos(const char *rua, char ***out);
 /* 1 when addr may receive domain's reports, 0 when not, -1 when DNS failed (try later). */
 int dmarc_rua_authorized(const struct config *cfg, const char *domain, const char *addr);
 
+/* This server's name in Report-IDs: server { hostname }. */
+const char *dmarc_node(const struct config *cfg);
+
 /* Builds the report mail into out (CRLF). */
 void dmarc_report_message(const struct config *cfg, const char *receiver, const char *domain,
                           time_t begin, time_t end, const struct buf *xml, char *const *to,

@@ -236,7 +236,7 @@ class Sending(unittest.TestCase):
         self.assertEqual(len(mails), 1)
         msg = email.message_from_bytes(read_file(mails[0]), policy=email.policy.default)
         self.assertRegex(msg["Subject"], r"^Report Domain: rua\.example Submitter: example\.test "
-                                         r"Report-ID: <rua\.example\.0\.\d+@example\.test>$")
+                                         r"Report-ID: <rua\.example\.0\.\d+@mx\.example\.test>$")
         self.assertEqual(msg["From"], "Sluice Test MX <dmarc-reports@example.test>")
         att = [p for p in msg.iter_attachments()]
         self.assertEqual([a.get_content_type() for a in att], ["application/gzip"])
