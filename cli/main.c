@@ -1,4 +1,4 @@
-/* sluice: the command-line entry point. Subcommands: serve, check, test. */
+/* sluice: the command-line entry point. Subcommands: serve, check, test, dmarc-report. */
 #include "cli/commands.h"
 #include "auth/script_resolver.h"
 #include "config/config.h"
@@ -28,8 +28,9 @@ static void usage(FILE *out)
             "  check -c FILE   validate FILE and print a summary; exit 1 with FILE:LINE on error\n"            "  test -c FILE --from ADDR --to ADDR [...] MESSAGE\n"
             "                  dry-run a message through the rules and print a trace\n"
             "                  (sluice test --help for the options)\n"
-            "  dmarc-report -c FILE --dry-run DIR\n"
-            "                  write the DMARC aggregate reports of the last interval to DIR\n"
+            "  dmarc-report -c FILE [--dry-run DIR]\n"
+            "                  send the DMARC aggregate reports of the last interval, or\n"
+            "                  write them to DIR (sluice dmarc-report --help for the options)\n"
             "\n"
             "options:\n"
             "  -c, --config FILE   the Lua config (default: /etc/sluice/sluice.lua)\n"
