@@ -82,6 +82,9 @@ struct action_type {
     const struct action_type *(*variant)(const void *state);
     /* Optional, post-acceptance actions: what deliver would send for job (`sluice test`). */
     void (*explain)(const void *state, struct spool_job *job, struct buf *out);
+    /* Optional: on_failure when the config gives none (ON_FAILURE_DEFAULT: tempfail in the
+     * session, retry after acceptance). */
+    enum on_failure default_on_failure;
 };
 
 /* Appends a note about what an action did or would do to ctx->detail (when tracing). */

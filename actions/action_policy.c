@@ -103,5 +103,7 @@ enum on_failure action_effective_policy(const struct action *a)
 {
     if (a->on_failure != ON_FAILURE_DEFAULT)
         return a->on_failure;
+    if (a->type->default_on_failure != ON_FAILURE_DEFAULT)
+        return a->type->default_on_failure;
     return a->type->deliver ? ON_FAILURE_RETRY : ON_FAILURE_TEMPFAIL;
 }

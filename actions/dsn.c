@@ -2,6 +2,7 @@
  * message/delivery-status part and the original headers (text/rfc822-headers). */
 #include "actions/dsn.h"
 #include "actions/action.h"
+#include "actions/mime_part.h"
 #include "actions/smtp_client.h"
 #include "auth/dns.h"
 #include "core/headers.h"
@@ -13,18 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unbound.h>
-
-static GMimePart *text_part(const char *type, const char *subtype, const char *text, size_t len)
-{
-    GMimePart *part = g_mime_part_new_with_type(type, subtype);
-    GMimeStream *stream = g_mime_stream_mem_new_with_buffer(text, len);
-    GMimeDataWrapper *content =
-        g_mime_data_wrapper_new_with_stream(stream, GMIME_CONTENT_ENCODING_DEFAULT);
-    g_mime_part_set_content(part, content);
-    g_object_unref(content);
-    g_object_unref(stream);
-    return part;
-}
 
 void dsn_build(const struct spool_job *job, struct buf *out)
 {
@@ -63,24 +52,19 @@ void dsn_build(const struct spool_job *job, struct buf *out)
     buf_printf(&status, "Reporting-MTA: dns; %s\nX-Sluice-Queue-ID: %s\nArrival-Date: %s\n",
                job->hostname, job->qid, date);
     buf_puts(&status, job->dsn_report);
-    GMimePart *ds = text_part("message", "delivery-status", status.data, status.len);
+    GMimePart *ds = mime_part_new("message", "delivery-status", status.data, status.len);
     g_mime_multipart_add(report, GMIME_OBJECT(ds));
     g_object_unref(ds);
     buf_free(&status);
 
     size_t hlen = headers_length(job->content.data, job->content.len);
-    GMimePart *orig = text_part("text", "rfc822-headers", job->content.data, hlen);
+    GMimePart *orig = mime_part_new("text", "rfc822-headers", job->content.data, hlen);
     g_mime_multipart_add(report, GMIME_OBJECT(orig));
     g_object_unref(orig);
 
     g_mime_message_set_mime_part(msg, GMIME_OBJECT(report));
     g_object_unref(report);
-    GMimeFormatOptions *opt = g_mime_format_options_new();
-    g_mime_format_options_set_newline_format(opt, GMIME_NEWLINE_FORMAT_DOS);
-    char *text_out = g_mime_object_to_string(GMIME_OBJECT(msg), opt);
-    buf_puts(out, text_out);
-    g_free(text_out);
-    g_mime_format_options_free(opt);
+    mime_message_write(msg, out);
     g_object_unref(msg);
 }
 

@@ -21,6 +21,7 @@ extern const struct action_type action_replace_recipient;
 extern const struct action_type action_relay;
 extern const struct action_type action_s3;
 extern const struct action_type action_lua;
+extern const struct action_type action_dmarc_report_ingest;
 
 /* One action per line, so adding one is a one-line change. */
 // clang-format off
@@ -36,6 +37,7 @@ const struct action_type *const action_types[] = {
     &action_relay,
     &action_s3,
     &action_lua,
+    &action_dmarc_report_ingest,
     NULL,
 };
 // clang-format on

@@ -139,5 +139,7 @@ void auth_details_free(struct auth_details *a)
     free(a->sigs);
     free(a->from_domain);
     free(a->dmarc_reason);
+    free(a->dmarc_record);
+    free(a->dmarc_record_domain);
     free(a);
 }

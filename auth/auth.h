@@ -63,6 +63,12 @@ struct auth_details {
     char *from_domain; /* RFC5322.From domain, NULL when none could be found */
     char p, sp;        /* the record's p= and sp= ('n', 'q', 'r'), 0 without a record */
     char *dmarc_reason;
+    /* For aggregate reports (RFC 7489 §7.2): the DMARC record as published, the domain it was
+     * found at (the From domain or its organizational domain), NULL without a record; and
+     * whether an aligned DKIM signature / aligned SPF passed. */
+    char *dmarc_record;
+    char *dmarc_record_domain;
+    bool dmarc_dkim_aligned, dmarc_spf_aligned;
 };
 
 /* Runs on a worker thread (it blocks on DNS, at most dns { timeout_ms } per lookup). */

@@ -296,6 +296,8 @@ struct one_result {
     enum dmarc_policy policy;
     char p, sp;
     const char *why;
+    char *record, *record_domain; /* owned; NULL without a record */
+    bool dkim_aligned, spf_aligned;
 };
 
 static enum dmarc_policy policy_of(int letter)
@@ -340,8 +342,9 @@ static void judge_domain(bool tree_walk, const char *from, const struct auth_det
         }
     }
     if (l == REC_TEMP) {
+        free(rec);
         *o = (struct one_result){
-            VERDICT_PROCESSING_FAILED, DMARC_RES_TEMPERROR, 0, 0, 0, "DNS failure"};
+            .v = VERDICT_PROCESSING_FAILED, .r = DMARC_RES_TEMPERROR, .why = "DNS failure"};
         return;
     }
     int p = 0, sp = 0, np = 0, adkim = 0, aspf = 0, pct = 100;
@@ -361,17 +364,26 @@ static void judge_domain(bool tree_walk, const char *from, const struct auth_det
             np = r.np;
         }
     }
-    free(rec);
+    o->record = NULL;
+    o->record_domain = NULL;
+    if (l == REC_FOUND) {
+        o->record = rec;
+        o->record_domain = xstrdup(at_org ? org : from);
+    } else {
+        free(rec);
+    }
 
     bool pass = false, temp = false;
+    o->dkim_aligned = o->spf_aligned = false;
     if (a->spf == SPF_RES_PASS && aligned(tree_walk, a->spf_domain, from, org, aspf))
-        pass = true;
+        pass = o->spf_aligned = true;
     if (a->spf == SPF_RES_TEMPERROR && aligned(tree_walk, a->spf_domain, from, org, aspf))
         temp = true;
     for (size_t i = 0; i < a->nsigs; i++) {
         if (!aligned(tree_walk, a->sigs[i].domain, from, org, adkim))
             continue;
         pass |= a->sigs[i].result == DKIM_RES_PASS;
+        o->dkim_aligned |= a->sigs[i].result == DKIM_RES_PASS;
         temp |= a->sigs[i].result == DKIM_RES_TEMPERROR;
     }
 
@@ -468,8 +480,13 @@ enum verdict dmarc_check(const char *data, const struct hdr_list *h, struct auth
             judge_domain(tree_walk, doms[i], a, &o);
             if (i == 0 || severity(o.v) > severity(best.v) ||
                 (o.v == best.v && o.policy > best.policy)) {
+                free(best.record);
+                free(best.record_domain);
                 best = o;
                 best_i = i;
+            } else {
+                free(o.record);
+                free(o.record_domain);
             }
         }
         a->from_domain = xstrdup(doms[best_i]);
@@ -477,6 +494,10 @@ enum verdict dmarc_check(const char *data, const struct hdr_list *h, struct auth
         a->p = best.p;
         a->sp = best.sp;
         a->dmarc_reason = best.why ? xstrdup(best.why) : NULL;
+        a->dmarc_record = best.record;
+        a->dmarc_record_domain = best.record_domain;
+        a->dmarc_dkim_aligned = best.dkim_aligned;
+        a->dmarc_spf_aligned = best.spf_aligned;
         *policy = best.policy;
         out = best.v;
         if (out == VERDICT_PASS && (nfrom > 1 || mailboxes > 1)) {

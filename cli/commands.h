@@ -6,5 +6,7 @@
 int cmd_spf_query(int argc, char **argv);
 /* `sluice test`: dry-run a message through the rules (cli/cmd_test.c) */
 int cmd_test(int argc, char **argv);
+/* `sluice dmarc-report`: DMARC aggregate reports (cli/cmd_dmarc_report.c) */
+int cmd_dmarc_report(int argc, char **argv);
 
 #endif

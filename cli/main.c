@@ -1,4 +1,4 @@
-/* sluice: the command-line entry point. Subcommands: serve, check, test. */
+/* sluice: the command-line entry point. Subcommands: serve, check, test, dmarc-report. */
 #include "cli/commands.h"
 #include "auth/script_resolver.h"
 #include "config/config.h"
@@ -7,6 +7,8 @@
 #include "receiver/server.h"
 #include "receiver/tls.h"
 #include "rules/metrics.h"
+#include "reports/dmarc_metrics.h"
+#include "reports/dmarc_store.h"
 
 #include <curl/curl.h>
 #include <getopt.h>
@@ -26,6 +28,9 @@ static void usage(FILE *out)
             "  check -c FILE   validate FILE and print a summary; exit 1 with FILE:LINE on error\n"            "  test -c FILE --from ADDR --to ADDR [...] MESSAGE\n"
             "                  dry-run a message through the rules and print a trace\n"
             "                  (sluice test --help for the options)\n"
+            "  dmarc-report -c FILE [--dry-run DIR]\n"
+            "                  send the DMARC aggregate reports of the last interval, or\n"
+            "                  write them to DIR (sluice dmarc-report --help for the options)\n"
             "\n"
             "options:\n"
             "  -c, --config FILE   the Lua config (default: /etc/sluice/sluice.lua)\n"
@@ -106,6 +111,8 @@ static int cmd_serve(int argc, char **argv)
     server_run(srv);
     server_free(srv);
     metrics_shutdown();
+    dmarc_metrics_shutdown();
+    dmarc_store_shutdown();
     return 0;
 }
 
@@ -132,6 +139,8 @@ int main(int argc, char **argv)
         return cmd_check(argc - 1, argv + 1);
     if (strcmp(cmd, "test") == 0)
         return cmd_test(argc - 1, argv + 1);
+    if (strcmp(cmd, "dmarc-report") == 0)
+        return cmd_dmarc_report(argc - 1, argv + 1);
     if (strcmp(cmd, "spf-query") == 0) /* hidden: for tests and debugging */
         return cmd_spf_query(argc - 1, argv + 1);
     fprintf(stderr, "sluice: unknown command '%s'\n\n", cmd);

@@ -1,6 +1,7 @@
 /* Config lifecycle, lookups and the `sluice check` summary. */
 #include "config/config.h"
 #include "config/config_dns.h"
+#include "config/config_dmarc_reports.h"
 #include "config/config_scan.h"
 #include "config/config_dmarc.h"
 #include "actions/action.h"
@@ -55,6 +56,7 @@ void config_release(struct config *c)
     }
     free(c->filters);
     scan_cfg_free(&c->scan);
+    dmarc_reports_cfg_free(&c->dmarc_reports);
     free(c->path);
     free(c);
 }
@@ -181,6 +183,7 @@ void config_describe(const struct config *c, FILE *out)
     dns_cfg_describe(c, out);
     scan_cfg_describe(&c->scan, out);
     dmarc_cfg_describe(c, out);
+    dmarc_reports_cfg_describe(c, out);
     for (size_t i = 0; i < c->nsets; i++) {
         const struct rule_set *rs = c->sets[i];
         fprintf(out, "rule set \"%s\" (line %d): %zu rule%s, in evaluation order\n", rs->name,

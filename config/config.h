@@ -84,6 +84,16 @@ struct dmarc_cfg {
     bool tree_walk;
 };
 
+/* dmarc_reports { org_name, email, interval, send } (config/config_dmarc_reports.c): line is 0
+ * when absent, and then no DMARC evaluation is recorded. */
+struct dmarc_reports_cfg {
+    int line;
+    char *org_name;
+    char *email;
+    long long interval_s;
+    bool send;
+};
+
 struct config {
     int refs;
     char *path;
@@ -96,6 +106,7 @@ struct config {
     struct receipt_filter *filters;
     size_t nfilters;
     struct scan_cfg scan;
+    struct dmarc_reports_cfg dmarc_reports;
 };
 
 /* Loads and validates path in a fresh Lua state that is closed before returning. Returns a

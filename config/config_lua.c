@@ -8,6 +8,7 @@
 #include "config/config_dmarc.h"
 #include "config/config_dns.h"
 #include "config/config_scan.h"
+#include "config/config_dmarc_reports.h"
 #include "config/lua_fields.h"
 #include "core/address.h"
 #include "core/cidr.h"
@@ -716,6 +717,7 @@ static void register_dsl(lua_State *L, struct loader *ld)
     config_dns_register(L, ld->cfg, ld->path);
     config_scan_register(L, ld->cfg, ld->path);
     config_dmarc_register(L, ld->cfg, ld->path);
+    config_dmarc_reports_register(L, ld->cfg, ld->path);
     for (size_t i = 0; action_types[i]; i++) {
         lua_pushlightuserdata(L, (void *)action_types[i]);
         lua_pushcclosure(L, action_ctor, 1);

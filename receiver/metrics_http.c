@@ -1,6 +1,7 @@
 /* Prometheus text exposition format 0.0.4. Names follow SES (Received, PublishSuccess,
  * PublishFailure, PublishExpired) as sluice_rule_* and sluice_rule_set_* counters. */
 #include "receiver/metrics_http.h"
+#include "reports/dmarc_metrics.h"
 #include "lua/script_metrics.h"
 #include "core/sockaddr.h"
 #include "receiver/server.h"
@@ -164,6 +165,7 @@ void metrics_render(struct server *srv, struct buf *b)
             "or missing header).",
             (unsigned long long)srv->proxy_refused);
     script_metrics_render(b);
+    dmarc_metrics_render(b);
     header(b, "sluice_smtp_sessions", "gauge", "SMTP sessions open now.");
     buf_printf(b, "sluice_smtp_sessions %zu\n", srv->nsessions);
 }

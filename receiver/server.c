@@ -11,6 +11,7 @@
 #include "receiver/tls.h"
 #include "receiver/workers.h"
 #include "rules/metrics.h"
+#include "reports/dmarc_timer.h"
 #include "spool/retry.h"
 
 #include <errno.h>
@@ -349,6 +350,7 @@ struct server *server_new(struct config *cfg, char *err, size_t errlen)
     }
     srv->pool = worker_pool_new(srv->base, (int)cfg->server.workers);
     srv->retry = retry_new(srv->base, srv->pool, &srv->cfg);
+    srv->dmarc = dmarc_timer_new(srv->base, srv->pool, &srv->cfg);
     return srv;
 }
 
@@ -367,6 +369,7 @@ void server_free(struct server *srv)
         return;
     worker_pool_free(srv->pool); /* finishes jobs in flight first */
     retry_free(srv->retry);      /* what is left stays in the spool */
+    dmarc_timer_free(srv->dmarc);
     metrics_http_free(srv->metrics);
     while (srv->sessions)
         session_abort(srv->sessions);

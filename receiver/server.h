@@ -10,6 +10,7 @@ struct config;
 struct event_base;
 struct session;
 struct worker_pool;
+struct dmarc_timer;
 
 struct ip_slot {
     char ip[64];
@@ -33,7 +34,8 @@ struct server {
     struct event *signals[4];
     struct event *grace;
     struct evhttp *metrics;
-    struct retry *retry; /* post-acceptance jobs */
+    struct retry *retry;         /* post-acceptance jobs */
+    struct dmarc_timer *dmarc;   /* sends DMARC aggregate reports (dmarc_reports { send }) */
     unsigned long proxy_refused; /* connections closed unheard on PROXY protocol listeners */
 };
 

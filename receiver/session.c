@@ -17,6 +17,7 @@
 #include "receiver/smtp_cmd.h"
 #include "receiver/smtp_data.h"
 #include "receiver/workers.h"
+#include "reports/dmarc_store.h"
 #include "receiver/xclient.h"
 #include "actions/action.h"
 #include "core/verdict.h"
@@ -298,6 +299,8 @@ static void job_run(struct work *w)
     scan_message(j->cfg, j->rs, j->msg);
     dns_begin(j->cfg); /* a fresh lookup budget for the rules' scripts */
     rules_evaluate(j->rs, j->msg, &j->cfg->server, &j->res);
+    /* For DMARC aggregate reports, with what the rules did to the message. */
+    dmarc_store_record(j->cfg, j->msg, j->res.reply, j->res.refused, time(NULL));
 }
 
 static void job_done(struct work *w)

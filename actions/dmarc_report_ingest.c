@@ -1,0 +1,300 @@
+/* dmarc_report_ingest { store = DIR, webhook = URL, max_decompressed = BYTES, timeout_ms }:
+ * for mail to a domain's rua mailbox. Takes the DMARC aggregate report out of the message
+ * (reports/report_mail.c), unpacks it with a size cap (reports/unpack.c), parses and validates
+ * it (reports/dmarc_xml.c), writes one JSON document per report to DIR (temp file, fsync,
+ * rename: a report on disk is complete) and/or POSTs it to URL, and counts its rows in
+ * sluice_dmarc_report_messages_total.
+ *
+ * Runs in the session, before the reply. A mail that is not a valid report is not worth a
+ * retry by its sender, so failures default to on_failure = "continue": logged, counted as a
+ * PublishFailure, and the rule's other actions (e.g. store the raw mail) still run. */
+#include "actions/action.h"
+#include "config/lua_fields.h"
+#include "core/log.h"
+#include "core/message.h"
+#include "core/xalloc.h"
+#include "reports/dmarc_metrics.h"
+#include "reports/dmarc_xml.h"
+#include "reports/report_mail.h"
+#include "reports/unpack.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct ingest_state {
+    char *store;
+    char *webhook;
+    long long max_decompressed;
+    long long timeout_ms;
+};
+
+static int ingest_parse(struct lua_State *L, int idx, void **state, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"store", "webhook", "max_decompressed", "timeout_ms", NULL};
+    struct ingest_state *s = xcalloc(1, sizeof *s);
+    *state = s;
+    s->max_decompressed = 20 * 1024 * 1024;
+    s->timeout_ms = 5000;
+    if (lf_check_keys(L, idx, "dmarc_report_ingest", keys, err, errlen) < 0 ||
+        lf_string(L, idx, "store", false, &s->store, err, errlen) < 0 ||
+        lf_string(L, idx, "webhook", false, &s->webhook, err, errlen) < 0 ||
+        lf_integer(L, idx, "max_decompressed", 1024, 1LL << 30, &s->max_decompressed, err, errlen) <
+            0 ||
+        lf_integer(L, idx, "timeout_ms", 1, 600000, &s->timeout_ms, err, errlen) < 0)
+        return -1;
+    if (!s->store && !s->webhook) {
+        snprintf(err, errlen, "dmarc_report_ingest: needs store, webhook or both");
+        return -1;
+    }
+    if (s->store && !s->store[0]) {
+        snprintf(err, errlen, "dmarc_report_ingest: store must not be empty");
+        return -1;
+    }
+    if (s->webhook && strncmp(s->webhook, "http://", 7) != 0 &&
+        strncmp(s->webhook, "https://", 8) != 0) {
+        snprintf(err, errlen, "dmarc_report_ingest: webhook must start with http:// or https://");
+        return -1;
+    }
+    return 0;
+}
+
+/* Reporter-chosen text made safe for a file name: [A-Za-z0-9.@+-], the rest '_'. */
+static void put_safe(struct buf *b, const char *v)
+{
+    size_t n = 0;
+    for (; v && *v && n < 80; v++, n++) {
+        char c = *v;
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '@' || c == '+' || c == '-' || (c == '.' && n > 0);
+        buf_append(b, ok ? &c : "_", 1);
+    }
+}
+
+static int mkdirs(const char *path)
+{
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0750) < 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(tmp, 0750) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* Writes text to dir/name durably. Returns 0 or -1 with err set (and *sys_errno). */
+static int write_durably(const char *dir, const char *name, const char *text, const char *qid,
+                         char *err, size_t errlen, int *sys_errno)
+{
+    char tmp[PATH_MAX], final[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s/.tmp-%s-%ld.json", dir, qid, (long)getpid());
+    snprintf(final, sizeof final, "%s/%s", dir, name);
+    if (mkdirs(dir) < 0) {
+        *sys_errno = errno;
+        snprintf(err, errlen, "cannot create %.180s: %s", dir, strerror(errno));
+        return -1;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        *sys_errno = errno;
+        snprintf(err, errlen, "cannot create %.180s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    size_t len = strlen(text), off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, text + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    if (off < len || fsync(fd) < 0 || close(fd) < 0) {
+        *sys_errno = errno;
+        snprintf(err, errlen, "cannot write %.180s: %s", tmp, strerror(errno));
+        if (off < len)
+            close(fd);
+        unlink(tmp);
+        return -1;
+    }
+    if (rename(tmp, final) < 0) {
+        *sys_errno = errno;
+        snprintf(err, errlen, "cannot rename to %.180s: %s", final, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    return 0;
+}
+
+static size_t discard(char *p, size_t size, size_t n, void *ud)
+{
+    return size * n;
+}
+
+static int post(const struct ingest_state *s, const char *body, const char *qid, char *err,
+                size_t errlen)
+{
+    CURL *h = curl_easy_init();
+    if (!h) {
+        snprintf(err, errlen, "cannot initialise curl");
+        return -1;
+    }
+    struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+    char line[128];
+    snprintf(line, sizeof line, "X-Sluice-Delivery-Id: %s", qid);
+    hdrs = curl_slist_append(hdrs, line);
+    curl_easy_setopt(h, CURLOPT_URL, s->webhook);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)s->timeout_ms);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "sluice/" SLUICE_VERSION);
+    CURLcode rc = curl_easy_perform(h);
+    long status = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(h);
+    if (rc != CURLE_OK) {
+        snprintf(err, errlen, "POST %s: %s", s->webhook, curl_easy_strerror(rc));
+        return -1;
+    }
+    if (status < 200 || status > 299) {
+        snprintf(err, errlen, "POST %s: HTTP %ld", s->webhook, status);
+        return -1;
+    }
+    return 0;
+}
+
+static const char *field(json_t *doc, const char *obj, const char *key)
+{
+    const char *v = json_string_value(json_object_get(json_object_get(doc, obj), key));
+    return v ? v : "";
+}
+
+static enum action_status ingest_run(const void *state, struct action_ctx *ctx)
+{
+    const struct ingest_state *s = state;
+    struct message *m = ctx->msg;
+    struct buf raw = {0}, xml = {0}, name = {0};
+    char why[200];
+    const char *kind = "";
+    enum action_status st = ACTION_FAILED;
+    json_t *doc = NULL;
+    char *text = NULL;
+    if (report_mail_attachment(m->body.data, m->body.len, &raw, why, sizeof why) < 0) {
+        snprintf(ctx->error, sizeof ctx->error, "not a DMARC report: %s", why);
+        goto done;
+    }
+    if (report_unpack((const unsigned char *)raw.data, raw.len, (size_t)s->max_decompressed, &xml,
+                      &kind, why, sizeof why) < 0) {
+        snprintf(ctx->error, sizeof ctx->error, "DMARC report attachment (%s): %s", kind, why);
+        goto done;
+    }
+    doc = dmarc_xml_parse(xml.data, xml.len, why, sizeof why);
+    if (!doc) {
+        snprintf(ctx->error, sizeof ctx->error, "invalid DMARC report (%s): %s", kind, why);
+        goto done;
+    }
+    json_object_set_new(doc, "received",
+                        json_pack("{s:s, s:s, s:s, s:I}", "qid", m->qid, "mail_from",
+                                  m->mail_from ? m->mail_from : "", "client_ip", m->client_ip,
+                                  "arrival", (json_int_t)m->arrival));
+    const char *domain = field(doc, "policy_published", "domain");
+    const char *org = field(doc, "report_metadata", "org_name");
+    const char *id = field(doc, "report_metadata", "report_id");
+    size_t nrec = json_array_size(json_object_get(doc, "records"));
+    text = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
+    if (!text) {
+        snprintf(ctx->error, sizeof ctx->error, "cannot encode the report as JSON");
+        goto done;
+    }
+    put_safe(&name, domain);
+    buf_puts(&name, "!");
+    put_safe(&name, org);
+    buf_puts(&name, "!");
+    put_safe(&name, id);
+    buf_puts(&name, ".json");
+    action_note(ctx, "DMARC report (%s) from %s, id %s, for %s: %zu records", kind, org, id, domain,
+                nrec);
+    if (ctx->dry_run) {
+        if (s->store)
+            action_note(ctx, "would write %s/%s", s->store, buf_cstr(&name));
+        if (s->webhook)
+            action_note(ctx, "would POST it to %s", s->webhook);
+        st = ACTION_OK;
+        goto done;
+    }
+    /* The same report sent twice (a resend, or an SMTP retry after a lost reply) lands on the
+     * same name: stored, counted and posted once. */
+    char existing[PATH_MAX];
+    struct stat sb;
+    snprintf(existing, sizeof existing, "%s/%s", s->store ? s->store : "", buf_cstr(&name));
+    if (s->store && stat(existing, &sb) == 0) {
+        log_msg(LOG_INFO, "qid=%s dmarc report from %s id %s for %s already ingested as %s", m->qid,
+                org, id, domain, buf_cstr(&name));
+        action_note(ctx, "already ingested");
+        st = ACTION_OK;
+        goto done;
+    }
+    if (s->store && write_durably(s->store, buf_cstr(&name), text, m->qid, ctx->error,
+                                  sizeof ctx->error, &ctx->sys_errno) < 0)
+        goto done;
+    dmarc_metrics_add_report(doc);
+    log_msg(LOG_INFO, "qid=%s dmarc report (%s) from %s id %s for %s: %zu records%s%s", m->qid,
+            kind, org, id, domain, nrec, s->store ? " stored as " : "",
+            s->store ? buf_cstr(&name) : "");
+    if (s->webhook && post(s, text, m->qid, ctx->error, sizeof ctx->error) < 0)
+        goto done;
+    st = ACTION_OK;
+done:
+    free(text);
+    json_decref(doc);
+    buf_free(&raw);
+    buf_free(&xml);
+    buf_free(&name);
+    return st;
+}
+
+static void ingest_describe(const void *state, struct buf *out)
+{
+    const struct ingest_state *s = state;
+    buf_printf(out, "store=%s webhook=%s max_decompressed=%lld", s->store ? s->store : "-",
+               s->webhook ? s->webhook : "-", s->max_decompressed);
+}
+
+static void ingest_free(void *state)
+{
+    struct ingest_state *s = state;
+    if (!s)
+        return;
+    free(s->store);
+    free(s->webhook);
+    free(s);
+}
+
+const struct action_type action_dmarc_report_ingest = {
+    .name = "dmarc_report_ingest",
+    .parse = ingest_parse,
+    .run = ingest_run,
+    .describe = ingest_describe,
+    .free_state = ingest_free,
+    .default_on_failure = ON_FAILURE_CONTINUE,
+};
