@@ -9,6 +9,7 @@
  * retry by its sender, so failures default to on_failure = "continue": logged, counted as a
  * PublishFailure, and the rule's other actions (e.g. store the raw mail) still run. */
 #include "actions/action.h"
+#include "actions/http_post.h"
 #include "config/lua_fields.h"
 #include "core/log.h"
 #include "core/message.h"
@@ -18,7 +19,6 @@
 #include "reports/report_mail.h"
 #include "reports/unpack.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -142,45 +142,10 @@ static int write_durably(const char *dir, const char *name, const char *text, co
     return 0;
 }
 
-static size_t discard(char *p, size_t size, size_t n, void *ud)
-{
-    return size * n;
-}
-
 static int post(const struct ingest_state *s, const char *body, const char *qid, char *err,
                 size_t errlen)
 {
-    CURL *h = curl_easy_init();
-    if (!h) {
-        snprintf(err, errlen, "cannot initialise curl");
-        return -1;
-    }
-    struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
-    char line[128];
-    snprintf(line, sizeof line, "X-Sluice-Delivery-Id: %s", qid);
-    hdrs = curl_slist_append(hdrs, line);
-    curl_easy_setopt(h, CURLOPT_URL, s->webhook);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)s->timeout_ms);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "sluice/" SLUICE_VERSION);
-    CURLcode rc = curl_easy_perform(h);
-    long status = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(hdrs);
-    curl_easy_cleanup(h);
-    if (rc != CURLE_OK) {
-        snprintf(err, errlen, "POST %s: %s", s->webhook, curl_easy_strerror(rc));
-        return -1;
-    }
-    if (status < 200 || status > 299) {
-        snprintf(err, errlen, "POST %s: HTTP %ld", s->webhook, status);
-        return -1;
-    }
-    return 0;
+    return http_post_json(s->webhook, body, qid, NULL, (long)s->timeout_ms, err, errlen);
 }
 
 static const char *field(json_t *doc, const char *obj, const char *key)
