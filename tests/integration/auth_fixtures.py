@@ -8,7 +8,9 @@ import subprocess
 import tempfile
 
 from dns_harness import DnsServer, txt
-from sluice_harness import BIN
+import shutil
+
+from sluice_harness import BIN, Sluice
 
 DKIM_SIGN = os.path.join(os.path.dirname(os.path.abspath(BIN)), "dkim-sign")
 
@@ -131,3 +133,28 @@ def header_fields(data):
             n, v = line.split(":", 1)
             fields.append([n, v.strip()])
     return [(n, v) for n, v in fields]
+
+
+def auth_sluice(dns_port):
+    """A started sluice with the authentication checks on, resolving through dns_port, storing
+    every example.test message in var/mail/{domain}/{user}."""
+    return Sluice(server_extra="auth_checks = true,", rules="""
+dns { servers = { "127.0.0.1:%d" }, timeout_ms = 3000 }
+rule_set "main" {
+  rule { name = "store", recipients = { "example.test" },
+         actions = { store { maildir = "var/mail/{domain}/{user}" } } },
+}
+""" % dns_port).start()
+
+
+def check_block(text):
+    """`sluice check` of a minimal config with a top-level block text at line 2."""
+    d = tempfile.mkdtemp(prefix="sluice-cfg-")
+    try:
+        path = os.path.join(d, "c.lua")
+        with open(path, "w") as f:
+            f.write('server { listen = { "127.0.0.1:1" }, domains = { "example.test" } }\n'
+                    + text + '\nrule_set "main" { }\n')
+        return subprocess.run([BIN, "check", "-c", path], capture_output=True, text=True)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)

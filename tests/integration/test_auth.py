@@ -2,10 +2,9 @@
 DNS server (nsd) serving zones generated here. The client of every session is 127.0.0.1,
 which sluice judges like any other address (test_spf_query.py covers other addresses)."""
 import shutil
-import time
 import unittest
 
-from auth_fixtures import Keys, header_fields, message, sign, start_dns
+from auth_fixtures import Keys, auth_sluice, header_fields, message, sign, start_dns
 from dns_harness import Blackhole
 from sluice_harness import Sluice, read_file
 
@@ -161,13 +160,7 @@ class AuthThroughSmtp(unittest.TestCase):
     def setUpClass(cls):
         cls.keys = Keys()
         cls.dns = start_dns(cls.keys)
-        cls.sluice = Sluice(server_extra="auth_checks = true,", rules="""
-dns { servers = { "127.0.0.1:%d" }, timeout_ms = 3000 }
-rule_set "main" {
-  rule { name = "store", recipients = { "example.test" },
-         actions = { store { maildir = "var/mail/{domain}/{user}" } } },
-}
-""" % cls.dns.port).start()
+        cls.sluice = auth_sluice(cls.dns.port)
 
     @classmethod
     def tearDownClass(cls):

@@ -11,10 +11,9 @@ import tempfile
 import time
 import unittest
 
-from auth_fixtures import header_fields, message
+from auth_fixtures import auth_sluice, header_fields, message
 from dkim_craft import Ed25519Key, RsaKey, craft
 from dns_harness import DnsServer, txt_strings, txt
-from sluice_harness import Sluice
 from test_auth import session, stored_one
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "dkim")
@@ -150,13 +149,7 @@ class DkimConformance(unittest.TestCase):
     def setUpClass(cls):
         cls.keys = Keys()
         cls.dns = DnsServer(zones(cls.keys)).start()
-        cls.sluice = Sluice(server_extra="auth_checks = true,", rules="""
-dns { servers = { "127.0.0.1:%d" }, timeout_ms = 3000 }
-rule_set "main" {
-  rule { name = "store", recipients = { "example.test" },
-         actions = { store { maildir = "var/mail/{domain}/{user}" } } },
-}
-""" % cls.dns.port).start()
+        cls.sluice = auth_sluice(cls.dns.port)
 
     @classmethod
     def tearDownClass(cls):

@@ -7,16 +7,14 @@ fragments). "{D}" stands for the row's own registrable domain (row name with das
 under .co.uk for rows ending in _couk), whose zone holds the row's records as (owner relative
 to {D}, TXT text). DKIM is one of None, "dom", ("dom", "rsa-sha1") or ("dom", "testing") (a
 t=y key)."""
-import os
 import shutil
-import subprocess
 import tempfile
 import unittest
 
-from auth_fixtures import header_fields, message
+from auth_fixtures import check_block, header_fields, message
 from dkim_craft import RsaKey, craft
 from dns_harness import DnsServer, txt
-from sluice_harness import BIN, Sluice
+from sluice_harness import Sluice
 from test_auth import session, stored_one
 
 SPF = "v=spf1 ip4:127.0.0.1 -all"
@@ -240,15 +238,7 @@ class DmarcTreeWalk(DmarcBase):
 
 class DmarcConfig(unittest.TestCase):
     def check(self, text):
-        d = tempfile.mkdtemp(prefix="sluice-cfg-")
-        try:
-            path = os.path.join(d, "c.lua")
-            with open(path, "w") as f:
-                f.write('server { listen = { "127.0.0.1:1" }, domains = { "example.test" } }\n'
-                        + text + '\nrule_set "main" { }\n')
-            return subprocess.run([BIN, "check", "-c", path], capture_output=True, text=True)
-        finally:
-            shutil.rmtree(d, ignore_errors=True)
+        return check_block(text)
 
     def test_valid(self):
         r = self.check("dmarc { tree_walk = true }")

@@ -7,7 +7,7 @@ import subprocess
 import tempfile
 import unittest
 
-from auth_fixtures import Keys, start_dns
+from auth_fixtures import Keys, check_block, start_dns
 from dns_harness import Blackhole
 from sluice_harness import BIN
 
@@ -102,15 +102,7 @@ class SpfQuery(unittest.TestCase):
 
 class DnsConfig(unittest.TestCase):
     def check(self, text):
-        d = tempfile.mkdtemp(prefix="sluice-cfg-")
-        try:
-            path = os.path.join(d, "c.lua")
-            with open(path, "w") as f:
-                f.write('server { listen = { "127.0.0.1:1" }, domains = { "example.test" } }\n'
-                        + text + '\nrule_set "main" { }\n')
-            return subprocess.run([BIN, "check", "-c", path], capture_output=True, text=True)
-        finally:
-            shutil.rmtree(d, ignore_errors=True)
+        return check_block(text)
 
     def test_valid(self):
         r = self.check('dns { servers = { "127.0.0.1:5353", "[::1]:53" }, timeout_ms = 500 }\n')
