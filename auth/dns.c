@@ -3,6 +3,7 @@
  * asynchronously on the context's own resolver thread (ub_ctx_async(ctx, 1)) and the caller
  * waits on ub_fd() until the deadline, then cancels. */
 #include "auth/dns.h"
+#include "auth/dns_cache.h"
 #include "config/config.h"
 #include "core/buf.h"
 #include "core/log.h"
@@ -22,7 +23,8 @@
 
 struct dns_thread {
     struct ub_ctx *ctx;
-    char *key; /* the settings ctx was made for */
+    struct dns_cache *cache; /* answers of ctx, served without its resolver thread */
+    char *key;               /* the settings ctx was made for */
     long long timeout_ms;
     long long budget_end; /* monotonic ms */
     char last_error[96];
@@ -38,6 +40,7 @@ static void thread_free(void *p)
         return;
     if (t->ctx)
         ub_ctx_delete(t->ctx);
+    dns_cache_free(t->cache);
     free(t->key);
     free(t);
 }
@@ -54,6 +57,7 @@ static struct dns_thread *self(void)
     if (!t) {
         t = xcalloc(1, sizeof *t);
         t->timeout_ms = 2000;
+        t->cache = dns_cache_new();
         pthread_setspecific(thread_key, t);
     }
     return t;
@@ -153,6 +157,7 @@ void dns_begin(const struct config *cfg)
         if (t->ctx)
             ub_ctx_delete(t->ctx);
         t->ctx = make_ctx(&cfg->dns);
+        dns_cache_clear(t->cache);
         free(t->key);
         t->key = key;
     } else {
@@ -192,6 +197,9 @@ enum dns_status dns_query(const char *name, int rrtype, struct ub_result **out)
     if (!t->ctx)
         return fail(t, name, "no resolver");
     long long start = now_ms();
+    enum dns_status st;
+    if (dns_cache_get(t->cache, name, rrtype, start, &st, out))
+        return st;
     long long deadline = start + t->timeout_ms;
     if (deadline > t->budget_end)
         deadline = t->budget_end;
@@ -225,7 +233,6 @@ enum dns_status dns_query(const char *name, int rrtype, struct ub_result **out)
             return DNS_NXDOMAIN;
         return fail(t, name, ub_strerror(p.err));
     }
-    enum dns_status st;
     if (p.res->rcode == 0)
         st = p.res->havedata ? DNS_OK : DNS_NODATA;
     else if (p.res->rcode == 3)
@@ -236,6 +243,7 @@ enum dns_status dns_query(const char *name, int rrtype, struct ub_result **out)
         ub_resolve_free(p.res);
         return fail(t, name, why);
     }
+    dns_cache_put(t->cache, name, rrtype, st, p.res, now_ms());
     if (out)
         *out = p.res;
     else

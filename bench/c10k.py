@@ -17,6 +17,7 @@ BENCH_OUT (bench/results.md) when called with --append.
 import asyncio
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -142,6 +143,8 @@ def main():
         log_tail = [ln for ln in s.read_log().splitlines() if "refused" in ln or "accept:" in ln]
     finally:
         s.stop()
+        for d in bench.TRASH:
+            shutil.rmtree(d, ignore_errors=True)
     P = bench.percentile
     per_session = (rss_idle - rss_base) * 1024 / max(held, 1)
     lines = [
@@ -175,7 +178,6 @@ def main():
     if "--append" in sys.argv:
         with open(bench.OUT, "a") as f:
             f.write("\n" + text)
-    import shutil
     shutil.rmtree(keys.dir, ignore_errors=True)
 
 
