@@ -3,6 +3,7 @@
  * fine) and copies the answer packet, which libopendkim parses itself; query_waitreply then
  * only reports what happened. */
 #include "auth/checks.h"
+#include "auth/dkim_key_cache.h"
 #include "auth/dns.h"
 #include "core/log.h"
 #include "core/xalloc.h"
@@ -78,6 +79,7 @@ static int q_waitreply(void *srv, void *qh, struct timeval *to, size_t *bytes, i
 
 static void lib_init(void)
 {
+    dkim_key_cache_init(); /* libopendkim's key decodes, see dkim_key_cache.c */
     lib = dkim_init(NULL, NULL);
     if (!lib) {
         log_msg(LOG_ERR, "dkim: dkim_init failed");

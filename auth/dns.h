@@ -4,8 +4,9 @@
  * the thread exits), so the three checks of one message share one cache and no locking is
  * needed; threads do not share caches. In front of it sits a small per-thread answer cache
  * (dns_cache.h) that serves repeated lookups without the resolver thread. The context
- * forwards to dns { servers } or to the system resolver's servers. Every lookup waits at most dns { timeout_ms }; a timeout, SERVFAIL
- * or any resolver error is DNS_TEMPFAIL, which the checks turn into temperror. */
+ * forwards to dns { servers } or to the system resolver's servers. Every lookup waits at most dns {
+ * timeout_ms }; a timeout, SERVFAIL or any resolver error is DNS_TEMPFAIL, which the checks turn
+ * into temperror. */
 #ifndef SLUICE_AUTH_DNS_H
 #define SLUICE_AUTH_DNS_H
 

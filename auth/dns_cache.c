@@ -75,8 +75,7 @@ static struct ub_result *copy_result(const struct ub_result *r)
             c->len[i] = len;
         }
     }
-    c->answer_packet =
-        r->answer_packet ? memdup(r->answer_packet, (size_t)r->answer_len) : NULL;
+    c->answer_packet = r->answer_packet ? memdup(r->answer_packet, (size_t)r->answer_len) : NULL;
     c->why_bogus = r->why_bogus ? xstrdup(r->why_bogus) : NULL;
     return c;
 }

@@ -1,6 +1,7 @@
 /* Prometheus text exposition format 0.0.4. Names follow SES (Received, PublishSuccess,
  * PublishFailure, PublishExpired) as sluice_rule_* and sluice_rule_set_* counters. */
 #include "receiver/metrics_http.h"
+#include "auth/dkim_key_cache.h"
 #include "reports/dmarc_metrics.h"
 #include "lua/script_metrics.h"
 #include "core/sockaddr.h"
@@ -166,6 +167,13 @@ void metrics_render(struct server *srv, struct buf *b)
             (unsigned long long)srv->proxy_refused);
     script_metrics_render(b);
     dmarc_metrics_render(b);
+    unsigned long key_hits, key_misses;
+    dkim_key_cache_counts(&key_hits, &key_misses);
+    header(b, "sluice_dkim_key_decodes_total", "counter",
+           "DKIM public keys needed by verification, by where they came from (cache: decoded "
+           "before; decoded: by libcrypto now).");
+    buf_printf(b, "sluice_dkim_key_decodes_total{from=\"cache\"} %lu\n", key_hits);
+    buf_printf(b, "sluice_dkim_key_decodes_total{from=\"decoded\"} %lu\n", key_misses);
     header(b, "sluice_smtp_sessions", "gauge", "SMTP sessions open now.");
     buf_printf(b, "sluice_smtp_sessions %zu\n", srv->nsessions);
 }

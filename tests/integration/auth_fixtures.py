@@ -135,10 +135,10 @@ def header_fields(data):
     return [(n, v) for n, v in fields]
 
 
-def auth_sluice(dns_port):
+def auth_sluice(dns_port, server_extra=""):
     """A started sluice with the authentication checks on, resolving through dns_port, storing
     every example.test message in var/mail/{domain}/{user}."""
-    return Sluice(server_extra="auth_checks = true,", rules="""
+    return Sluice(server_extra="auth_checks = true," + server_extra, rules="""
 dns { servers = { "127.0.0.1:%d" }, timeout_ms = 3000 }
 rule_set "main" {
   rule { name = "store", recipients = { "example.test" },

@@ -3,9 +3,10 @@ DNS server (nsd) serving zones generated here. The client of every session is 12
 which sluice judges like any other address (test_spf_query.py covers other addresses)."""
 import shutil
 import unittest
+import urllib.request
 
 from auth_fixtures import Keys, auth_sluice, header_fields, message, sign, start_dns
-from dns_harness import Blackhole
+from dns_harness import Blackhole, free_port
 from sluice_harness import Sluice, read_file
 
 SPF_PASS_FROM = "bounce@example.com"       # ip4:127.0.0.1
@@ -323,6 +324,45 @@ rule_set "main" {
             self.assertEqual(d["X-Sluice-DMARC-Verdict"], "FAIL")
             self.assertEqual(d["X-Sluice-DMARC-Policy"], "REJECT")
             c.expect(221, "QUIT\r\n")
+        finally:
+            sl.stop()
+            dns.stop()
+            shutil.rmtree(keys.dir, ignore_errors=True)
+
+
+class DkimKeyCache(unittest.TestCase):
+    """libopendkim's key decodes go through sluice's cache (auth/dkim_key_cache.c): a key is
+    decoded once, later signatures by it are verified with the kept key, a bad signature still
+    fails with it, and another key is decoded on its own."""
+
+    def test_key_decoded_once_and_verdicts_unchanged(self):
+        keys = Keys()
+        dns = start_dns(keys)
+        mport = free_port()
+        sl = auth_sluice(dns.port, 'metrics = "127.0.0.1:%d",' % mport)
+        try:
+            sends = [
+                ("one", sign(message("a@example.com"), keys.sel1_key, "example.com", "sel1"),
+                 "PASS"),
+                ("two", sign(message("a@example.com", body=b"Another.\r\n"), keys.sel1_key,
+                             "example.com", "sel1"), "PASS"),
+                ("bad", sign(message("a@example.com"), keys.sel1_key, "example.com", "sel1")
+                 .replace(b"Subject: auth test", b"Subject: auth best"), "FAIL"),
+                ("net", sign(message("a@example.net"), keys.net_key, "example.net", "sel2"),
+                 "PASS"),
+            ]
+            for user, data, want in sends:
+                session(sl, SPF_FAIL_FROM, data, rcpt=user + "@example.test")
+                fields = dict(header_fields(stored_one(self, sl, user)))
+                self.assertEqual(fields.get("X-Sluice-DKIM-Verdict"), want, (user, fields))
+            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport) as r:
+                text = r.read().decode()
+            counts = {}
+            for line in text.splitlines():
+                if line.startswith("sluice_dkim_key_decodes_total{"):
+                    counts[line.split('"')[1]] = int(line.split()[-1])
+            self.assertEqual(counts.get("decoded"), 2, text)
+            self.assertEqual(counts.get("cache"), 2, text)
         finally:
             sl.stop()
             dns.stop()
