@@ -686,14 +686,22 @@ def report(runs, sinks, fs, started, elapsed):
                   "delivered %s msg/s (floor: 2×): %s." %
                   (fmt(median(sa["accepted"])), top, r, fmt(median(pf["delivered"])),
                    "met" if r >= 2 else "NOT met"))
-    limit = median(fs.get((False, 2), [float("nan")]))
-    for name in ("sluice", "sluice-auth"):
-        a = agg.get((name, top))
-        if a and limit == limit:
+    # The limit is "write 10 KB + fsync + rename" per second: one fsync per message in one
+    # stream, which group commit is meant to go past; the two-thread figure (two streams
+    # overlapping their fsyncs) is the stricter yardstick, so both are shown.
+    for threads, what in ((1, "one stream, one fsync per message"),
+                          (2, "two streams, the stricter figure")):
+        limit = median(fs.get((False, threads), [float("nan")]))
+        if limit != limit:
+            continue
+        for name in ("sluice", "sluice-auth"):
+            a = agg.get((name, top))
+            if not a:
+                continue
             r = median(a["delivered"]) / limit
             fl.append("- %s delivers %s msg/s at concurrency %d = %.0f%% of the write+fsync+"
-                      "rename limit on two threads (%s/s, median) (floor: 80%%): %s." %
-                      (name, fmt(median(a["delivered"])), top, r * 100, fmt(limit),
+                      "rename limit, %s (%s/s, median) (floor: 80%%): %s." %
+                      (name, fmt(median(a["delivered"])), top, r * 100, what, fmt(limit),
                        "met" if r >= 0.8 else "NOT met"))
     return "\n".join(lines + fl) + "\n"
 
