@@ -88,7 +88,8 @@ struct action_type {
 };
 
 /* Appends a note about what an action did or would do to ctx->detail (when tracing). */
-void action_note(struct action_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void action_note(struct action_ctx *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 #define ACTION_DELIVER_REJECTED (-2)
 #define EXPIRE_AFTER_DEFAULT_MS (4LL * 3600 * 1000) /* SES retries for four hours */
@@ -105,8 +106,7 @@ struct action {
 
 /* Reads on_failure and expire_after from the config table at idx into a, then removes them
  * from the table (the type's parser must not see them). Returns -1 with the reason in err. */
-int action_policy_parse(struct lua_State *L, int idx, struct action *a, char *err,
-                        size_t errlen);
+int action_policy_parse(struct lua_State *L, int idx, struct action *a, char *err, size_t errlen);
 /* Checks the policy against the action's (final) type: "retry" and expire_after need a
  * post-acceptance action. */
 int action_policy_check(const struct action *a, char *err, size_t errlen);

@@ -39,9 +39,9 @@ struct message {
 
     struct buf body; /* unstuffed content, CRLF line endings, exactly as sent */
 
-    struct verdicts verdicts; /* filled on the worker before the rules run */
+    struct verdicts verdicts;  /* filled on the worker before the rules run */
     struct auth_details *auth; /* SPF/DKIM/DMARC details (auth/auth.h); NULL when not checked */
-    char virus_name[128];     /* the signature when verdicts.virus is FAIL, else "" */
+    char virus_name[128];      /* the signature when verdicts.virus is FAIL, else "" */
 
     struct header *added; /* prepended by actions; later ones go on top */
     size_t nadded;

@@ -43,8 +43,7 @@ struct eval_opts {
     int deliver_inline;
     int trace;
 };
-void rules_evaluate_opts(const struct rule_set *rs, struct message *m,
-                         const struct server_cfg *sc, const struct eval_opts *opts,
-                         struct eval_result *res);
+void rules_evaluate_opts(const struct rule_set *rs, struct message *m, const struct server_cfg *sc,
+                         const struct eval_opts *opts, struct eval_result *res);
 
 #endif

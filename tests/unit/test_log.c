@@ -34,7 +34,7 @@ int main(void)
     const char *l = logged(1, "v", "a\"b\\c\x01\xff\xc3\xa9!");
     CHECK(strstr(l, "\"v\":\"a\\\"b\\\\c\\u0001\\ufffd\xc3\xa9!\"") != NULL);
     CHECK(strstr(l, "\"event\":\"test\"") != NULL);
-    l = logged(1, "v", "\xe2\x82");           /* truncated sequence */
+    l = logged(1, "v", "\xe2\x82"); /* truncated sequence */
     CHECK(strstr(l, "\"v\":\"\\ufffd\\ufffd\"") != NULL);
     l = logged(0, "v", "two words");
     CHECK(strstr(l, " test v=\"two words\"") != NULL);
