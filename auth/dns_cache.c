@@ -80,6 +80,15 @@ static struct ub_result *copy_result(const struct ub_result *r)
     return c;
 }
 
+/* What a copy of r holds: the answer packet and the rdata. */
+static size_t result_bytes(const struct ub_result *r)
+{
+    size_t n = r->answer_len > 0 ? (size_t)r->answer_len : 0;
+    for (size_t i = 0; r->data && r->data[i]; i++)
+        n += r->len && r->len[i] > 0 ? (size_t)r->len[i] : 0;
+    return n;
+}
+
 static void entry_clear(struct dns_cache_entry *e)
 {
     free(e->name);
@@ -110,7 +119,8 @@ void dns_cache_free(struct dns_cache *c)
 void dns_cache_put(struct dns_cache *c, const char *name, int rrtype, enum dns_status st,
                    const struct ub_result *res, long long now_ms)
 {
-    if (st == DNS_TEMPFAIL || !res || res->ttl <= 0)
+    if (st == DNS_TEMPFAIL || !res || res->ttl <= 0 ||
+        result_bytes(res) > DNS_CACHE_MAX_ENTRY_BYTES)
         return;
     int cap = st == DNS_OK ? DNS_CACHE_MAX_TTL_S : DNS_CACHE_MAX_NEG_TTL_S;
     int ttl = res->ttl < cap ? res->ttl : cap;

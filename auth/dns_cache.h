@@ -4,8 +4,10 @@
  * context's resolver thread: about 80 system calls and two context switches per message in
  * the benchmark. Here a hit is a hash lookup and a copy. Entries live for the answer's TTL,
  * capped (DNS_CACHE_MAX_TTL_S, DNS_CACHE_MAX_NEG_TTL_S for NXDOMAIN/NODATA); an answer with
- * TTL 0 is not kept; failures are never kept. The table is direct-mapped: a new entry
- * replaces whatever shared its slot, which bounds memory at DNS_CACHE_SLOTS entries. */
+ * TTL 0 is not kept; failures are never kept; neither is an answer larger than
+ * DNS_CACHE_MAX_ENTRY_BYTES (a sender's domain could otherwise park big TXT answers in every
+ * slot). The table is direct-mapped: a new entry replaces whatever shared its slot, so memory
+ * stays under DNS_CACHE_SLOTS entries of that size per thread. */
 #ifndef SLUICE_AUTH_DNS_CACHE_H
 #define SLUICE_AUTH_DNS_CACHE_H
 
@@ -14,6 +16,7 @@
 #define DNS_CACHE_SLOTS 1024
 #define DNS_CACHE_MAX_TTL_S 300
 #define DNS_CACHE_MAX_NEG_TTL_S 60
+#define DNS_CACHE_MAX_ENTRY_BYTES 4096
 
 struct dns_cache;
 struct ub_result;

@@ -113,6 +113,20 @@ int main(void)
     CHECK(!dns_cache_get(c, "fail.example", 16, 0, &st, NULL));
     CHECK(!dns_cache_get(c, "null.example", 16, 0, &st, NULL));
 
+    /* An answer bigger than DNS_CACHE_MAX_ENTRY_BYTES is not kept; one just under is. */
+    char big[DNS_CACHE_MAX_ENTRY_BYTES];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    r = txt_result("big.example", big, 60);
+    dns_cache_put(c, "big.example", 16, DNS_OK, r, 0);
+    ub_resolve_free(r);
+    CHECK(!dns_cache_get(c, "big.example", 16, 0, &st, NULL));
+    big[DNS_CACHE_MAX_ENTRY_BYTES - 64] = '\0';
+    r = txt_result("fits.example", big, 60);
+    dns_cache_put(c, "fits.example", 16, DNS_OK, r, 0);
+    ub_resolve_free(r);
+    CHECK(dns_cache_get(c, "fits.example", 16, 0, &st, NULL));
+
     /* More names than slots: the table stays bounded and the newest names are there. */
     char name[64];
     for (int i = 0; i < 4 * DNS_CACHE_SLOTS; i++) {
