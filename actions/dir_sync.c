@@ -3,6 +3,7 @@
  * leader) while later ones wait for the generation that covers their ticket, so N concurrent
  * deliveries into one directory cost about two fsyncs instead of N. */
 #include "actions/dir_sync.h"
+#include "core/hash.h"
 #include "core/xalloc.h"
 
 #include <errno.h>
@@ -30,10 +31,7 @@ static struct dir_state *table[BUCKETS];
 
 static unsigned bucket(const char *s)
 {
-    unsigned h = 2166136261u;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h % BUCKETS;
+    return hash_fnv1a_str(HASH_FNV1A_INIT, s) % BUCKETS;
 }
 
 static struct dir_state *get(const char *dir)

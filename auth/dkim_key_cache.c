@@ -13,6 +13,7 @@
  * only read by verification, which OpenSSL allows from several threads at once; the table is
  * shared and guarded by one mutex held for a lookup or an insert, never for a decode. */
 #include "auth/dkim_key_cache.h"
+#include "core/hash.h"
 #include "core/log.h"
 
 #include <dlfcn.h>
@@ -78,15 +79,6 @@ void dkim_key_cache_counts(unsigned long *h, unsigned long *m)
     pthread_mutex_unlock(&lock);
 }
 
-/* FNV-1a over the DER bytes. */
-static size_t slot_of(const unsigned char *p, size_t n)
-{
-    unsigned h = 2166136261u;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 16777619u;
-    return h % DKIM_KEY_CACHE_SLOTS;
-}
-
 EVP_PKEY *d2i_PUBKEY_bio(BIO *bp, EVP_PKEY **a)
 {
     pthread_once(&real_once, find_real);
@@ -102,7 +94,7 @@ EVP_PKEY *d2i_PUBKEY_bio(BIO *bp, EVP_PKEY **a)
 
     const unsigned char *der = (const unsigned char *)data;
     size_t len = (size_t)n;
-    struct key_slot *s = &slots[slot_of(der, len)];
+    struct key_slot *s = &slots[hash_fnv1a(HASH_FNV1A_INIT, der, len) % DKIM_KEY_CACHE_SLOTS];
     pthread_mutex_lock(&lock);
     if (s->der && s->len == len && memcmp(s->der, der, len) == 0) {
         EVP_PKEY *k = s->key;

@@ -1,5 +1,6 @@
 /* Per-thread answer cache in front of libunbound; see dns_cache.h for why. */
 #include "auth/dns_cache.h"
+#include "core/hash.h"
 #include "core/xalloc.h"
 
 #include <ctype.h>
@@ -32,14 +33,10 @@ static char *key_name(const char *name)
     return k;
 }
 
-/* FNV-1a over the key name and the type. */
 static size_t slot_of(const char *key, int rrtype)
 {
-    unsigned h = 2166136261u;
-    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
-        h = (h ^ *p) * 16777619u;
-    h = (h ^ (unsigned)rrtype) * 16777619u;
-    return h % DNS_CACHE_SLOTS;
+    unsigned char type = (unsigned char)rrtype;
+    return hash_fnv1a(hash_fnv1a_str(HASH_FNV1A_INIT, key), &type, 1) % DNS_CACHE_SLOTS;
 }
 
 static void *memdup(const void *p, size_t n)

@@ -1,6 +1,7 @@
 /* A linked list with a small hash index: a report adds one row per record, and reports come
  * in a few times a day per reporter, so the lock is never hot. */
 #include "reports/dmarc_metrics.h"
+#include "core/hash.h"
 #include "core/xalloc.h"
 
 #include <jansson.h>
@@ -23,11 +24,10 @@ static unsigned long long dropped;
 
 static unsigned hash(const char *const *labels)
 {
-    unsigned h = 2166136261u;
+    uint32_t h = HASH_FNV1A_INIT;
     for (int i = 0; i < 5; i++) {
-        for (const char *s = labels[i]; *s; s++)
-            h = (h ^ (unsigned char)*s) * 16777619u;
-        h = (h ^ 0xffu) * 16777619u; /* separator: ("ab","c") differs from ("a","bc") */
+        h = hash_fnv1a_str(h, labels[i]);
+        h = hash_fnv1a(h, "\xff", 1); /* separator: ("ab","c") differs from ("a","bc") */
     }
     return h % NBUCKETS;
 }
