@@ -3,6 +3,7 @@
  * leader) while later ones wait for the generation that covers their ticket, so N concurrent
  * deliveries into one directory cost about two fsyncs instead of N. */
 #include "actions/dir_sync.h"
+#include "core/fsync_dir.h"
 #include "core/hash.h"
 #include "core/xalloc.h"
 
@@ -58,16 +59,6 @@ static void put(struct dir_state *d)
     *p = d->next;
     free(d->path);
     free(d);
-}
-
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    int rc = fsync(fd) < 0 ? -errno : 0;
-    close(fd);
-    return rc;
 }
 
 int dir_sync(const char *dir)

@@ -9,6 +9,7 @@
  * retry by its sender, so failures default to on_failure = "continue": logged, counted as a
  * PublishFailure, and the rule's other actions (e.g. store the raw mail) still run. */
 #include "actions/action.h"
+#include "core/fsync_dir.h"
 #include "actions/http_post.h"
 #include "config/lua_fields.h"
 #include "core/log.h"
@@ -134,11 +135,7 @@ static int write_durably(const char *dir, const char *name, const char *text, co
         unlink(tmp);
         return -1;
     }
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
+    (void)fsync_dir(dir);
     return 0;
 }
 

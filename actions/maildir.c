@@ -2,6 +2,7 @@
  * then the directory entry, before anything is acknowledged. */
 #include "actions/maildir.h"
 #include "actions/dir_sync.h"
+#include "core/fsync_dir.h"
 #include "core/xalloc.h"
 
 #include <errno.h>
@@ -16,16 +17,6 @@
 #include <sys/time.h>
 #include <sys/uio.h>
 #include <unistd.h>
-
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    int rc = fsync(fd) < 0 ? -errno : 0;
-    close(fd);
-    return rc;
-}
 
 /* mkdir -p; every directory it creates is made durable in its parent. */
 static int mkdir_durable(const char *path)

@@ -1,6 +1,7 @@
 /* Spool files: messages as raw bytes, jobs as small JSON documents (jansson), each written to
  * a temporary name, fsync'd, renamed, and its directory fsync'd. */
 #include "spool/spool.h"
+#include "core/fsync_dir.h"
 #include "core/log.h"
 #include "core/message.h"
 #include "core/xalloc.h"
@@ -39,16 +40,6 @@ static int mkdirs(const char *path)
     return 0;
 }
 
-static int fsync_path(const char *path, int flags)
-{
-    int fd = open(path, flags | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    int rc = fsync(fd) < 0 ? -errno : 0;
-    close(fd);
-    return rc;
-}
-
 /* Writes data to dir/name durably: temporary file, fsync, rename, fsync of dir. */
 static int write_durable(const char *dir, const char *name, const char *data, size_t len, char *err,
                          size_t errlen)
@@ -82,7 +73,7 @@ static int write_durable(const char *dir, const char *name, const char *data, si
     if (rc == 0 && rename(tmp, final) < 0)
         rc = -errno;
     if (rc == 0)
-        rc = fsync_path(dir, O_RDONLY | O_DIRECTORY);
+        rc = fsync_dir(dir);
     if (rc < 0) {
         snprintf(err, errlen, "cannot write %s: %s", final, strerror(-rc));
         unlink(tmp);
