@@ -10,6 +10,7 @@
  * PublishFailure, and the rule's other actions (e.g. store the raw mail) still run. */
 #include "actions/action.h"
 #include "core/fsync_dir.h"
+#include "core/mkdirs.h"
 #include "actions/http_post.h"
 #include "config/lua_fields.h"
 #include "core/log.h"
@@ -79,21 +80,6 @@ static void put_safe(struct buf *b, const char *v)
     }
 }
 
-static int mkdirs(const char *path)
-{
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(tmp, 0750) < 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    return mkdir(tmp, 0750) < 0 && errno != EEXIST ? -1 : 0;
-}
-
 /* Writes text to dir/name durably. Returns 0 or -1 with err set (and *sys_errno). */
 static int write_durably(const char *dir, const char *name, const char *text, const char *qid,
                          char *err, size_t errlen, int *sys_errno)
@@ -101,9 +87,10 @@ static int write_durably(const char *dir, const char *name, const char *text, co
     char tmp[PATH_MAX], final[PATH_MAX];
     snprintf(tmp, sizeof tmp, "%s/.tmp-%s-%ld.json", dir, qid, (long)getpid());
     snprintf(final, sizeof final, "%s/%s", dir, name);
-    if (mkdirs(dir) < 0) {
-        *sys_errno = errno;
-        snprintf(err, errlen, "cannot create %.180s: %s", dir, strerror(errno));
+    int rc = mkdirs(dir, 0750);
+    if (rc < 0) {
+        *sys_errno = -rc;
+        snprintf(err, errlen, "cannot create %.180s: %s", dir, strerror(-rc));
         return -1;
     }
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);

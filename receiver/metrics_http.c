@@ -4,6 +4,7 @@
 #include "auth/dkim_key_cache.h"
 #include "reports/dmarc_metrics.h"
 #include "lua/script_metrics.h"
+#include "core/prom_label.h"
 #include "core/sockaddr.h"
 #include "receiver/server.h"
 #include "rules/metrics.h"
@@ -13,18 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void put_label_value(struct buf *b, const char *v)
-{
-    for (; *v; v++) {
-        if (*v == '\\' || *v == '"')
-            buf_printf(b, "\\%c", *v);
-        else if (*v == '\n')
-            buf_puts(b, "\\n");
-        else
-            buf_append(b, v, 1);
-    }
-}
 
 static void header(struct buf *b, const char *name, const char *type, const char *help)
 {
@@ -68,10 +57,10 @@ static void put_rule_row(const struct rule_stats *s, void *arg)
         return;
     buf_printf(p->b, "sluice_%s_%s{rule_set=\"", p->want_sets ? "rule_set" : "rule",
                rule_fields[p->field].suffix);
-    put_label_value(p->b, s->rule_set);
+    prom_label_value(p->b, s->rule_set);
     if (s->rule) {
         buf_puts(p->b, "\",rule=\"");
-        put_label_value(p->b, s->rule);
+        prom_label_value(p->b, s->rule);
     }
     buf_printf(p->b, "\"} %llu\n", rule_value(s, p->field));
 }
@@ -87,7 +76,7 @@ static void put_action_row(const struct action_stats *s, void *arg)
     struct buf *b = p->b;
     if (p->kind < 2) {
         buf_printf(b, "sluice_action_%s_total{action=\"", p->kind ? "failures" : "invocations");
-        put_label_value(b, s->action);
+        prom_label_value(b, s->action);
         buf_printf(b, "\"} %llu\n",
                    (unsigned long long)atomic_load(p->kind ? &s->failures : &s->invocations));
         return;
@@ -96,18 +85,18 @@ static void put_action_row(const struct action_stats *s, void *arg)
     for (int i = 0; i < ACTION_LATENCY_BUCKETS; i++) {
         cum += atomic_load(&s->latency_bucket[i]);
         buf_puts(b, "sluice_action_duration_seconds_bucket{action=\"");
-        put_label_value(b, s->action);
+        prom_label_value(b, s->action);
         buf_printf(b, "\",le=\"%g\"} %llu\n", action_latency_bounds[i], cum);
     }
     cum += atomic_load(&s->latency_inf);
     buf_puts(b, "sluice_action_duration_seconds_bucket{action=\"");
-    put_label_value(b, s->action);
+    prom_label_value(b, s->action);
     buf_printf(b, "\",le=\"+Inf\"} %llu\n", cum);
     buf_puts(b, "sluice_action_duration_seconds_sum{action=\"");
-    put_label_value(b, s->action);
+    prom_label_value(b, s->action);
     buf_printf(b, "\"} %.6f\n", (double)atomic_load(&s->latency_sum_us) / 1e6);
     buf_puts(b, "sluice_action_duration_seconds_count{action=\"");
-    put_label_value(b, s->action);
+    prom_label_value(b, s->action);
     buf_printf(b, "\"} %llu\n", cum);
 }
 

@@ -2,6 +2,7 @@
  * in a few times a day per reporter, so the lock is never hot. */
 #include "reports/dmarc_metrics.h"
 #include "core/hash.h"
+#include "core/prom_label.h"
 #include "core/xalloc.h"
 
 #include <jansson.h>
@@ -83,18 +84,6 @@ void dmarc_metrics_add_report(json_t *doc)
     pthread_mutex_unlock(&lock);
 }
 
-static void put_label(struct buf *b, const char *v)
-{
-    for (; *v; v++) {
-        if (*v == '\\' || *v == '"')
-            buf_printf(b, "\\%c", *v);
-        else if (*v == '\n')
-            buf_puts(b, "\\n");
-        else
-            buf_append(b, v, 1);
-    }
-}
-
 void dmarc_metrics_render(struct buf *b)
 {
     static const char *const names[5] = {"domain", "source_ip", "disposition", "dkim", "spf"};
@@ -106,7 +95,7 @@ void dmarc_metrics_render(struct buf *b)
         buf_puts(b, "sluice_dmarc_report_messages_total{");
         for (int i = 0; i < 5; i++) {
             buf_printf(b, "%s%s=\"", i ? "," : "", names[i]);
-            put_label(b, s->labels[i]);
+            prom_label_value(b, s->labels[i]);
             buf_puts(b, "\"");
         }
         buf_printf(b, "} %llu\n", s->value);

@@ -2,6 +2,7 @@
  * a temporary name, fsync'd, renamed, and its directory fsync'd. */
 #include "spool/spool.h"
 #include "core/fsync_dir.h"
+#include "core/mkdirs.h"
 #include "core/log.h"
 #include "core/message.h"
 #include "core/xalloc.h"
@@ -23,28 +24,11 @@ void spool_dirs(const char *data_dir, char *msg_dir, char *job_dir, size_t len)
     snprintf(job_dir, len, "%s/spool/jobs", data_dir);
 }
 
-static int mkdirs(const char *path)
-{
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
-            return -errno;
-        *p = '/';
-    }
-    if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
-        return -errno;
-    return 0;
-}
-
 /* Writes data to dir/name durably: temporary file, fsync, rename, fsync of dir. */
 static int write_durable(const char *dir, const char *name, const char *data, size_t len, char *err,
                          size_t errlen)
 {
-    int rc = mkdirs(dir);
+    int rc = mkdirs(dir, 0700);
     if (rc < 0) {
         snprintf(err, errlen, "cannot create %s: %s", dir, strerror(-rc));
         return rc;
