@@ -118,10 +118,7 @@ void auth_check(const struct config *cfg, struct message *m)
     remove_forged(m, &h, authserv_id);
     free(h.f);
     auth_results_add(m, authserv_id);
-
-    log_msg(LOG_INFO, "qid=%s auth spf=%s dkim=%s dmarc=%s policy=%s", m->qid,
-            verdict_name(m->verdicts.spf), verdict_name(m->verdicts.dkim),
-            verdict_name(m->verdicts.dmarc), dmarc_policy_name(m->verdicts.dmarc_policy));
+    /* The verdicts are logged with the message's own line (receiver/session.c). */
 }
 
 void auth_details_free(struct auth_details *a)

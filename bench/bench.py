@@ -61,15 +61,20 @@ RCPT = "u@example.test"
 PROBE_RCPT = "probe@example.test"
 NOBODY = 65534
 
-# ext4 without a journal (this machine's /tmp) keeps an inode that was freed in the last ~30 s
-# out of reuse and walks past every such inode on each file creation (fs/ext4/ialloc.c,
-# recently_deleted): a run that starts just after thousands of files were deleted, by the
-# clean-up of the previous run or by Postfix (it deletes one queue file per message), was
-# measured 30-40% slower. So run directories are removed only at the end (TRASH), and a
-# measurement that follows deletions waits until SETTLE_S have passed since them.
-SETTLE_S = 36
+# ext4 without a journal (this machine's root file system) will not reuse an inode freed less
+# than 60 s ago, 360 s while its inode table block is still dirty, and every file creation walks
+# past each such inode of its block group one by one (fs/ext4/ialloc.c, find_inode_bit and
+# recently_deleted). After the churn of a build, a test suite or an earlier run, creating a file
+# in /tmp was measured at 650 us of system time instead of 27 us: that, not the server, set the
+# pace. So every directory of the benchmark is made under a work root marked `chattr +T` (an ext4
+# "top of directory hierarchy"): the Orlov allocator spreads its subdirectories over block
+# groups as it does the root's, so each run, and each measured limit, gets a group of its own
+# that no deletion has touched. Run directories are removed only at the end (TRASH). Where the
+# mark cannot be set, a run that follows deletions waits SETTLE_S instead.
+SETTLE_S = 65
 TRASH = []
 last_deletions = [0.0]
+spread = [False]
 
 
 def nojournal_ext4(path):
@@ -83,13 +88,23 @@ def nojournal_ext4(path):
         return False
 
 
+def work_root(parent=None):
+    """Makes the benchmark's work root and points tempfile at it; returns its path. Removed at
+    the end with TRASH."""
+    root = tempfile.mkdtemp(prefix="sluice-bench-", dir=parent or os.environ.get("BENCH_DIR"))
+    spread[0] = subprocess.run(["chattr", "+T", root], capture_output=True).returncode == 0
+    tempfile.tempdir = root
+    TRASH.append(root)
+    return root
+
+
 def deleted_files():
     """Call after something deleted many files on the benchmark's file system."""
     last_deletions[0] = time.time()
 
 
 def settle():
-    if not nojournal_ext4(tempfile.gettempdir()):
+    if spread[0] or not nojournal_ext4(tempfile.gettempdir()):
         return
     wait = last_deletions[0] + SETTLE_S - time.time()
     if wait > 0:
@@ -709,7 +724,12 @@ def report(runs, sinks, fs, started, elapsed):
 def fs_type():
     r = subprocess.run(["df", "-T", tempfile.gettempdir()], capture_output=True,
                        text=True).stdout.split("\n")
-    return "%s on %s" % (tempfile.gettempdir(), r[1].split()[1]) if len(r) > 1 and r[1] else "?"
+    fs = r[1].split()[1] if len(r) > 1 and r[1] else "?"
+    if fs == "ext4" and nojournal_ext4(tempfile.gettempdir()):
+        fs += " without a journal"
+    return "work root %s on %s%s" % (tempfile.gettempdir(), fs,
+                                     ", each run in a block group of its own (chattr +T)"
+                                     if spread[0] else "")
 
 
 def main():
@@ -720,6 +740,7 @@ def main():
     postfix_prereqs()
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     t_start = time.time()
+    work_root()
     keys = Keys()
     dns = DnsServer(zones(keys)).start()
     work = tempfile.mkdtemp(prefix="bench-")

@@ -116,6 +116,7 @@ def main():
     nofile = raise_nofile()
     if nofile < SESSIONS + 100:
         sys.exit("open-file limit %d is too low for %d sessions" % (nofile, SESSIONS))
+    bench.work_root()
     keys = Keys()
     msg = bench.make_message(keys)
     s = bench.Sluice("plain")

@@ -285,9 +285,16 @@ static void log_session(struct session *s)
     log_event(LOG_INFO, "session", kv, sizeof kv / sizeof kv[0]);
 }
 
+/* A verdict for the log line, or NULL (left out) when it was not computed. */
+static const char *logged_verdict(enum verdict v)
+{
+    return v == VERDICT_UNSET ? NULL : verdict_name(v);
+}
+
 static void log_message(struct session *s, const struct message *m, const char *result,
                         const char *rules, const char *actions, const char *error)
 {
+    const struct verdicts *v = &m->verdicts;
     struct buf rcpts = {0};
     for (size_t i = 0; i < m->nrcpts; i++) {
         if (i)
@@ -297,11 +304,23 @@ static void log_message(struct session *s, const struct message *m, const char *
     char size[24];
     snprintf(size, sizeof size, "%zu", m->body.len);
     struct log_kv kv[] = {
-        {"qid", m->qid},          {"client", s->ip},
-        {"helo", s->helo},        {"from", m->mail_from},
-        {"to", buf_cstr(&rcpts)}, {"size", size},
-        {"rules", rules},         {"actions", actions},
-        {"result", result},       {"error", error && *error ? error : NULL},
+        {"qid", m->qid},
+        {"client", s->ip},
+        {"helo", s->helo},
+        {"from", m->mail_from},
+        {"to", buf_cstr(&rcpts)},
+        {"size", size},
+        {"rules", rules},
+        {"actions", actions},
+        {"result", result},
+        {"error", error && *error ? error : NULL},
+        {"spf", logged_verdict(v->spf)},
+        {"dkim", logged_verdict(v->dkim)},
+        {"dmarc", logged_verdict(v->dmarc)},
+        {"dmarc_policy", v->dmarc_policy ? dmarc_policy_name(v->dmarc_policy) : NULL},
+        {"spam", logged_verdict(v->spam)},
+        {"virus", logged_verdict(v->virus)},
+        {"virus_name", m->virus_name[0] ? m->virus_name : NULL},
     };
     log_event(LOG_INFO, "message", kv, sizeof kv / sizeof kv[0]);
     buf_free(&rcpts);

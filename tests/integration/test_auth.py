@@ -1,6 +1,7 @@
 """SPF, DKIM and DMARC verdicts through real SMTP sessions into stored messages, against a real
 DNS server (nsd) serving zones generated here. The client of every session is 127.0.0.1,
 which sluice judges like any other address (test_spf_query.py covers other addresses)."""
+import re
 import shutil
 import unittest
 import urllib.request
@@ -189,6 +190,12 @@ class AuthThroughSmtp(unittest.TestCase):
         self.assertIn("client-ip=127.0.0.1;", rspf[0])
         self.assertIn('envelope-from="%s";' % mail_from, rspf[0])
         self.assertIn("receiver=mx.example.test; identity=mailfrom;", rspf[0])
+        # The message's log line carries the same verdicts (and the policy only when DMARC
+        # did not pass).
+        line = self.sluice.wait_log(r"message qid=\S+ .*to=%s@example\.test .*" % re.escape(user))
+        want = " spf=%s dkim=%s dmarc=%s" % (spf, dkim, dmarc)
+        want += " dmarc_policy=%s" % policy if policy else ""
+        self.assertIn(want + "\n", line.string[line.start():].split("\n", 1)[0] + "\n")
 
     def test_null_sender_uses_helo(self):
         session(self.sluice, "", message("a@example.com"), helo="helo.example.com",
@@ -379,6 +386,8 @@ class AuthOff(unittest.TestCase):
             names = [n for n, _ in header_fields(read_file(files[0]))]
             self.assertNotIn("Authentication-Results", names)
             self.assertNotIn("X-Sluice-SPF-Verdict", names)
+            line = sl.wait_log(r"message qid=\S+ .*to=u@example\.test [^\n]*").group(0)
+            self.assertNotRegex(line, r" (spf|dkim|dmarc|dmarc_policy)=", line)
         finally:
             sl.stop()
 

@@ -3,6 +3,7 @@ stock rules, clamd with an EICAR signature written by the test): verdicts, X-Slu
 in-session rejection of viruses, Junk for spam, and degradation to PROCESSING_FAILED when a
 scanner is down, hangs, or the message is over max_size."""
 import base64
+import re
 import os
 import subprocess
 import threading
@@ -161,6 +162,9 @@ class RealScanners(unittest.TestCase):
         self.assertTrue(text.startswith("554 5.7.1 Virus found: " + EICAR_SIGNATURE), text)
         self.assertFalse(any(b"invoice" in read_file(p) for p in self.sluice.all_stored()))
         self.sluice.wait_log(r"scan qid=\S+ .*virus=FAIL signature=" + EICAR_SIGNATURE)
+        # and the message's own line says why it was refused
+        self.sluice.wait_log(r"message qid=\S+ .*result=\"554 5\.7\.1 Virus found[^\n]* "
+                             r"spam=PASS virus=FAIL virus_name=" + re.escape(EICAR_SIGNATURE))
 
     def test_eicar_in_forwarded_message_is_refused_in_session(self):
         code, text = send(self.sluice, eicar_forwarded())
