@@ -92,6 +92,7 @@ def work_root(parent=None):
     """Makes the benchmark's work root and points tempfile at it; returns its path. Removed at
     the end with TRASH."""
     root = tempfile.mkdtemp(prefix="sluice-bench-", dir=parent or os.environ.get("BENCH_DIR"))
+    os.chmod(root, 0o755)  # Postfix's daemons, running as postfix, must reach their directories
     spread[0] = subprocess.run(["chattr", "+T", root], capture_output=True).returncode == 0
     tempfile.tempdir = root
     TRASH.append(root)

@@ -36,6 +36,7 @@ struct server_cfg {
     long long max_recipients;
     long long max_connections;
     long long max_connections_per_ip;
+    long long listen_backlog;  /* connections the kernel queues before accept(), per listener */
     long long command_timeout; /* seconds */
     long long data_timeout;    /* seconds, whole DATA phase */
     long long max_errors;      /* protocol errors before the session is closed */

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h> /* SOMAXCONN */
 #include <unistd.h>
 
 #define LOADER_KEY "sluice.loader"
@@ -551,17 +552,29 @@ static int parse_tls(lua_State *L, struct server_cfg *s, char *err, size_t errle
 
 static int parse_server(lua_State *L, struct server_cfg *s, int line, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"listen",           "hostname",
-                                       "domains",          "data_dir",
-                                       "max_message_size", "tls",
-                                       "log_format",       "max_recipients",
-                                       "max_connections",  "max_connections_per_ip",
-                                       "command_timeout",  "data_timeout",
-                                       "max_errors",       "workers",
-                                       "rule_set",         "auth_checks",
-                                       "xclient",          "metrics",
-                                       "retry_initial_ms", "retry_max_ms",
-                                       "bounce_relay",     NULL};
+    static const char *const keys[] = {"listen",
+                                       "hostname",
+                                       "domains",
+                                       "data_dir",
+                                       "max_message_size",
+                                       "tls",
+                                       "log_format",
+                                       "max_recipients",
+                                       "max_connections",
+                                       "max_connections_per_ip",
+                                       "command_timeout",
+                                       "data_timeout",
+                                       "max_errors",
+                                       "workers",
+                                       "rule_set",
+                                       "auth_checks",
+                                       "xclient",
+                                       "metrics",
+                                       "retry_initial_ms",
+                                       "retry_max_ms",
+                                       "bounce_relay",
+                                       "listen_backlog",
+                                       NULL};
     char *log_format = NULL;
     if (lf_check_keys(L, 1, "server", keys, err, errlen) < 0 ||
         parse_listen(L, s, line, err, errlen) < 0 ||
@@ -580,6 +593,7 @@ static int parse_server(lua_State *L, struct server_cfg *s, int line, char *err,
         lf_integer(L, 1, "data_timeout", 1, 86400, &s->data_timeout, err, errlen) < 0 ||
         lf_integer(L, 1, "max_errors", 1, 100000, &s->max_errors, err, errlen) < 0 ||
         lf_integer(L, 1, "workers", 1, 256, &s->workers, err, errlen) < 0 ||
+        lf_integer(L, 1, "listen_backlog", 1, 65535, &s->listen_backlog, err, errlen) < 0 ||
         lf_string(L, 1, "rule_set", false, &s->rule_set, err, errlen) < 0 ||
         lf_bool(L, 1, "auth_checks", &s->auth_checks, err, errlen) < 0 ||
         parse_cidr_list(L, 1, "xclient", "server", &s->xclient, &s->nxclient, err, errlen) < 0 ||
@@ -731,6 +745,9 @@ static void set_defaults(struct server_cfg *s)
     s->max_recipients = 100;
     s->max_connections = 10000;
     s->max_connections_per_ip = 50;
+    /* The kernel caps it at net.core.somaxconn; a burst of new connections beyond the queue
+     * waits for the clients' SYN retransmission (1 s, then 3 s). */
+    s->listen_backlog = SOMAXCONN;
     s->command_timeout = 300;
     s->data_timeout = 600;
     s->max_errors = 20;

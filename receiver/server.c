@@ -188,7 +188,7 @@ static int bind_listeners(struct server *srv, char *err, size_t errlen)
         l->evl = evconnlistener_new_bind(srv->base, on_accept, l,
                                          LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
                                              LEV_OPT_CLOSE_ON_EXEC,
-                                         1024, (struct sockaddr *)&ss, (int)sl);
+                                         (int)sc->listen_backlog, (struct sockaddr *)&ss, (int)sl);
         if (!l->evl) {
             snprintf(err, errlen, "%s:%d: cannot listen on %s: %s", srv->cfg->path,
                      sc->listen[i].line, sc->listen[i].address, strerror(errno));
@@ -287,6 +287,8 @@ static void reload_config(struct server *srv)
         log_msg(LOG_WARN, "reload: listen addresses changed; they take effect on restart");
     if (b->workers != a->workers)
         log_msg(LOG_WARN, "reload: workers changed; takes effect on restart");
+    if (b->listen_backlog != a->listen_backlog)
+        log_msg(LOG_WARN, "reload: listen_backlog changed; takes effect on restart");
     next->generation = srv->cfg->generation + 1;
     /* Sessions hold their own references; the old config dies with its last transaction. */
     config_release(srv->cfg);

@@ -64,6 +64,12 @@ class CheckErrors(unittest.TestCase):
         self.assertConfigError(SERVER.replace('"mx.example.test"', "42") + RULES, 1,
                                "'hostname' must be a string")
 
+    def test_listen_backlog_out_of_range(self):
+        for value in ("0", "65536", "-1"):
+            self.assertConfigError(SERVER.replace("}\n", "  listen_backlog = %s,\n}\n" % value, 1)
+                                   + RULES, 1, "field 'listen_backlog' must be between 1 and "
+                                   "65535, got " + value)
+
     def test_bad_listen_address(self):
         self.assertConfigError(SERVER.replace("127.0.0.1:2599", "localhost") + RULES, 1,
                                "listen address 'localhost'")

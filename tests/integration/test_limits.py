@@ -3,6 +3,7 @@ session, idle and slow-drip clients (RFC 5321 §4.5.3.2 timeouts), connections i
 client address. Each case checks the reply code + enhanced code and what was stored."""
 import select
 import socket
+import subprocess
 import threading
 import time
 import unittest
@@ -261,6 +262,28 @@ class Connections(SluiceTestCase):
         b.expect(250, "NOOP\r\n")
         c.expect(250, "NOOP\r\n")
         self.assertEqual(self.sluice.all_stored(), [])
+
+def listen_backlog(port):
+    """The backlog the kernel holds for the listener on port: ss shows it as Send-Q."""
+    out = subprocess.run(["ss", "-Hltn", "sport = :%d" % port], capture_output=True, text=True,
+                         check=True).stdout.split()
+    return int(out[2])
+
+
+class ListenBacklog(SluiceTestCase):
+    server_extra = "listen_backlog = 7,"
+
+    def test_configured_backlog_reaches_the_kernel(self):
+        self.assertEqual(listen_backlog(self.sluice.port), 7)
+        c = self.sluice.raw()
+        c.expect(220)
+
+
+class DefaultListenBacklog(SluiceTestCase):
+    def test_default_is_somaxconn_as_capped_by_the_kernel(self):
+        with open("/proc/sys/net/core/somaxconn") as f:
+            cap = int(f.read())
+        self.assertEqual(listen_backlog(self.sluice.port), min(socket.SOMAXCONN, cap))
 
 
 if __name__ == "__main__":
