@@ -86,8 +86,7 @@ bench-deps: test-deps
 # (default 20000 per run) and BENCH_LEVELS (default 1,10,50) make it shorter.
 bench: bench-deps build
 	@$(CC) -O2 -Wall -Wextra -Werror -pthread bench/fsync_rate.c -o $(BUILD)/fsync_rate
-	$(SUDO) env SLUICE_BIN=$(abspath $(BUILD))/sluice /usr/bin/python3 bench/bench.py
-	$(SUDO) env SLUICE_BIN=$(abspath $(BUILD))/sluice /usr/bin/python3 bench/c10k.py --append
+	$(SUDO) env SLUICE_BIN=$(abspath $(BUILD))/sluice /usr/bin/python3 bench/bench.py --c10k
 
 # 10,000 idle sessions after EHLO while a sender measures latency (also part of `make bench`).
 c10k: test-deps build

@@ -24,6 +24,9 @@ Measured per run:
 Also the machine's limits, in the same run: smtp-sink rate, and write 10 KB + fsync + rename
 per second on one and two threads (bench/fsync_rate.c), with and without the directory fsync.
 
+With --c10k, the C10K measurement (bench/c10k.py) follows, in the same work root, and appends
+its section to the results.
+
 Environment: BENCH_MESSAGES (20000), BENCH_ROUNDS (4), BENCH_LEVELS ("1,10,50"), BENCH_TARGETS (all),
 SLUICE_BIN (build/sluice), BENCH_OUT (bench/results.md).
 """
@@ -773,6 +776,10 @@ def main():
         print(text)
         with open(OUT, "w") as f:
             f.write(text)
+        if "--c10k" in sys.argv:
+            # here, before the clean-up below: see work_root
+            import c10k
+            c10k.run(sys.modules[__name__], append=True)
     finally:
         dns.stop()
         for d in TRASH:

@@ -12,7 +12,8 @@
    third time alone (the machine is shared: this shows how much it drifted meanwhile).
 Reports sluice's RSS before/with the idle sessions, RSS per idle session, the time to set up
 the sessions, and the sender's latency alone vs under the idle load. Appends a section to
-BENCH_OUT (bench/results.md) when called with --append.
+BENCH_OUT (bench/results.md) when called with --append; `make bench` runs it from bench.py
+(--c10k), in the same work root.
 """
 import asyncio
 import os
@@ -106,17 +107,15 @@ def sender(port, msg, n):
     return conn_t, tx_t
 
 
-def main():
-    if "--hold" in sys.argv:
-        raise_nofile()
-        asyncio.run(hold(int(sys.argv[2]), int(sys.argv[3])))
-        return
-    import bench
+def run(bench, append):
+    """Measures, prints the section and, with append, adds it to bench.OUT. bench is the
+    benchmark module whose work root is in use: `make bench` calls this from bench.py before it
+    removes anything, since a deletion shortly before a run slows file creation on ext4
+    without a journal (bench.py, work_root)."""
     from auth_fixtures import Keys
     nofile = raise_nofile()
     if nofile < SESSIONS + 100:
         sys.exit("open-file limit %d is too low for %d sessions" % (nofile, SESSIONS))
-    bench.work_root()
     keys = Keys()
     msg = bench.make_message(keys)
     s = bench.Sluice("plain")
@@ -144,8 +143,6 @@ def main():
         log_tail = [ln for ln in s.read_log().splitlines() if "refused" in ln or "accept:" in ln]
     finally:
         s.stop()
-        for d in bench.TRASH:
-            shutil.rmtree(d, ignore_errors=True)
     P = bench.percentile
     per_session = (rss_idle - rss_base) * 1024 / max(held, 1)
     lines = [
@@ -176,10 +173,23 @@ def main():
                   (len(log_tail), log_tail[0][:200]), ""]
     text = "\n".join(lines)
     print(text)
-    if "--append" in sys.argv:
+    if append:
         with open(bench.OUT, "a") as f:
             f.write("\n" + text)
-    shutil.rmtree(keys.dir, ignore_errors=True)
+
+
+def main():
+    if "--hold" in sys.argv:
+        raise_nofile()
+        asyncio.run(hold(int(sys.argv[2]), int(sys.argv[3])))
+        return
+    import bench
+    bench.work_root()
+    try:
+        run(bench, "--append" in sys.argv)
+    finally:
+        for d in bench.TRASH:
+            shutil.rmtree(d, ignore_errors=True)
 
 
 if __name__ == "__main__":

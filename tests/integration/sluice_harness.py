@@ -3,14 +3,35 @@ and gives tests real clients (smtplib, swaks, raw sockets) plus helpers to read 
 
 Environment: SLUICE_BIN (the binary, set by ctest), SLUICE_SOURCE_DIR (the repository).
 """
+import atexit
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
+
+
+def _private_tmp():
+    """Under the test runner, every temporary directory of this process (the harness's, nsd's,
+    the scanners', the tests' own) is made inside one that is removed when the process exits,
+    so that `make test` leaves nothing behind in /tmp (it used to leave some 300 directories a
+    run). A failing test prints the log it needs; SLUICE_KEEP_TMP=1 keeps everything."""
+    main = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if not ("unittest" in main or main.startswith("test_")) or tempfile.tempdir:
+        return
+    root = tempfile.mkdtemp(prefix="sluice-tests-")
+    os.chmod(root, 0o755)  # daemons that drop to their own user (clamd, nsd) must get through
+    tempfile.tempdir = root
+    if not os.environ.get("SLUICE_KEEP_TMP"):
+        atexit.register(shutil.rmtree, root, True)
+
+
+_private_tmp()
 
 BIN = os.environ.get("SLUICE_BIN") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "sluice")

@@ -41,5 +41,8 @@ int main(void)
         for (int i = 0; i < 48; i++)
             CHECK(i % 3 == 2 ? results[i] < 0 : results[i] == 0);
     }
+    for (int i = 0; i < 2; i++)
+        CHECK(rmdir(dirs[i]) == 0);
+    CHECK(rmdir(base) == 0);
     return CHECK_DONE();
 }
