@@ -28,7 +28,7 @@ With --c10k, the C10K measurement (bench/c10k.py) follows, in the same work root
 its section to the results.
 
 Environment: BENCH_MESSAGES (20000), BENCH_ROUNDS (4), BENCH_LEVELS ("1,10,50"), BENCH_TARGETS (all),
-SLUICE_BIN (build/sluice), BENCH_OUT (bench/results.md).
+SLUICE_BIN (build/sluice), BENCH_OUT (bench/results.md), BENCH_DIR (where the work root goes).
 """
 import os
 import re
@@ -91,10 +91,10 @@ def nojournal_ext4(path):
         return False
 
 
-def work_root(parent=None):
-    """Makes the benchmark's work root and points tempfile at it; returns its path. Removed at
-    the end with TRASH."""
-    root = tempfile.mkdtemp(prefix="sluice-bench-", dir=parent or os.environ.get("BENCH_DIR"))
+def work_root():
+    """Makes the benchmark's work root (in BENCH_DIR, else the temporary directory) and points
+    tempfile at it; returns its path. Removed at the end with TRASH."""
+    root = tempfile.mkdtemp(prefix="sluice-bench-", dir=os.environ.get("BENCH_DIR"))
     os.chmod(root, 0o755)  # Postfix's daemons, running as postfix, must reach their directories
     spread[0] = subprocess.run(["chattr", "+T", root], capture_output=True).returncode == 0
     tempfile.tempdir = root

@@ -192,10 +192,11 @@ class AuthThroughSmtp(unittest.TestCase):
         self.assertIn("receiver=mx.example.test; identity=mailfrom;", rspf[0])
         # The message's log line carries the same verdicts (and the policy only when DMARC
         # did not pass).
-        line = self.sluice.wait_log(r"message qid=\S+ .*to=%s@example\.test .*" % re.escape(user))
+        line = self.sluice.wait_log(r"message qid=\S+ .*to=%s@example\.test [^\n]*"
+                                    % re.escape(user)).group(0)
         want = " spf=%s dkim=%s dmarc=%s" % (spf, dkim, dmarc)
         want += " dmarc_policy=%s" % policy if policy else ""
-        self.assertIn(want + "\n", line.string[line.start():].split("\n", 1)[0] + "\n")
+        self.assertTrue(line.endswith(want), (want, line))
 
     def test_null_sender_uses_helo(self):
         session(self.sluice, "", message("a@example.com"), helo="helo.example.com",

@@ -263,6 +263,7 @@ class Connections(SluiceTestCase):
         c.expect(250, "NOOP\r\n")
         self.assertEqual(self.sluice.all_stored(), [])
 
+
 def listen_backlog(port):
     """The backlog the kernel holds for the listener on port: ss shows it as Send-Q."""
     out = subprocess.run(["ss", "-Hltn", "sport = :%d" % port], capture_output=True, text=True,
