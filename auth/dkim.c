@@ -3,6 +3,7 @@
  * fine) and copies the answer packet, which libopendkim parses itself; query_waitreply then
  * only reports what happened. */
 #include "auth/checks.h"
+#include "auth/dkim_body.h"
 #include "auth/dkim_key_cache.h"
 #include "auth/dns.h"
 #include "core/log.h"
@@ -10,6 +11,7 @@
 
 #include <ctype.h>
 #include <opendkim/dkim.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdbool.h>
@@ -97,12 +99,18 @@ static void lib_init(void)
     dkim_dns_set_query_waitreply(lib, q_waitreply);
 }
 
-static enum dkim_res sig_result(DKIM_SIGINFO *sig, const char **why)
+/* bh is the signature's body hash result, a DKIM_SIGBH_* value; own: computed here, while
+ * libopendkim saw an empty body. */
+static enum dkim_res sig_result(DKIM_SIGINFO *sig, int bh, bool own, const char **why)
 {
     unsigned flags = dkim_sig_getflags(sig);
     int err = dkim_sig_geterror(sig);
     *why = NULL;
-    if ((flags & DKIM_SIGFLAG_PASSED) && dkim_sig_getbh(sig) == DKIM_SIGBH_MATCH)
+    /* libopendkim marks a signature whose body hash it found wrong as BADSIG even when the
+     * header signature verified (PASSED); with the hash computed here that mark means nothing. */
+    if (own && (flags & DKIM_SIGFLAG_PASSED) && err == DKIM_SIGERROR_BADSIG)
+        err = DKIM_SIGERROR_OK;
+    if ((flags & DKIM_SIGFLAG_PASSED) && bh == DKIM_SIGBH_MATCH)
         return DKIM_RES_PASS;
     if (err == DKIM_SIGERROR_KEYFAIL) {
         *why = "key lookup failed";
@@ -110,7 +118,7 @@ static enum dkim_res sig_result(DKIM_SIGINFO *sig, const char **why)
     }
     if (err != DKIM_SIGERROR_OK && err != DKIM_SIGERROR_UNKNOWN)
         *why = dkim_sig_geterrorstr(err);
-    else if (dkim_sig_getbh(sig) == DKIM_SIGBH_MISMATCH)
+    else if (bh == DKIM_SIGBH_MISMATCH)
         *why = "body hash mismatch";
     else
         *why = "signature verification failed";
@@ -336,6 +344,88 @@ static bool malformed_signature(const char *data, const struct hdr_field *f)
     return !tag_list_ok(colon + 1, f->len - off);
 }
 
+/* The body hashes of one message, each canonicalisation and digest computed at most once.
+ * Indexes: [relaxed][sha1]. */
+struct body_hashes {
+    const char *body;
+    size_t len;
+    bool tried[2][2], ok[2][2];
+    unsigned char md[2][2][DKIM_BODY_HASH_MAX];
+    size_t mdlen[2][2];
+};
+
+/* bh= (base64, possibly folded) decodes to md. */
+static bool bh_equals(const char *b64, const unsigned char *md, size_t mdlen)
+{
+    char clean[96];
+    size_t n = 0;
+    for (; *b64; b64++) {
+        if (strchr(" \t\r\n", *b64))
+            continue;
+        if (n == sizeof clean - 1)
+            return false;
+        clean[n++] = *b64;
+    }
+    clean[n] = '\0';
+    unsigned char raw[sizeof clean];
+    if (n == 0 || n % 4)
+        return false;
+    int got = EVP_DecodeBlock(raw, (const unsigned char *)clean, (int)n);
+    size_t pad = (clean[n - 1] == '=') + (clean[n - 2] == '=');
+    return got >= 0 && (size_t)got - pad == mdlen && memcmp(raw, md, mdlen) == 0;
+}
+
+/* The DKIM_SIGBH_* result of signature sig against the body in b, or false when libopendkim
+ * must hash the body itself: the signature has l= (rare, and libopendkim's l= checks are
+ * tied to its own hashing) or the body is not in SMTP form. */
+static bool own_body_hash(DKIM_SIGINFO *sig, struct body_hashes *b, int *bh)
+{
+    int err = dkim_sig_geterror(sig);
+    if (err != DKIM_SIGERROR_UNKNOWN && err != DKIM_SIGERROR_OK) {
+        *bh = DKIM_SIGBH_UNTESTED; /* refused while parsing: the body does not matter */
+        return true;
+    }
+    dkim_canon_t hc, bc;
+    dkim_alg_t alg;
+    const char *want = tag(sig, false, "bh");
+    if (tag(sig, false, "l") || !want || dkim_sig_getcanons(sig, &hc, &bc) != DKIM_STAT_OK ||
+        dkim_sig_getsignalg(sig, &alg) != DKIM_STAT_OK)
+        return false;
+    int r = bc == DKIM_CANON_RELAXED, s1 = alg == DKIM_SIGN_RSASHA1;
+    if (!b->tried[r][s1]) {
+        b->tried[r][s1] = true;
+        b->ok[r][s1] = dkim_body_hash(b->body, b->len, r ? DKIM_BODY_RELAXED : DKIM_BODY_SIMPLE, s1,
+                                      b->md[r][s1], &b->mdlen[r][s1]);
+    }
+    if (!b->ok[r][s1])
+        return false;
+    *bh = bh_equals(want, b->md[r][s1], b->mdlen[r][s1]) ? DKIM_SIGBH_MATCH : DKIM_SIGBH_MISMATCH;
+    return true;
+}
+
+/* Body hash results for every signature libopendkim found in the header (after dkim_eoh), in
+ * the order of its signature list; NULL when libopendkim is to hash the body after all. The
+ * caller frees the array. */
+static int *own_body_hashes(DKIM *dk, const char *body, size_t len, int *n)
+{
+    DKIM_SIGINFO **sigs = NULL;
+    if (dkim_getsiglist(dk, &sigs, n) != DKIM_STAT_OK || *n <= 0)
+        return NULL;
+    struct body_hashes *b = xcalloc(1, sizeof *b);
+    b->body = body;
+    b->len = len;
+    int *bh = xcalloc((size_t)*n, sizeof *bh);
+    for (int i = 0; i < *n; i++) {
+        if (!own_body_hash(sigs[i], b, &bh[i])) {
+            free(bh);
+            bh = NULL;
+            break;
+        }
+    }
+    free(b);
+    return bh;
+}
+
 static size_t count_signatures(const char *data, const struct hdr_list *h)
 {
     size_t n = 0;
@@ -373,10 +463,19 @@ enum verdict dkim_check(const char *data, size_t len, const struct hdr_list *h,
     }
     if (st == DKIM_STAT_OK)
         st = dkim_eoh(dk);
-    if (st == DKIM_STAT_OK && len > h->body_off)
-        st = dkim_body(dk, (u_char *)data + h->body_off, len - h->body_off);
+    size_t body_len = len > h->body_off ? len - h->body_off : 0;
+    int *own_bh = NULL, n_own = 0;
     if (st == DKIM_STAT_OK)
-        st = dkim_eom(dk, NULL);
+        own_bh = own_body_hashes(dk, data + h->body_off, body_len, &n_own);
+    if (st == DKIM_STAT_OK && !own_bh && body_len)
+        st = dkim_body(dk, (u_char *)data + h->body_off, body_len);
+    if (st == DKIM_STAT_OK) {
+        DKIM_STAT eom = dkim_eom(dk, NULL);
+        /* With the body hashed here, libopendkim's verdict on the whole message judged an
+         * empty body: only its per-signature results are used. */
+        if (!own_bh)
+            st = eom;
+    }
 
     DKIM_SIGINFO **sigs = NULL;
     int nsigs = 0;
@@ -385,7 +484,8 @@ enum verdict dkim_check(const char *data, size_t len, const struct hdr_list *h,
     bool pass = false, temp = false, counted = false;
     for (int i = 0; i < nsigs; i++) {
         const char *why;
-        enum dkim_res r = rfc_checks(sigs[i], sig_result(sigs[i], &why), &why);
+        int bh = own_bh && i < n_own ? own_bh[i] : dkim_sig_getbh(sigs[i]);
+        enum dkim_res r = rfc_checks(sigs[i], sig_result(sigs[i], bh, own_bh, &why), &why);
         add_sig(a, (const char *)dkim_sig_getdomain(sigs[i]),
                 (const char *)dkim_sig_getselector(sigs[i]), r, why);
         pass |= r == DKIM_RES_PASS;
@@ -404,6 +504,7 @@ enum verdict dkim_check(const char *data, size_t len, const struct hdr_list *h,
                 st == DKIM_STAT_OK || st == DKIM_STAT_NOSIG ? "unparseable signature"
                                                             : dkim_geterror(dk));
     }
+    free(own_bh);
     dkim_free(dk);
     if (pass)
         return VERDICT_PASS;

@@ -13,6 +13,12 @@ from sluice_harness import Sluice, read_file
 SPF_PASS_FROM = "bounce@example.com"       # ip4:127.0.0.1
 SPF_FAIL_FROM = "bounce@spf-fail.example.com"
 
+# A body with paragraphs, white space only lines, runs of white space and tabs, and the same
+# body with only its white space changed (and empty lines added at its end).
+WS_BODY = b"Dear  reader,\r\n\r\n \t \r\nTwo\tcolumns\there \r\n\r\nregards\r\n"
+WS_BODY_CHANGED = (b"Dear \t reader,  \r\n\r\n\r\nTwo columns   here\r\n\r\n"
+                   b"regards\t\r\n\r\n\r\n")
+
 # (name, MAIL FROM, message maker, expected SPF, DKIM, DMARC, DMARC policy or None,
 #  fragments expected in Authentication-Results)
 CASES = [
@@ -62,6 +68,27 @@ CASES = [
      lambda k: sign(message("a@example.com"), k.sel1_key, "example.com", "sel1")
      .replace(b"Hello.", b"Hallo."),
      "FAIL", "FAIL", "FAIL", "REJECT", ["dkim=fail", "header.s=sel1"]),
+    # Body canonicalisation (RFC 6376 3.4): white space changed after signing is tolerated by
+    # relaxed and not by simple; empty lines at the end count for neither.
+    ("dkim_relaxed_tolerates_whitespace", SPF_FAIL_FROM,
+     lambda k: sign(message("a@example.com", body=WS_BODY), k.sel1_key, "example.com", "sel1")
+     .replace(WS_BODY, WS_BODY_CHANGED),
+     "FAIL", "PASS", "PASS", None, ["dkim=pass header.d=example.com"]),
+    ("dkim_simple_refuses_whitespace", SPF_FAIL_FROM,
+     lambda k: sign(message("a@example.com", body=WS_BODY), k.sel1_key, "example.com", "sel1",
+                    canon="relaxed/simple").replace(WS_BODY, WS_BODY_CHANGED),
+     "FAIL", "FAIL", "FAIL", "REJECT", ["dkim=fail (body hash mismatch)"]),
+    ("dkim_simple_ignores_final_empty_lines", SPF_FAIL_FROM,
+     lambda k: sign(message("a@example.com", body=WS_BODY), k.sel1_key, "example.com", "sel1",
+                    canon="relaxed/simple") + b"\r\n\r\n",
+     "FAIL", "PASS", "PASS", None, ["dkim=pass header.d=example.com"]),
+    ("dkim_empty_body_relaxed", SPF_FAIL_FROM,
+     lambda k: sign(message("a@example.com", body=b""), k.sel1_key, "example.com", "sel1"),
+     "FAIL", "PASS", "PASS", None, ["dkim=pass header.d=example.com"]),
+    ("dkim_empty_body_simple", SPF_FAIL_FROM,
+     lambda k: sign(message("a@example.com", body=b""), k.sel1_key, "example.com", "sel1",
+                    canon="simple/simple") + b"\r\n",
+     "FAIL", "PASS", "PASS", None, ["dkim=pass header.d=example.com"]),
     ("dkim_header_altered", SPF_FAIL_FROM,
      lambda k: sign(message("a@example.com"), k.sel1_key, "example.com", "sel1")
      .replace(b"Subject: auth test", b"Subject: auth best"),
