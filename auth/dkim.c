@@ -453,7 +453,7 @@ enum verdict dkim_check(const char *data, size_t len, const struct hdr_list *h,
     for (int i = 0; i < nsigs; i++) {
         const char *why;
         int bh = own_bh && i < n_own ? own_bh[i] : dkim_sig_getbh(sigs[i]);
-        enum dkim_res r = rfc_checks(sigs[i], sig_result(sigs[i], bh, own_bh, &why), &why);
+        enum dkim_res r = rfc_checks(sigs[i], sig_result(sigs[i], bh, own_bh != NULL, &why), &why);
         add_sig(a, (const char *)dkim_sig_getdomain(sigs[i]),
                 (const char *)dkim_sig_getselector(sigs[i]), r, why);
         pass |= r == DKIM_RES_PASS;
