@@ -8,7 +8,7 @@ CONFIG     ?= examples/quickstart.lua
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 BUILD_PKGS := build-essential cmake pkg-config libetpan-dev libgmime-3.0-dev liblua5.4-dev \
-	libspf2-dev libopendkim-dev libopendmarc-dev libcurl4-gnutls-dev libssl-dev libevent-dev \
+	libspf2-dev libopendkim-dev libpsl-dev libcurl4-gnutls-dev libssl-dev libevent-dev \
 	libunbound-dev libpcre2-dev libjansson-dev libsqlite3-dev publicsuffix openssl \
 	libexpat1-dev zlib1g-dev
 # libnet-ssleay-perl: swaks speaks STARTTLS only with it, and it is a Recommends, which

@@ -18,9 +18,6 @@ enum verdict dkim_check(const char *data, size_t len, const struct hdr_list *h,
  * list. Returns the SES verdict. */
 enum verdict dmarc_check(const char *data, const struct hdr_list *h, struct auth_details *a,
                          bool tree_walk, enum dmarc_policy *policy);
-/* The organizational domain of d (public suffix list), written to out; "" when d is itself a
- * public suffix or unknown. */
-void dmarc_org_domain(const char *d, char *out, size_t outlen);
 /* Prepends Authentication-Results, Received-SPF and the X-Sluice verdict headers. */
 void auth_results_add(struct message *m, const char *authserv_id);
 

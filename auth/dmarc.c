@@ -1,58 +1,21 @@
-/* DMARC (RFC 7489). libopendmarc only holds the public suffix list (Debian's publicsuffix
- * package) for the organizational domain; the record is fetched through auth/dns and parsed
- * by dmarc_record.c, and alignment and the verdict are computed here, because libopendmarc
- * 1.4.2 treats strict alignment as relaxed, accepts "v=dmarc1", skips DMARC for a malformed
- * From and looks records up with its own resolver. */
+/* DMARC (RFC 7489, and RFC 9989's tree walk). The record is fetched through auth/dns and
+ * parsed by dmarc_record.c, the organizational domain comes from org_domain.c (libpsl), and
+ * alignment and the verdict are computed here: libopendmarc 1.4.2 treated strict alignment as
+ * relaxed, accepted "v=dmarc1", skipped DMARC for a malformed From, looked records up with its
+ * own resolver and found no organizational domain under a TLD missing from the list. */
 #include "auth/checks.h"
 #include "auth/dmarc_record.h"
 #include "auth/dns.h"
+#include "auth/org_domain.h"
 #include "core/log.h"
 #include "core/xalloc.h"
 
 #include <ctype.h>
-#include <opendmarc/dmarc.h>
-/* libopendmarc's result macros share names with sluice's enum dmarc_policy (core/verdict.h);
- * only sluice's are used here. */
-#undef DMARC_POLICY_NONE
-#undef DMARC_POLICY_QUARANTINE
-#undef DMARC_POLICY_REJECT
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unbound.h>
-
-#define PSL_PATH "/usr/share/publicsuffix/public_suffix_list.dat"
-
-/* Exported by libopendmarc but missing from its header: the organizational domain of domain
- * per the suffix list loaded by opendmarc_policy_library_init(). */
-extern int opendmarc_get_tld(u_char *domain, u_char *tld, size_t tld_len);
-
-static bool lib_ok;
-
-static void lib_init(void)
-{
-    static OPENDMARC_LIB_T opts;
-    opts.tld_type = OPENDMARC_TLD_TYPE_MOZILLA;
-    snprintf((char *)opts.tld_source_file, sizeof opts.tld_source_file, "%s", PSL_PATH);
-    lib_ok = opendmarc_policy_library_init(&opts) == DMARC_PARSE_OKAY;
-    if (!lib_ok)
-        log_msg(LOG_ERR, "dmarc: cannot initialise libopendmarc with %s", PSL_PATH);
-}
-
-void dmarc_org_domain(const char *d, char *out, size_t outlen)
-{
-    out[0] = '\0';
-    if (!d || !*d || outlen < 2)
-        return;
-    char *copy = xstrdup(d);
-    for (char *p = copy; *p; p++)
-        *p = (char)tolower((unsigned char)*p);
-    if (opendmarc_get_tld((u_char *)copy, (u_char *)out, outlen) != 0)
-        out[0] = '\0';
-    free(copy);
-}
 
 /* --- From: domains ----------------------------------------------------------------------- */
 
@@ -281,12 +244,22 @@ static bool aligned(bool tree_walk, const char *d, const char *from, const char 
 {
     if (!d || !*d)
         return false;
-    if (strcasecmp(d, from) == 0)
+    /* An identity written as an absolute name ("mx.example.com.", as HELO names may be) is
+     * the same name: compare and walk it without the root's dot. */
+    char name[256];
+    size_t len = strlen(d);
+    if (d[len - 1] == '.')
+        len--;
+    if (len == 0 || len >= sizeof name)
+        return false;
+    memcpy(name, d, len);
+    name[len] = '\0';
+    if (strcasecmp(name, from) == 0)
         return true;
-    if (mode == DMARC_RECORD_A_STRICT)
+    if (mode == 's')
         return false;
     char org[256];
-    org_of(tree_walk, d, org, sizeof org);
+    org_of(tree_walk, name, org, sizeof org);
     return from_org[0] && strcasecmp(org, from_org) == 0;
 }
 
@@ -303,9 +276,9 @@ struct one_result {
 static enum dmarc_policy policy_of(int letter)
 {
     switch (letter) {
-    case DMARC_RECORD_P_QUARANTINE:
+    case 'q':
         return DMARC_POLICY_QUARANTINE;
-    case DMARC_RECORD_P_REJECT:
+    case 'r':
         return DMARC_POLICY_REJECT;
     default:
         return DMARC_POLICY_NONE;
@@ -446,8 +419,8 @@ static int severity(enum verdict v)
 enum verdict dmarc_check(const char *data, const struct hdr_list *h, struct auth_details *a,
                          bool tree_walk, enum dmarc_policy *policy)
 {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, lib_init);
+    /* the tree walk needs no list */
+    bool lib_ok = tree_walk || dmarc_org_domain_ready();
     *policy = DMARC_POLICY_UNSET;
     char **doms = NULL;
     size_t n = 0;
@@ -465,7 +438,7 @@ enum verdict dmarc_check(const char *data, const struct hdr_list *h, struct auth
     if (!lib_ok || nfrom == 0 || !ok || n == 0) {
         /* §6.6.1: without one usable author domain DMARC cannot be applied. */
         a->dmarc = DMARC_RES_PERMERROR;
-        a->dmarc_reason = xstrdup(!lib_ok      ? "DMARC library unavailable"
+        a->dmarc_reason = xstrdup(!lib_ok      ? "public suffix list unavailable"
                                   : nfrom == 0 ? "no From header"
                                                : "malformed From header");
         if (n)

@@ -1,7 +1,7 @@
 #include "reports/dmarc_send.h"
 #include "actions/mime_part.h"
 #include "actions/smtp_client.h"
-#include "auth/checks.h"
+#include "auth/org_domain.h"
 #include "auth/dns.h"
 #include "config/config.h"
 #include "core/xalloc.h"
