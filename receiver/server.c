@@ -101,6 +101,15 @@ static void refuse(evutil_socket_t fd, const char *text)
     evutil_closesocket(fd);
 }
 
+/* A 421 instead of the banner: the server closes on its own, so the reply names it (RFC 5321
+ * §3.8, §4.2: "421 <domain> Service not available"). */
+static void refuse_busy(evutil_socket_t fd, const struct server_cfg *sc, const char *why)
+{
+    char text[512];
+    snprintf(text, sizeof text, "421 4.7.0 %s Error: %s, try again later\r\n", sc->hostname, why);
+    refuse(fd, text);
+}
+
 static void server_refuse_filtered(evutil_socket_t fd, const char *ip, const char *filter)
 {
     /* The refusal is the banner: one line, no SMTP dialogue (SES receipt filters). */
@@ -124,7 +133,7 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     if ((long long)srv->nsessions >= sc->max_connections) {
         atomic_fetch_add(&smtp_stats.connections_refused, 1);
         log_msg(LOG_WARN, "refused %s: too many connections (%zu)", ip, srv->nsessions);
-        refuse(fd, "421 4.7.0 Error: too many connections, try again later\r\n");
+        refuse_busy(fd, sc, "too many connections");
         return;
     }
     if (l->proxy) {
@@ -151,7 +160,7 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     if (server_ip_acquire(srv, ip) < 0) {
         atomic_fetch_add(&smtp_stats.connections_refused, 1);
         log_msg(LOG_WARN, "refused %s: too many connections from this address", ip);
-        refuse(fd, "421 4.7.0 Error: too many connections from your address, try again later\r\n");
+        refuse_busy(fd, sc, "too many connections from your address");
         return;
     }
     evutil_make_socket_nonblocking(fd);

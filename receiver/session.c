@@ -411,9 +411,11 @@ static void finish_data(struct session *s)
         log_message(s, s->msg, verdict, NULL, NULL, "message refused while reading DATA");
         txn_reset(s);
         s->state = S_CMD;
-        if (must_close) { /* the session ends anyway: no error count, no second 421 */
+        if (must_close) {
+            /* The session ends anyway: no error count, no second 421. And no 221, which
+             * answers QUIT only (RFC 5321 §4.1.1.10); the 550 is the last word, as in
+             * Postfix's smtpd_forbid_bare_newline reject mode. */
             reply(s, "%s", verdict);
-            reply(s, "221 2.0.0 Bye");
             close_when_flushed(s, "smuggling defence: bare CR or LF in DATA");
             return;
         }
@@ -818,7 +820,8 @@ static void begin_smtp(struct session *s)
         if (server_ip_acquire(s->srv, s->ip) < 0) {
             log_msg(LOG_WARN, "refused %s (via %s): too many connections from this address", s->ip,
                     s->peer_ip);
-            reply(s, "421 4.7.0 Error: too many connections from your address, try again later");
+            reply(s, "421 4.7.0 %s Error: too many connections from your address, try again later",
+                  sc->hostname);
             close_when_flushed(s, "too many connections from this address");
             return;
         }

@@ -47,7 +47,8 @@ size_t data_reader_feed(struct data_reader *r, const char *p, size_t n, int *don
         case S_LINE_START:
             r->line_len = 0;
             if (c == '.') {
-                r->line_len = 1;
+                /* Not counted: the 998-octet limit is on the text line, and a leading dot is
+                 * either the stuffing (removed) or, for "..", counted as the next byte. */
                 r->state = S_DOT;
             } else if (c == '\r') {
                 r->state = S_CR;
@@ -68,6 +69,7 @@ size_t data_reader_feed(struct data_reader *r, const char *p, size_t n, int *don
             }
             r->defects |= DATA_BARE_CR;
             emit(r, "\r", 1);
+            r->line_len++;
             if (c == '\r')
                 r->state = S_CR;
             else

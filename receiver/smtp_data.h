@@ -17,12 +17,13 @@ enum data_defect {
     DATA_TOO_BIG = 1 << 4,
 };
 
-/* RFC 5321 §4.5.3.1.6: 1000 octets including CRLF. */
+/* RFC 5321 §4.5.3.1.6: 1000 octets including CRLF, counted on the text line, i.e. after the
+ * stuffed dot of §4.5.2 is removed (a 998-octet line starting with "." travels as 999). */
 #define SMTP_TEXT_LINE_MAX 1000
 
 struct data_reader {
     int state;
-    size_t line_len;  /* octets of the current line as transmitted, CRLF excluded */
+    size_t line_len;  /* octets of the current text line after unstuffing, CRLF excluded */
     size_t max_size;  /* content octets kept at most; more sets DATA_TOO_BIG */
     size_t received;  /* content octets seen after unstuffing, including discarded ones */
     unsigned defects; /* enum data_defect bits */

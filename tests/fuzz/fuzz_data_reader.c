@@ -1,12 +1,30 @@
 /* libFuzzer target: the DATA reader. The first two input bytes choose a size limit and a chunk
  * pattern; the rest is the client's byte stream. The same stream fed whole and fed in chunks
  * (as TCP may deliver it) must give the same content, defects, verdict and end position:
- * the end of data must never depend on packet boundaries. */
+ * the end of data must never depend on packet boundaries. The line limit is checked against
+ * the unstuffed content. */
 #include "receiver/smtp_data.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The longest CRLF-separated line in out (the last one may lack its CRLF). */
+static size_t longest_line(const struct buf *out)
+{
+    size_t best = 0, start = 0;
+    for (size_t i = 0; i + 1 < out->len; i++) {
+        if (out->data[i] == '\r' && out->data[i + 1] == '\n') {
+            if (i - start > best)
+                best = i - start;
+            start = i + 2;
+            i++;
+        }
+    }
+    if (out->len > start && out->len - start > best)
+        best = out->len - start;
+    return best;
+}
 
 struct run {
     struct buf out;
@@ -61,6 +79,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
          (whole.out.len && memcmp(whole.out.data, chunked.out.data, whole.out.len) != 0)))
         abort();
     if (whole.out.len > max_size)
+        abort();
+    /* Without bare CR/LF the content is whole unstuffed lines: the line limit (RFC 5321
+     * §4.5.3.1.6) is exceeded exactly when one of them is longer than 998 octets. */
+    if (!(whole.r.defects & (DATA_TOO_BIG | DATA_BARE_CR | DATA_BARE_LF)) &&
+        !(whole.r.defects & DATA_LONG_LINE) != !(longest_line(&whole.out) > SMTP_TEXT_LINE_MAX - 2))
         abort();
     int c1 = 0, c2 = 0;
     const char *v1 = data_reader_verdict(&whole.r, &c1);

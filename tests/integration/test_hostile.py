@@ -136,6 +136,37 @@ class Data(SluiceTestCase):
         self.assertEqual(len(stored), 1)
         self.assertEqual(strip_trace(read_file(stored[0])), body)
 
+    def test_dot_stuffed_line_limit_is_after_unstuffing(self):
+        """The 998-octet limit is on the text line, not on what travels (RFC 5321 §4.5.2,
+        §4.5.3.1.6): a 998-octet line starting with "." is sent as 999 octets + CRLF and is
+        accepted, stored with its stuffed dot removed; 999 octets after unstuffing is not."""
+        c = self.session()
+        self.start_data(c)
+        head = b"Subject: stuffed\r\n\r\n"
+        line = b"." + b"s" * 997  # the text line: 998 octets, starting with "."
+        self.assertEqual(len(line), 998)
+        wire = b"." + line + b"\r\n"  # stuffed: 999 octets + CRLF on the wire
+        self.assertEqual(len(wire), 1001)
+        c.expect(250, head + wire + b"after\r\n.\r\n")
+        stored = self.sluice.all_stored()
+        self.assertEqual(len(stored), 1)
+        self.assertEqual(strip_trace(read_file(stored[0])), head + line + b"\r\nafter\r\n")
+        # A stuffed dot that is not part of the text (a line of 998 "t" sent as "." + 998).
+        self.start_data(c)
+        c.expect(250, head + b"." + b"t" * 998 + b"\r\n.\r\n")
+        stored = self.sluice.all_stored()
+        self.assertEqual(len(stored), 2)
+        self.assertIn(head + b"t" * 998 + b"\r\n", [strip_trace(read_file(f)) for f in stored])
+        # 999 octets after unstuffing (1000 on the wire): refused, the session goes on.
+        self.start_data(c)
+        c.send(head + b".." + b"u" * 998 + b"\r\n.\r\n")
+        self.assertIn("550 5.5.2", c.expect(550))
+        self.start_data(c)
+        c.send(head + b"." + b"u" * 999 + b"\r\n.\r\n")
+        self.assertIn("550 5.5.2", c.expect(550))
+        c.expect(250, "NOOP\r\n")
+        self.assertEqual(len(self.sluice.all_stored()), 2)
+
     def test_very_long_text_line(self):
         c = self.session()
         self.start_data(c)

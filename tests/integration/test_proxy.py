@@ -182,7 +182,12 @@ class ProxyHeaders(ProxyCase):
         self.assertIn(b"[203.0.113.5]", self.deliver(helper))
         third = self.connect()
         third.send(header)
-        self.assertIn("too many connections from your address", third.expect(421))
+        text = third.expect(421)
+        self.assertIn("too many connections from your address", text)
+        # A server-initiated close names the host (RFC 5321 §3.8), and is the last word.
+        self.assertTrue(text.startswith("421 4.7.0 mx.example.test "), text)
+        self.assertTrue(third.closed())
+        self.assertEqual(third.buf, b"")
         other = self.connect()
         other.send(b"PROXY TCP4 192.0.2.51 198.51.100.1 1000 25\r\n")
         other.expect(220)

@@ -1,6 +1,7 @@
 """SMTP smuggling (shared/smtp-smuggling.md): every fake end-of-data sequence, followed by a
-smuggled second transaction and then the real CRLF.CRLF, must be refused with 550 5.5.2, then
-221 and the connection closed, and nothing at all (certainly no smuggled message) stored."""
+smuggled second transaction and then the real CRLF.CRLF, must be refused with 550 5.5.2 and the
+connection closed right after it (no 221: that answers QUIT only, RFC 5321 §4.1.1.10), and
+nothing at all (certainly no smuggled message) stored."""
 import unittest
 
 from sluice_harness import SluiceTestCase
@@ -44,8 +45,8 @@ class Smuggling(SluiceTestCase):
         code, text = c.reply()
         self.assertEqual(code, 550, text)
         self.assertIn("550 5.5.2", text)
-        self.assertIn("221", c.expect(221))
         self.assertTrue(c.closed())
+        self.assertEqual(c.buf, b"")  # the 550 was the last word
         self.assertEqual(self.sluice.all_stored(), [])
         # The server is still serving, and the refusal is in the log.
         self.sluice.wait_log(r"result=\"550 5\.5\.2")
@@ -72,25 +73,24 @@ for _name, _end in FAKE_ENDS.items():
 class SmugglingThenPipelinedCommands(SluiceTestCase):
     def test_commands_after_refusal_are_never_run(self):
         """Even when the client pipelines a whole transaction after the real end, the session
-        is closed after 221 and the pipelined transaction never happens."""
+        is closed after the 550 and the pipelined transaction (and its QUIT) never happens."""
         c = self.session()
         c.expect(250, "MAIL FROM:<alice@example.net>\r\n")
         c.expect(250, "RCPT TO:<user@example.test>\r\n")
         c.expect(354, "DATA\r\n")
         c.send(FIRST + b"\n.\n" + SMUGGLED + REAL_END + SMUGGLED + REAL_END + b"QUIT\r\n")
         self.assertIn("550 5.5.2", c.expect(550))
-        c.expect(221)
         self.assertTrue(c.closed())
-        self.assertNotIn(b"250", c.buf)
+        self.assertEqual(c.buf, b"")  # no 250 for the pipelined commands, no 221 for the QUIT
         self.assertEqual(self.sluice.all_stored(), [])
 
 
 class SmugglingAtTheErrorLimit(SluiceTestCase):
     server_extra = "max_errors = 2,"
 
-    def test_one_refusal_then_bye(self):
+    def test_one_refusal_then_close(self):
         """The refusal that ends the session is not also counted as an error: the client gets
-        550 then 221, never a stray 421 in between."""
+        the 550 and then the connection closes, never a stray 421 (nor a 221) after it."""
         c = self.session()
         self.assertIn("500 5.5.2", c.expect(500, "FROB\r\n"))
         c.expect(250, "MAIL FROM:<alice@example.net>\r\n")
@@ -98,7 +98,6 @@ class SmugglingAtTheErrorLimit(SluiceTestCase):
         c.expect(354, "DATA\r\n")
         c.send(FIRST + b"\r.\r" + SMUGGLED + REAL_END)
         self.assertIn("550 5.5.2", c.expect(550))
-        c.expect(221)
         self.assertTrue(c.closed())
         self.assertEqual(c.buf, b"")
         self.assertEqual(self.sluice.all_stored(), [])

@@ -246,19 +246,53 @@ static void line_length(void)
     CHECK_PREFIX(r.verdict, "550 5.5.2");
     CHECK_INT(r.close, 0);
     buf_free(&r.out);
-    /* The stuffed dot counts: it is transmitted. */
-    in[0] = '.';
-    memset(in + 1, 'x', 997);
-    memcpy(in + 998, "\r\n.\r\n", 5);
-    feed_every_way(in, 1003, BIG, &r);
-    CHECK_INT(r.defects, 0);
-    CHECK_INT(r.out.len, 999);
-    buf_free(&r.out);
+    /* The limit is on the text line, after the stuffed dot is removed (RFC 5321 §4.5.2):
+     * "." + 998 octets travels as 999 + CRLF and is the longest legal dot-stuffed line. */
     in[0] = '.';
     memset(in + 1, 'x', 998);
     memcpy(in + 999, "\r\n.\r\n", 5);
     feed_every_way(in, 1004, BIG, &r);
+    CHECK(r.done);
+    CHECK_INT(r.consumed, 1004);
+    CHECK_INT(r.defects, 0);
+    CHECK(r.verdict == NULL);
+    CHECK_INT(r.out.len, 1000);
+    CHECK(r.out.len == 1000 && r.out.data[0] == 'x' && memcmp(r.out.data + 998, "\r\n", 2) == 0);
+    buf_free(&r.out);
+    /* "." + 999 octets is 999 after unstuffing: still too long. */
+    in[0] = '.';
+    memset(in + 1, 'x', 999);
+    memcpy(in + 1000, "\r\n.\r\n", 5);
+    feed_every_way(in, 1005, BIG, &r);
+    CHECK(r.done);
     CHECK_INT(r.defects, DATA_LONG_LINE);
+    CHECK_PREFIX(r.verdict, "550 5.5.2");
+    buf_free(&r.out);
+    /* A text line that itself starts with "." travels as ".." and counts its own dot:
+     * ".." + 997 is the 998-octet line ".xxx…", ".." + 998 is 999. */
+    memcpy(in, "..", 2);
+    memset(in + 2, 'x', 997);
+    memcpy(in + 999, "\r\n.\r\n", 5);
+    feed_every_way(in, 1004, BIG, &r);
+    CHECK_INT(r.defects, 0);
+    CHECK_INT(r.out.len, 1000);
+    CHECK(r.out.len > 0 && r.out.data[0] == '.');
+    buf_free(&r.out);
+    memcpy(in, "..", 2);
+    memset(in + 2, 'x', 998);
+    memcpy(in + 1000, "\r\n.\r\n", 5);
+    feed_every_way(in, 1005, BIG, &r);
+    CHECK_INT(r.defects, DATA_LONG_LINE);
+    buf_free(&r.out);
+    /* A stuffed line after an ordinary one: the count restarts at each line. */
+    memset(in, 'w', 998);
+    memcpy(in + 998, "\r\n.", 3);
+    memset(in + 1001, 'v', 998);
+    memcpy(in + 1999, "\r\n.\r\n", 5);
+    feed_every_way(in, 2004, BIG, &r);
+    CHECK(r.done);
+    CHECK_INT(r.defects, 0);
+    CHECK_INT(r.out.len, 2000);
     buf_free(&r.out);
     /* Two maximal lines in a row are fine: the count restarts after each CRLF. */
     memset(in, 'y', 998);
