@@ -2,13 +2,15 @@
 SMTP, with real DNS from nsd, must show the same From to DMARC (Authentication-Results
 header.from), to the rules' `from` condition and to a Lua script (msg:header, msg:headers,
 msg:from). Cases: obsolete "From :" with white space before the colon, a colon-less line
-before (or between) From fields, a field name with a space, several From fields."""
+before (or between) From fields, a field name with a space, several From fields; and a DKIM
+signature over "From :" (libopendkim gets the fields as this reader splits them)."""
 import os
 import re
 import shutil
+import tempfile
 import unittest
 
-from auth_fixtures import header_fields
+from auth_fixtures import genkey, header_fields, sign
 from dns_harness import DnsServer, txt
 from sluice_harness import Sluice, read_file
 
@@ -67,8 +69,12 @@ def domain(addr):
 class OneReader(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        cls.keydir = tempfile.mkdtemp(prefix="sluice-hdr-")
+        cls.key, key_txt = genkey(cls.keydir, "example.com", "sel")
         cls.dns = DnsServer({
             "example.com": [("@", "TXT", txt("v=spf1 ip4:127.0.0.1 -all")),
+                            ("spf-fail", "TXT", txt("v=spf1 ip4:192.0.2.1 -all")),
+                            ("sel._domainkey", "TXT", key_txt),
                             ("_dmarc", "TXT", txt("v=DMARC1; p=reject"))],
             "example.net": [("_dmarc", "TXT", txt("v=DMARC1; p=none"))],
         }).start()
@@ -83,12 +89,13 @@ class OneReader(unittest.TestCase):
         cls.sluice.stop()
         cls.dns.stop()
         shutil.rmtree(cls.sluice.dir, ignore_errors=True)
+        shutil.rmtree(cls.keydir, ignore_errors=True)
 
-    def send(self, user, data):
+    def send(self, user, data, mail_from=MAIL_FROM):
         c = self.sluice.raw()
         c.expect(220)
         c.expect(250, "EHLO client.example.net\r\n")
-        c.expect(250, "MAIL FROM:<%s>\r\n" % MAIL_FROM)
+        c.expect(250, "MAIL FROM:<%s>\r\n" % mail_from)
         c.expect(250, "RCPT TO:<%s@example.test>\r\n" % user)
         c.expect(354, "DATA\r\n")
         c.send(data + b".\r\n")
@@ -129,6 +136,22 @@ class OneReader(unittest.TestCase):
             self.assertIn(authors[0], lua_from[0])
         else:
             self.assertEqual(lua_from[0], "none")
+
+    def test_dkim_over_obsolete_from(self):
+        """SPF fails; DMARC can pass only through a DKIM signature that covers the From field
+        written "From :", which libopendkim must see as the From the other checks see."""
+        msg = sign(b"From : a@example.com\r\n" + TAIL + b"\r\nHello.\r\n", self.key,
+                   "example.com", "sel")
+        self.assertIn(b"h=from:", msg.lower().replace(b"\r\n\t", b"").replace(b" ", b""))
+        stored = self.send("dkim-obsolete", msg, mail_from="x@spf-fail.example.com")
+        fields = header_fields(stored)
+        ar = [v for k, v in fields if k == "Authentication-Results"]
+        self.assertEqual(len(ar), 1, fields)
+        self.assertIn("dkim=pass header.d=example.com", ar[0])
+        self.assertIn("dmarc=pass", ar[0])
+        self.assertIn("header.from=example.com", ar[0])
+        self.assertEqual([v for k, v in fields if k == "X-Rule-From"], ["example.com"])
+        self.assertEqual([v for k, v in fields if k == "X-Lua-Authors"], ["a@example.com"])
 
 
 def _make(user, head, authors):
