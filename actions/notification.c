@@ -47,11 +47,17 @@ static json_t *build_mail(const struct spool_job *j, size_t headers_max)
     json_t *headers = json_array(), *common = json_object(), *dest = json_array();
     json_t *from = json_array(), *to = json_array();
     struct buf name = {0}, value = {0};
-    size_t pos = 0, used = 0;
+    size_t used = 0;
     int truncated = 0;
-    const char *msg = j->content.data;
-    size_t len = j->content.len;
-    while (header_next(msg, len, &pos, &name, &value)) {
+    struct hdr_reader r;
+    struct hdr_field f;
+    hdr_reader_init(&r, j->content.data, j->content.len);
+    while (hdr_reader_next(&r, &f)) {
+        buf_reset(&name);
+        buf_reset(&value);
+        buf_append(&name, r.msg + f.off, f.name_len);
+        buf_cstr(&name);
+        header_unfold(r.msg, &f, &value);
         if (used + name.len + value.len > headers_max) {
             truncated = 1;
         } else {

@@ -4,7 +4,7 @@
 #define SLUICE_AUTH_CHECKS_H
 
 #include "auth/auth.h"
-#include "auth/headers.h"
+#include "core/headers.h"
 #include "core/verdict.h"
 
 struct message;

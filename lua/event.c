@@ -2,6 +2,7 @@
  * is the object form {status = "REJECT"} used by the SES developer guide's sample (the
  * notification's plain-string form is what scripts should also accept). */
 #include "lua/event.h"
+#include "core/headers.h"
 #include "core/message.h"
 #include "core/verdict.h"
 #include "lua/msg_api.h"
@@ -74,21 +75,21 @@ static void push_mail(lua_State *L, const struct event_info *ev, const char *ts)
     lua_setfield(L, -2, "destination");
 
     lua_newtable(L);
-    struct header_iter it;
-    header_iter_init(&it, m->body.data ? m->body.data : "", m->body.len);
-    const char *name, *val, *s, *e;
-    size_t nl, vl, bytes = 0;
+    struct hdr_reader r;
+    struct hdr_field f;
+    size_t bytes = 0;
     int n = 0, truncated = 0;
-    while (header_iter_next(&it, &name, &nl, &val, &vl, &s, &e)) {
-        bytes += (size_t)(e - s);
+    hdr_reader_init(&r, m->body.data, m->body.len);
+    while (hdr_reader_next(&r, &f)) {
+        bytes += f.len;
         if (n >= EVENT_MAX_HEADERS || bytes > EVENT_MAX_HEADER_BYTES) {
             truncated = 1;
             break;
         }
         lua_createtable(L, 0, 2);
-        lua_pushlstring(L, name, nl);
+        lua_pushlstring(L, r.msg + f.off, f.name_len);
         lua_setfield(L, -2, "name");
-        push_unfolded(L, val, vl);
+        push_unfolded(L, r.msg, &f);
         lua_setfield(L, -2, "value");
         lua_rawseti(L, -2, ++n);
     }

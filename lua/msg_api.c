@@ -36,61 +36,12 @@ struct msg_ud {
 
 /* --- header block ----------------------------------------------------------------------------- */
 
-void header_iter_init(struct header_iter *it, const char *msg, size_t len)
+void push_unfolded(lua_State *L, const char *msg, const struct hdr_field *f)
 {
-    it->p = msg;
-    it->end = msg + headers_length(msg, len);
-}
-
-/* The start of the line after the one at p. */
-static const char *next_line(const char *p, const char *end)
-{
-    const char *nl = memchr(p, '\n', (size_t)(end - p));
-    return nl ? nl + 1 : end;
-}
-
-int header_iter_next(struct header_iter *it, const char **name, size_t *nlen, const char **val,
-                     size_t *vlen, const char **start, const char **next)
-{
-    while (it->p < it->end) {
-        const char *s = it->p;
-        if (*s == '\r' || *s == '\n') /* the empty line ending the block */
-            return 0;
-        const char *e = next_line(s, it->end);
-        while (e < it->end && (*e == ' ' || *e == '\t'))
-            e = next_line(e, it->end);
-        it->p = e;
-        const char *colon = memchr(s, ':', (size_t)(e - s));
-        if (!colon || colon == s || *s == ' ' || *s == '\t')
-            continue; /* not a field: skip */
-        *name = s;
-        *nlen = (size_t)(colon - s);
-        while (*nlen > 0 && (s[*nlen - 1] == ' ' || s[*nlen - 1] == '\t'))
-            (*nlen)--;
-        *val = colon + 1;
-        *vlen = (size_t)(e - (colon + 1));
-        *start = s;
-        *next = e;
-        return 1;
-    }
-    return 0;
-}
-
-void push_unfolded(lua_State *L, const char *val, size_t vlen)
-{
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    size_t i = 0;
-    while (i < vlen && (val[i] == ' ' || val[i] == '\t'))
-        i++;
-    size_t end = vlen;
-    while (end > i && (val[end - 1] == '\r' || val[end - 1] == '\n' || val[end - 1] == ' ' ||
-                       val[end - 1] == '\t'))
-        end--;
-    for (; i < end; i++)
-        if (val[i] != '\r' && val[i] != '\n')
-            luaL_addchar(&b, val[i]);
-    luaL_pushresult(&b);
+    struct buf v = {0};
+    header_unfold(msg, f, &v);
+    lua_pushlstring(L, v.data, v.len);
+    buf_free(&v);
 }
 
 static struct msg_ud *check_msg(lua_State *L)
@@ -110,14 +61,12 @@ static int push_header_values(lua_State *L, struct message *m, const char *want,
                 lua_rawseti(L, -2, n);
         }
     }
-    struct header_iter it;
-    header_iter_init(&it, m->body.data ? m->body.data : "", m->body.len);
-    const char *name, *val, *s, *e;
-    size_t nl, vl;
-    size_t wl = strlen(want);
-    while (n < max && header_iter_next(&it, &name, &nl, &val, &vl, &s, &e)) {
-        if (nl == wl && strncasecmp(name, want, wl) == 0) {
-            push_unfolded(L, val, vl);
+    struct hdr_reader r;
+    struct hdr_field f;
+    hdr_reader_init(&r, m->body.data, m->body.len);
+    while (n < max && hdr_reader_next(&r, &f)) {
+        if (header_is(r.msg, &f, want)) {
+            push_unfolded(L, r.msg, &f);
             n++;
             if (max > 1)
                 lua_rawseti(L, -2, n);
@@ -157,15 +106,14 @@ static int m_headers(lua_State *L)
         lua_setfield(L, -2, "value");
         lua_rawseti(L, -2, ++n);
     }
-    struct header_iter it;
-    header_iter_init(&it, m->body.data ? m->body.data : "", m->body.len);
-    const char *name, *val, *s, *e;
-    size_t nl, vl;
-    while (header_iter_next(&it, &name, &nl, &val, &vl, &s, &e)) {
+    struct hdr_reader r;
+    struct hdr_field f;
+    hdr_reader_init(&r, m->body.data, m->body.len);
+    while (hdr_reader_next(&r, &f)) {
         lua_createtable(L, 0, 2);
-        lua_pushlstring(L, name, nl);
+        lua_pushlstring(L, r.msg + f.off, f.name_len);
         lua_setfield(L, -2, "name");
-        push_unfolded(L, val, vl);
+        push_unfolded(L, r.msg, &f);
         lua_setfield(L, -2, "value");
         lua_rawseti(L, -2, ++n);
     }
@@ -216,7 +164,6 @@ static int m_remove_header(lua_State *L)
 {
     struct msg_ud *u = check_msg(L);
     const char *want = luaL_checkstring(L, 2);
-    size_t wl = strlen(want);
     struct message *m = u->m;
     lua_Integer removed = 0;
     size_t k = 0;
@@ -231,26 +178,7 @@ static int m_remove_header(lua_State *L)
     }
     m->nadded = k;
 
-    struct header_iter it;
-    header_iter_init(&it, m->body.data ? m->body.data : "", m->body.len);
-    const char *name, *val, *s, *e;
-    size_t nl, vl;
-    struct buf out = {0};
-    const char *copied = m->body.data;
-    while (header_iter_next(&it, &name, &nl, &val, &vl, &s, &e)) {
-        if (nl == wl && strncasecmp(name, want, wl) == 0) {
-            buf_append(&out, copied, (size_t)(s - copied));
-            copied = e;
-            removed++;
-        }
-    }
-    if (copied != m->body.data) {
-        buf_append(&out, copied, (size_t)(m->body.data + m->body.len - copied));
-        buf_free(&m->body);
-        m->body = out;
-    } else {
-        buf_free(&out);
-    }
+    removed += (lua_Integer)headers_remove_named(&m->body, want);
     lua_pushinteger(L, removed);
     return 1;
 }
@@ -273,17 +201,32 @@ static int m_subject(lua_State *L)
     return 1;
 }
 
-/* msg:from(): the address of the first mailbox in From, or nil. */
+/* msg:from(): the address of every author (each mailbox of each From field, in order), as
+ * several results; nil when none. Scripts see every author, as DMARC and the `from`
+ * condition do (core/headers.h). */
+struct authors {
+    lua_State *L;
+    int n;
+};
+
+static bool push_author(const char *addr, void *arg)
+{
+    struct authors *a = arg;
+    if (*addr && a->n < MSG_MAX_AUTHORS && lua_checkstack(a->L, 1)) {
+        lua_pushstring(a->L, addr);
+        a->n++;
+    }
+    return a->n < MSG_MAX_AUTHORS;
+}
+
 static int m_from(lua_State *L)
 {
     struct msg_ud *u = check_msg(L);
-    char addr[512];
-    if (push_header_values(L, u->m, "From", 1) == 0 ||
-        header_first_address(lua_tostring(L, -1), addr, sizeof addr) == 0)
+    struct authors a = {L, 0};
+    headers_each_author(u->m->body.data, u->m->body.len, push_author, &a);
+    if (a.n == 0)
         lua_pushnil(L);
-    else
-        lua_pushstring(L, addr);
-    return 1;
+    return a.n ? a.n : 1;
 }
 
 static int m_size(lua_State *L)

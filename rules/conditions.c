@@ -454,15 +454,25 @@ static bool match_subject(const struct condition *c, const struct message *m)
     return hit;
 }
 
+struct from_probe {
+    const struct condition *c;
+    bool hit;
+};
+
+static bool probe_author(const char *addr, void *arg)
+{
+    struct from_probe *p = arg;
+    p->hit = address_domain(addr) && addr_match_any(p->c, addr);
+    return !p->hit;
+}
+
+/* Any author matches: with several From fields or mailboxes, adding one cannot hide the
+ * author a rule looks for (DMARC judges them all too; core/headers.h). */
 static bool match_from(const struct condition *c, const struct message *m)
 {
-    struct buf v = {0};
-    char addr[512];
-    bool hit = header_find(m->body.data, m->body.len, "From", 0, &v) &&
-               header_first_address(buf_cstr(&v), addr, sizeof addr) > 0 && address_domain(addr) &&
-               addr_match_any(c, addr);
-    buf_free(&v);
-    return hit;
+    struct from_probe p = {c, false};
+    headers_each_author(m->body.data, m->body.len, probe_author, &p);
+    return p.hit;
 }
 
 static bool match_tls_version(const struct condition *c, const struct message *m)

@@ -3,7 +3,7 @@
  * a DKIM-Signature field on top to stdout.
  *   dkim-sign -d DOMAIN -s SELECTOR -k KEYFILE [-c relaxed/simple] [-a rsa-sha256] [-l]
  * -l adds a body length (l=) covering the whole body as given. */
-#include "auth/headers.h"
+#include "core/headers.h"
 
 #include <opendkim/dkim.h>
 #include <stdio.h>
