@@ -19,7 +19,7 @@ TEST_PKGS  := python3 python3-yaml swaks libnet-ssleay-perl nsd opendkim-tools c
 BENCH_PKGS := postfix
 
 .PHONY: all deps test-deps build run test test-asan cert clean bench-rules bench-lua fuzz install \
-	soak bench-deps bench c10k
+	soak bench-deps bench c10k conformance
 
 all: build
 
@@ -30,6 +30,7 @@ deps:
 test-deps: deps
 	@scripts/ensure-packages $(TEST_PKGS)
 	@scripts/ensure-s3rver $(CURDIR)/build-tools/s3rver
+	@scripts/ensure-mailauth $(CURDIR)/build-tools/mailauth
 
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -69,6 +70,15 @@ soak: test-deps build
 		SLUICE_CRASH_CYCLES=$(SOAK_CYCLES) /usr/bin/python3 -m unittest test_crash.KillNine
 	cd tests/integration && SLUICE_BIN=$(CURDIR)/$(BUILD)/sluice SLUICE_SOURCE_DIR=$(CURDIR) \
 		SLUICE_VALGRIND=1 /usr/bin/python3 -m unittest $(SOAK_SUITES)
+
+# sluice's SPF/DKIM/DMARC verdicts against rspamd and mailauth on CONFORMANCE_CASES generated
+# cases (tests/conformance/); a new seed each run unless SEED is given. Writes the figures into
+# docs/conformance.md.
+CONFORMANCE_CASES ?= 2000
+conformance: test-deps build
+	SLUICE_BIN=$(abspath $(BUILD))/sluice SLUICE_SOURCE_DIR=$(CURDIR) /usr/bin/python3 \
+		tests/conformance/run.py --cases $(CONFORMANCE_CASES) $(if $(SEED),--seed $(SEED)) \
+		--doc docs/conformance.md
 
 # Standard paths (GNUInstallDirs) under PREFIX; DESTDIR for staging, as usual.
 PREFIX ?= /usr/local

@@ -125,6 +125,7 @@ RSPAMD_CONF = """# Debian's stock rules, our own workers, paths and logging.
 options {
     pidfile = "$RUNDIR/rspamd.pid";
     .include "$CONFDIR/options.inc"
+    .include(try=true; priority=1,duplicate=merge) "$LOCAL_CONFDIR/local.d/options.inc"
 }
 logging {
     type = "console";
@@ -139,15 +140,20 @@ worker "normal" {
 
 
 class Rspamd(_Daemon):
-    """rspamd's normal worker on 127.0.0.1:port with the stock rules."""
+    """rspamd's normal worker on 127.0.0.1:port with the stock rules. local_d maps file
+    names of local.d/ to their text, e.g. "options.inc" with `dns { nameserver = ... }` of a
+    test DNS server, or "spf.conf"."""
 
-    def __init__(self):
+    def __init__(self, local_d=None):
         self.dir = tempfile.mkdtemp(prefix="sluice-rspamd-")
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         self.log_path = os.path.join(self.dir, "rspamd.log")
-        for d in ("local", "db", "run", "log"):
+        for d in ("local", "local/local.d", "db", "run", "log"):
             os.mkdir(os.path.join(self.dir, d))
+        for name, text in (local_d or {}).items():
+            with open(os.path.join(self.dir, "local", "local.d", name), "w") as f:
+                f.write(text)
         self.conf = os.path.join(self.dir, "rspamd.conf")
         with open(self.conf, "w") as f:
             f.write(RSPAMD_CONF % self.port)
