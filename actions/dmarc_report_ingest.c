@@ -11,7 +11,7 @@
 #include "actions/action.h"
 #include "core/fsync_dir.h"
 #include "core/mkdirs.h"
-#include "actions/http_post.h"
+#include "delivery/http_post.h"
 #include "config/lua_fields.h"
 #include "core/log.h"
 #include "core/message.h"

@@ -9,7 +9,7 @@
 #include "receiver/metrics_http.h"
 #include "receiver/session.h"
 #include "receiver/tls.h"
-#include "receiver/workers.h"
+#include "core/workers.h"
 #include "rules/metrics.h"
 #include "reports/dmarc_timer.h"
 #include "spool/retry.h"

@@ -16,7 +16,7 @@
 #include "receiver/server.h"
 #include "receiver/smtp_cmd.h"
 #include "receiver/smtp_data.h"
-#include "receiver/workers.h"
+#include "core/workers.h"
 #include "reports/dmarc_store.h"
 #include "receiver/xclient.h"
 #include "actions/action.h"

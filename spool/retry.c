@@ -7,7 +7,7 @@
 #include "config/config.h"
 #include "core/log.h"
 #include "core/xalloc.h"
-#include "receiver/workers.h"
+#include "core/workers.h"
 #include "rules/metrics.h"
 #include "rules/ruleset.h"
 #include "spool/spool.h"

@@ -1,7 +1,7 @@
 /* Maildir writer (https://cr.yp.to/proto/maildir.html) with fsync discipline: file data,
  * then the directory entry, before anything is acknowledged. */
-#include "actions/maildir.h"
-#include "actions/dir_sync.h"
+#include "delivery/maildir.h"
+#include "delivery/dir_sync.h"
 #include "core/fsync_dir.h"
 #include "core/xalloc.h"
 
