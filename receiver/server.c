@@ -12,7 +12,7 @@
 #include "core/workers.h"
 #include "rules/metrics.h"
 #include "reports/dmarc_timer.h"
-#include "spool/retry.h"
+#include "pipeline/retry.h"
 
 #include <errno.h>
 #include <event2/event.h>

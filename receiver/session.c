@@ -25,7 +25,7 @@
 #include "rules/metrics.h"
 #include "rules/rcpt_index.h"
 #include "rules/rcpt_judge.h"
-#include "spool/retry.h"
+#include "pipeline/retry.h"
 #include "rules/ruleset.h"
 #include "scan/scan.h"
 

@@ -1,6 +1,6 @@
 /* The retry scheduler: one timer per pending job, attempts on the worker pool, the outcome
  * (done, retry later, expired, given up) decided back on the event loop. */
-#include "spool/retry.h"
+#include "pipeline/retry.h"
 #include "actions/action.h"
 #include "actions/dsn.h"
 #include "auth/dns.h"
