@@ -9,9 +9,8 @@
  * retry by its sender, so failures default to on_failure = "continue": logged, counted as a
  * PublishFailure, and the rule's other actions (e.g. store the raw mail) still run. */
 #include "actions/action.h"
-#include "core/fsync_dir.h"
-#include "core/mkdirs.h"
-#include "actions/http_post.h"
+#include "core/durable.h"
+#include "delivery/http_post.h"
 #include "config/lua_fields.h"
 #include "core/log.h"
 #include "core/message.h"
@@ -81,48 +80,14 @@ static void put_safe(struct buf *b, const char *v)
 }
 
 /* Writes text to dir/name durably. Returns 0 or -1 with err set (and *sys_errno). */
-static int write_durably(const char *dir, const char *name, const char *text, const char *qid,
-                         char *err, size_t errlen, int *sys_errno)
+static int write_durably(const char *dir, const char *name, const char *text, char *err,
+                         size_t errlen, int *sys_errno)
 {
-    char tmp[PATH_MAX], final[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s/.tmp-%s-%ld.json", dir, qid, (long)getpid());
-    snprintf(final, sizeof final, "%s/%s", dir, name);
-    int rc = mkdirs(dir, 0750);
+    int rc = durable_write_file(dir, name, text, strlen(text), 0750, 0640, err, errlen);
     if (rc < 0) {
         *sys_errno = -rc;
-        snprintf(err, errlen, "cannot create %.180s: %s", dir, strerror(-rc));
         return -1;
     }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (fd < 0) {
-        *sys_errno = errno;
-        snprintf(err, errlen, "cannot create %.180s: %s", tmp, strerror(errno));
-        return -1;
-    }
-    size_t len = strlen(text), off = 0;
-    while (off < len) {
-        ssize_t w = write(fd, text + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            break;
-        off += (size_t)w;
-    }
-    if (off < len || fsync(fd) < 0 || close(fd) < 0) {
-        *sys_errno = errno;
-        snprintf(err, errlen, "cannot write %.180s: %s", tmp, strerror(errno));
-        if (off < len)
-            close(fd);
-        unlink(tmp);
-        return -1;
-    }
-    if (rename(tmp, final) < 0) {
-        *sys_errno = errno;
-        snprintf(err, errlen, "cannot rename to %.180s: %s", final, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    (void)fsync_dir(dir);
     return 0;
 }
 
@@ -203,8 +168,8 @@ static enum action_status ingest_run(const void *state, struct action_ctx *ctx)
         st = ACTION_OK;
         goto done;
     }
-    if (s->store && write_durably(s->store, buf_cstr(&name), text, m->qid, ctx->error,
-                                  sizeof ctx->error, &ctx->sys_errno) < 0)
+    if (s->store && write_durably(s->store, buf_cstr(&name), text, ctx->error, sizeof ctx->error,
+                                  &ctx->sys_errno) < 0)
         goto done;
     dmarc_metrics_add_report(doc);
     log_msg(LOG_INFO, "qid=%s dmarc report (%s) from %s id %s for %s: %zu records%s%s", m->qid,

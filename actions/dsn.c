@@ -2,8 +2,8 @@
  * message/delivery-status part and the original headers (text/rfc822-headers). */
 #include "actions/dsn.h"
 #include "actions/action.h"
-#include "actions/mime_part.h"
-#include "actions/smtp_client.h"
+#include "delivery/mime_part.h"
+#include "delivery/smtp_client.h"
 #include "auth/dns.h"
 #include "core/headers.h"
 #include "spool/spool.h"

@@ -17,7 +17,7 @@
 #include "config/lua_fields.h"
 #include "core/log.h"
 #include "core/message.h"
-#include "actions/maildir.h"
+#include "delivery/maildir.h"
 #include "core/xalloc.h"
 #include "lua/event.h"
 #include "lua/msg_api.h"

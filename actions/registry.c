@@ -1,7 +1,7 @@
 /* The table of action types: adding an action touches its own file and one line here. */
 #include "actions/action.h"
 
-#include "actions/maildir.h"
+#include "delivery/maildir.h"
 #include "core/message.h"
 
 #include <jansson.h>

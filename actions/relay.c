@@ -3,7 +3,7 @@
  * headers sluice added) over SMTP after acceptance, from the spool (SES Mail Manager's Relay).
  * A 5xx from the next hop is final; anything else is retried until expire_after. */
 #include "actions/action.h"
-#include "actions/smtp_client.h"
+#include "delivery/smtp_client.h"
 #include "config/lua_fields.h"
 #include "core/address.h"
 #include "core/xalloc.h"

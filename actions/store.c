@@ -1,7 +1,7 @@
 /* store { maildir = TEMPLATE }: one durable copy per matched recipient (SES's S3 action,
  * local). Files are staged here and committed by the evaluator once the chain succeeded. */
 #include "actions/action.h"
-#include "actions/maildir.h"
+#include "delivery/maildir.h"
 #include "actions/path_template.h"
 #include "config/lua_fields.h"
 #include "core/message.h"

@@ -4,7 +4,7 @@
  * X-Sluice-Signature: sha256=<HMAC-SHA256 of the body> when a secret is set;
  * X-Sluice-Delivery-Id is the same on every retry, so receivers can drop duplicates. */
 #include "actions/action.h"
-#include "actions/http_post.h"
+#include "delivery/http_post.h"
 #include "actions/notification.h"
 #include "config/lua_fields.h"
 #include "core/xalloc.h"

@@ -101,6 +101,7 @@ void auth_check(const struct config *cfg, struct message *m)
         authserv_id = "localhost";
     auth_details_free(m->auth);
     struct auth_details *a = m->auth = xcalloc(1, sizeof *a);
+    m->auth_free = auth_details_free; /* the message owns a from here */
     dns_begin(cfg);
 
     if (!m->client_rdns)

@@ -3,7 +3,7 @@
 #ifndef SLUICE_FSYNC_DIR_H
 #define SLUICE_FSYNC_DIR_H
 
-/* fsyncs dir now (actions/dir_sync.h groups concurrent callers). Returns 0 or a negative
+/* fsyncs dir now (delivery/dir_sync.h groups concurrent callers). Returns 0 or a negative
  * errno. */
 int fsync_dir(const char *dir);
 

@@ -1,6 +1,5 @@
 /* Message context and the trace headers of RFC 5321 §4.4. */
 #include "core/message.h"
-#include "auth/auth.h"
 #include "core/xalloc.h"
 
 #include <stdatomic.h>
@@ -33,7 +32,8 @@ void message_free(struct message *m)
         free(m->added[i].value);
     }
     free(m->added);
-    auth_details_free(m->auth);
+    if (m->auth && m->auth_free)
+        m->auth_free(m->auth);
     free(m);
 }
 

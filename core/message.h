@@ -41,7 +41,10 @@ struct message {
 
     struct verdicts verdicts;  /* filled on the worker before the rules run */
     struct auth_details *auth; /* SPF/DKIM/DMARC details (auth/auth.h); NULL when not checked */
-    char virus_name[128];      /* the signature when verdicts.virus is FAIL, else "" */
+    /* How message_free frees auth: set by whoever attaches it (auth_check), so that core/ needs
+     * nothing of auth/. The message owns auth once attached. */
+    void (*auth_free)(struct auth_details *a);
+    char virus_name[128]; /* the signature when verdicts.virus is FAIL, else "" */
 
     struct header *added; /* prepended by actions; later ones go on top */
     size_t nadded;

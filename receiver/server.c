@@ -9,10 +9,10 @@
 #include "receiver/metrics_http.h"
 #include "receiver/session.h"
 #include "receiver/tls.h"
-#include "receiver/workers.h"
+#include "core/workers.h"
 #include "rules/metrics.h"
 #include "reports/dmarc_timer.h"
-#include "spool/retry.h"
+#include "pipeline/retry.h"
 
 #include <errno.h>
 #include <event2/event.h>

@@ -16,7 +16,7 @@
 #include "receiver/server.h"
 #include "receiver/smtp_cmd.h"
 #include "receiver/smtp_data.h"
-#include "receiver/workers.h"
+#include "core/workers.h"
 #include "reports/dmarc_store.h"
 #include "receiver/xclient.h"
 #include "actions/action.h"
@@ -25,7 +25,7 @@
 #include "rules/metrics.h"
 #include "rules/rcpt_index.h"
 #include "rules/rcpt_judge.h"
-#include "spool/retry.h"
+#include "pipeline/retry.h"
 #include "rules/ruleset.h"
 #include "scan/scan.h"
 

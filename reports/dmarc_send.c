@@ -1,6 +1,6 @@
 #include "reports/dmarc_send.h"
-#include "actions/mime_part.h"
-#include "actions/smtp_client.h"
+#include "delivery/mime_part.h"
+#include "delivery/smtp_client.h"
 #include "auth/org_domain.h"
 #include "auth/dns.h"
 #include "config/config.h"

@@ -2,7 +2,7 @@
 #include "config/config.h"
 #include "core/log.h"
 #include "core/xalloc.h"
-#include "receiver/workers.h"
+#include "core/workers.h"
 #include "reports/dmarc_run.h"
 
 #include <event2/event.h>

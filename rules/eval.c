@@ -2,7 +2,7 @@
  * actions in order, count PublishSuccess/PublishFailure. */
 #include "rules/eval.h"
 #include "actions/action.h"
-#include "actions/maildir.h"
+#include "delivery/maildir.h"
 #include "config/config.h"
 #include "core/log.h"
 #include "core/log.h"

@@ -1,8 +1,7 @@
 /* Spool files: messages as raw bytes, jobs as small JSON documents (jansson), each written to
  * a temporary name, fsync'd, renamed, and its directory fsync'd. */
 #include "spool/spool.h"
-#include "core/fsync_dir.h"
-#include "core/mkdirs.h"
+#include "core/durable.h"
 #include "core/log.h"
 #include "core/message.h"
 #include "core/xalloc.h"
@@ -24,47 +23,6 @@ void spool_dirs(const char *data_dir, char *msg_dir, char *job_dir, size_t len)
     snprintf(job_dir, len, "%s/spool/jobs", data_dir);
 }
 
-/* Writes data to dir/name durably: temporary file, fsync, rename, fsync of dir. */
-static int write_durable(const char *dir, const char *name, const char *data, size_t len, char *err,
-                         size_t errlen)
-{
-    int rc = mkdirs(dir, 0700);
-    if (rc < 0) {
-        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(-rc));
-        return rc;
-    }
-    char tmp[PATH_MAX], final[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
-    snprintf(final, sizeof final, "%s/%s", dir, name);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        rc = -errno;
-        snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
-        return rc;
-    }
-    size_t off = 0;
-    while (off < len && rc == 0) {
-        ssize_t w = write(fd, data + off, len - off);
-        if (w < 0 && errno != EINTR)
-            rc = -errno;
-        else if (w > 0)
-            off += (size_t)w;
-    }
-    if (rc == 0 && fsync(fd) < 0)
-        rc = -errno;
-    if (close(fd) < 0 && rc == 0)
-        rc = -errno;
-    if (rc == 0 && rename(tmp, final) < 0)
-        rc = -errno;
-    if (rc == 0)
-        rc = fsync_dir(dir);
-    if (rc < 0) {
-        snprintf(err, errlen, "cannot write %s: %s", final, strerror(-rc));
-        unlink(tmp);
-    }
-    return rc;
-}
-
 int spool_write_message(const char *data_dir, const struct message *m, struct buf *content,
                         char *path, size_t pathlen, char *err, size_t errlen)
 {
@@ -75,7 +33,7 @@ int spool_write_message(const char *data_dir, const struct message *m, struct bu
     buf_append(content, m->body.data, m->body.len);
     snprintf(name, sizeof name, "%s.eml", m->qid);
     snprintf(path, pathlen, "%s/%s", msg_dir, name);
-    return write_durable(msg_dir, name, content->data, content->len, err, errlen);
+    return durable_write_file(msg_dir, name, content->data, content->len, 0700, 0600, err, errlen);
 }
 
 static json_t *verdicts_json(const struct verdicts *v)
@@ -114,7 +72,7 @@ int spool_write_job(const char *data_dir, const struct spool_job *j, char *err, 
     char msg_dir[PATH_MAX], job_dir[PATH_MAX], name[96];
     spool_dirs(data_dir, msg_dir, job_dir, sizeof msg_dir);
     snprintf(name, sizeof name, "%s.job", j->id);
-    int rc = write_durable(job_dir, name, text, strlen(text), err, errlen);
+    int rc = durable_write_file(job_dir, name, text, strlen(text), 0700, 0600, err, errlen);
     free(text);
     return rc;
 }

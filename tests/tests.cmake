@@ -25,3 +25,7 @@ endforeach()
 # Test tools the integration tests find next to the sluice binary.
 add_executable(dkim-sign ${CMAKE_SOURCE_DIR}/tests/tools/dkim_sign.c)
 target_link_libraries(dkim-sign PRIVATE sluice_core)
+
+# The layering rule: each folder includes only the folders below it (scripts/check-layers).
+add_test(NAME check_layers COMMAND ${SYSTEM_PYTHON} ${CMAKE_SOURCE_DIR}/scripts/check-layers
+  ${CMAKE_SOURCE_DIR})

@@ -2,7 +2,7 @@
  * error for a missing one, and the table of directories in use empties again (a second round
  * works the same). The durability argument itself is in dir_sync.c. */
 #include "check.h"
-#include "actions/dir_sync.h"
+#include "delivery/dir_sync.h"
 
 #include <pthread.h>
 #include <stdio.h>

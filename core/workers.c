@@ -1,6 +1,6 @@
 /* Worker pool: a mutex+condvar job queue feeding N threads, and a completion queue drained on
  * the event loop through a self-pipe (written only when the completion queue was empty). */
-#include "receiver/workers.h"
+#include "core/workers.h"
 #include "core/log.h"
 #include "core/xalloc.h"
 

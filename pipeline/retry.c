@@ -1,13 +1,13 @@
 /* The retry scheduler: one timer per pending job, attempts on the worker pool, the outcome
  * (done, retry later, expired, given up) decided back on the event loop. */
-#include "spool/retry.h"
+#include "pipeline/retry.h"
 #include "actions/action.h"
 #include "actions/dsn.h"
 #include "auth/dns.h"
 #include "config/config.h"
 #include "core/log.h"
 #include "core/xalloc.h"
-#include "receiver/workers.h"
+#include "core/workers.h"
 #include "rules/metrics.h"
 #include "rules/ruleset.h"
 #include "spool/spool.h"

@@ -1,6 +1,6 @@
 /* JSON POST with libcurl: one easy handle per worker thread, so connections to the same
  * receiver are kept alive between messages. */
-#include "actions/http_post.h"
+#include "delivery/http_post.h"
 
 #include <curl/curl.h>
 #include <openssl/evp.h>

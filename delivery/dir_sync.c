@@ -2,7 +2,7 @@
  * covers every ticket issued before it started. One caller at a time runs the fsync (the
  * leader) while later ones wait for the generation that covers their ticket, so N concurrent
  * deliveries into one directory cost about two fsyncs instead of N. */
-#include "actions/dir_sync.h"
+#include "delivery/dir_sync.h"
 #include "core/fsync_dir.h"
 #include "core/hash.h"
 #include "core/xalloc.h"

@@ -1,4 +1,4 @@
-#include "actions/mime_part.h"
+#include "delivery/mime_part.h"
 
 GMimePart *mime_part_new(const char *type, const char *subtype, const void *data, size_t len)
 {

@@ -1,5 +1,5 @@
 /* SMTP client on libetpan's mailsmtp. */
-#include "actions/smtp_client.h"
+#include "delivery/smtp_client.h"
 
 #include <libetpan/libetpan.h>
 #include <stdio.h>

@@ -1,8 +1,8 @@
 /* Maildir writer (https://cr.yp.to/proto/maildir.html) with fsync discipline: file data,
  * then the directory entry, before anything is acknowledged. */
-#include "actions/maildir.h"
-#include "actions/dir_sync.h"
-#include "core/fsync_dir.h"
+#include "delivery/maildir.h"
+#include "delivery/dir_sync.h"
+#include "core/durable.h"
 #include "core/xalloc.h"
 
 #include <errno.h>
@@ -18,32 +18,6 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-/* mkdir -p; every directory it creates is made durable in its parent. */
-static int mkdir_durable(const char *path)
-{
-    struct stat st;
-    if (stat(path, &st) == 0)
-        return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
-    char parent[PATH_MAX];
-    snprintf(parent, sizeof parent, "%s", path);
-    char *slash = strrchr(parent, '/');
-    while (slash && slash > parent && slash[1] == '\0') {
-        *slash = '\0';
-        slash = strrchr(parent, '/');
-    }
-    if (slash && slash != parent) {
-        *slash = '\0';
-        int rc = mkdir_durable(parent);
-        if (rc < 0)
-            return rc;
-    } else {
-        snprintf(parent, sizeof parent, "%s", slash == parent ? "/" : ".");
-    }
-    if (mkdir(path, 0700) < 0 && errno != EEXIST)
-        return -errno;
-    return fsync_dir(parent);
-}
-
 static int ensure_maildir(const char *root)
 {
     static const char *sub[] = {"tmp", "new", "cur"};
@@ -54,7 +28,7 @@ static int ensure_maildir(const char *root)
         return 0;
     for (size_t i = 0; i < 3; i++) {
         snprintf(p, sizeof p, "%s/%s", root, sub[i]);
-        int rc = mkdir_durable(p);
+        int rc = durable_mkdirs(p, 0700);
         if (rc < 0)
             return rc;
     }
