@@ -13,6 +13,7 @@ import unittest
 
 from dovecot_harness import Dovecot, available
 from sluice_harness import Sluice, read_file, wait_for
+from test_config import assert_action_errors
 
 BODY = (b"Subject: to the mailbox\r\nMessage-ID: <lmtp-1@example.net>\r\n\r\n"
         b".a line that starts with a dot\r\n..two dots\r\nlast line\r\n")
@@ -235,6 +236,19 @@ rule_set "main" {
         for n in names:
             self.assertRegex(n, r"^\d+\.M\d+P\d+Q\d+\.[^/:]+,S=\d+(:2,.*)?$")
         self.assertEqual(os.listdir(os.path.join(root, "tmp")), [])
+
+
+class LmtpConfig(unittest.TestCase):
+    def test_config_errors(self):
+        assert_action_errors(self, [
+            ('lmtp { }', "give exactly one of socket"),
+            ('lmtp { socket = "/run/x", address = "127.0.0.1:24" }', "give exactly one of socket"),
+            ('lmtp { address = "localhost:24" }', 'numeric "ip:port"'),
+            ('lmtp { socket = "/run/x", rcpt = "{mailbox}" }', "unknown template variable"),
+            ('lmtp { socket = "/run/x", rcpt = "{user}" }', "not a valid address"),
+            ('lmtp { socket = "/run/x", timeout = 0 }', "timeout"),
+            ('lmtp { socket = "/run/x", port = 24 }', "port"),
+        ])
 
 
 class FakeLmtp:
