@@ -11,10 +11,11 @@ BUILD_PKGS := build-essential cmake pkg-config libetpan-dev libgmime-3.0-dev lib
 	libspf2-dev libopendkim-dev libpsl-dev libcurl4-gnutls-dev libssl-dev libevent-dev \
 	libunbound-dev libpcre2-dev libjansson-dev libsqlite3-dev publicsuffix openssl \
 	libexpat1-dev zlib1g-dev
-# libnet-ssleay-perl: swaks speaks STARTTLS only with it, and it is a Recommends, which
+# dovecot-imapd, dovecot-lmtpd: test_lmtp.py runs a private Dovecot (its system service may stay
+# stopped). libnet-ssleay-perl: swaks speaks STARTTLS only with it, and it is a Recommends, which
 # ensure-packages does not install.
 TEST_PKGS  := python3 python3-yaml swaks libnet-ssleay-perl nsd opendkim-tools clang haproxy rspamd clamav-daemon clamav groff-base \
-              iproute2
+              iproute2 dovecot-imapd dovecot-lmtpd
 # Postfix is the yardstick of `make bench` (its smtp-source/smtp-sink, and a private instance).
 BENCH_PKGS := postfix
 

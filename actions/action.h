@@ -34,6 +34,12 @@ struct rcpt_outcome {
     char sender[256]; /* bounce action's DSN sender, when given */
 };
 
+/* One recipient's answer from a delivery that answers per recipient. */
+struct rcpt_reply {
+    int code; /* 250, 452, 552, ... */
+    char text[256];
+};
+
 struct action_ctx {
     struct message *msg;
     const struct rule *rule;
@@ -52,6 +58,8 @@ struct action_ctx {
 /* Refuses every recipient the rule matched with reply (complete SMTP reply text, no CRLF);
  * copies already staged for them are taken back. */
 void action_refuse_rcpts(struct action_ctx *ctx, const char *reply, const char *sender);
+/* Refuses one recipient (an index into msg->rcpts) the same way. */
+void action_refuse_rcpt(struct action_ctx *ctx, size_t rcpt, const char *reply, const char *sender);
 /* Accepts the rule's recipients silently: nothing more is delivered to them. */
 void action_drop_rcpts(struct action_ctx *ctx);
 /* Replaces the rule's recipients with addrs (SES Mail Manager ReplaceRecipient): the old ones
@@ -82,6 +90,12 @@ struct action_type {
     const struct action_type *(*variant)(const void *state);
     /* Optional, post-acceptance actions: what deliver would send for job (`sluice test`). */
     void (*explain)(const void *state, struct spool_job *job, struct buf *out);
+    /* Optional, for post-acceptance actions that answer per recipient (LMTP): performs the
+     * action once for job and fills replies[i] ("250 ...", "552 5.2.2 ...", "451 ...") for
+     * job->rcpts[i], with what went wrong with the whole attempt in err. In the session the
+     * evaluator uses it instead of deliver, so that each recipient gets its own answer. */
+    void (*deliver_each)(const void *state, struct spool_job *job, struct rcpt_reply *replies,
+                         char *err, size_t errlen);
     /* Optional: on_failure when the config gives none (ON_FAILURE_DEFAULT: tempfail in the
      * session, retry after acceptance). */
     enum on_failure default_on_failure;

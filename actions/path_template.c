@@ -5,7 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const vars[] = {"domain", "user", "local", "rule", NULL};
+static const char *const vars[] = {"domain", "user", "local", "rule", "address", NULL};
+#define NVARS 5
 
 static int var_index(const char *name, size_t n)
 {
@@ -36,7 +37,7 @@ int path_template_check(const char *tmpl, char *err, size_t errlen)
         if (var_index(p + 1, (size_t)(end - p - 1)) < 0) {
             snprintf(err, errlen,
                      "unknown template variable '{%.*s}' in '%s' (known: {domain}, {user}, "
-                     "{local}, {rule})",
+                     "{local}, {rule}, {address})",
                      (int)(end - p - 1), p + 1, tmpl);
             return -1;
         }
@@ -55,10 +56,11 @@ static int safe_component(const char *v)
     return 1;
 }
 
-int path_template_expand(const char *tmpl, const char *rcpt, const char *rule, char *out,
-                         size_t outlen, char *err, size_t errlen)
+/* for_path: refuse values that could leave a directory tree. */
+static int expand(const char *tmpl, const char *rcpt, const char *rule, int for_path, char *out,
+                  size_t outlen, char *err, size_t errlen)
 {
-    char values[4][256];
+    char values[NVARS][256];
     const char *dom = address_domain(rcpt);
     if (!dom || address_user(rcpt, values[1], sizeof values[1]) < 0 ||
         address_local_unquoted(rcpt, values[2], sizeof values[2]) < 0) {
@@ -67,8 +69,10 @@ int path_template_expand(const char *tmpl, const char *rcpt, const char *rule, c
     }
     snprintf(values[0], sizeof values[0], "%s", dom);
     snprintf(values[3], sizeof values[3], "%s", rule);
-    for (int i = 0; i < 3; i++)
-        ascii_lower(values[i]);
+    snprintf(values[4], sizeof values[4], "%s", rcpt);
+    for (int i = 0; i < NVARS; i++)
+        if (i != 3)
+            ascii_lower(values[i]);
     size_t len = 0;
     for (const char *p = tmpl; *p; p++) {
         const char *piece = p;
@@ -80,7 +84,7 @@ int path_template_expand(const char *tmpl, const char *rcpt, const char *rule, c
                 snprintf(err, errlen, "bad path template '%s'", tmpl);
                 return -1;
             }
-            if (!safe_component(values[v])) {
+            if (for_path && !safe_component(values[v])) {
                 snprintf(err, errlen, "{%s} value '%s' could escape the maildir tree", vars[v],
                          values[v]);
                 return -1;
@@ -90,12 +94,30 @@ int path_template_expand(const char *tmpl, const char *rcpt, const char *rule, c
             p = end;
         }
         if (len + n >= outlen) {
-            snprintf(err, errlen, "expanded maildir path is too long");
+            snprintf(err, errlen, "expanded template '%s' is too long", tmpl);
             return -1;
         }
         memcpy(out + len, piece, n);
         len += n;
     }
     out[len] = '\0';
+    return 0;
+}
+
+int path_template_expand(const char *tmpl, const char *rcpt, const char *rule, char *out,
+                         size_t outlen, char *err, size_t errlen)
+{
+    return expand(tmpl, rcpt, rule, 1, out, outlen, err, errlen);
+}
+
+int address_template_expand(const char *tmpl, const char *rcpt, const char *rule, char *out,
+                            size_t outlen, char *err, size_t errlen)
+{
+    if (expand(tmpl, rcpt, rule, 0, out, outlen, err, errlen) < 0)
+        return -1;
+    if (!address_valid(out)) {
+        snprintf(err, errlen, "'%s' (from '%s' for %s) is not a valid address", out, tmpl, rcpt);
+        return -1;
+    }
     return 0;
 }

@@ -22,6 +22,7 @@ extern const struct action_type action_relay;
 extern const struct action_type action_s3;
 extern const struct action_type action_lua;
 extern const struct action_type action_dmarc_report_ingest;
+extern const struct action_type action_lmtp;
 
 /* One action per line, so adding one is a one-line change. */
 // clang-format off
@@ -38,6 +39,7 @@ const struct action_type *const action_types[] = {
     &action_s3,
     &action_lua,
     &action_dmarc_report_ingest,
+    &action_lmtp,
     NULL,
 };
 // clang-format on
@@ -62,16 +64,20 @@ void action_note(struct action_ctx *ctx, const char *fmt, ...)
     json_array_append_new(ctx->detail, json_string(text));
 }
 
+void action_refuse_rcpt(struct action_ctx *ctx, size_t rcpt, const char *reply, const char *sender)
+{
+    struct rcpt_outcome *o = &ctx->outcomes[rcpt];
+    o->refused = 1;
+    action_note(ctx, "%s refused: %s", ctx->msg->rcpts[rcpt], reply);
+    snprintf(o->reply, sizeof o->reply, "%s", reply);
+    snprintf(o->sender, sizeof o->sender, "%s", sender ? sender : "");
+    maildir_discard_tag(ctx->batch, (int)rcpt);
+}
+
 void action_refuse_rcpts(struct action_ctx *ctx, const char *reply, const char *sender)
 {
-    for (size_t i = 0; i < ctx->nrcpts; i++) {
-        struct rcpt_outcome *o = &ctx->outcomes[ctx->rcpts[i]];
-        o->refused = 1;
-        action_note(ctx, "%s refused: %s", ctx->msg->rcpts[ctx->rcpts[i]], reply);
-        snprintf(o->reply, sizeof o->reply, "%s", reply);
-        snprintf(o->sender, sizeof o->sender, "%s", sender ? sender : "");
-        maildir_discard_tag(ctx->batch, (int)ctx->rcpts[i]);
-    }
+    for (size_t i = 0; i < ctx->nrcpts; i++)
+        action_refuse_rcpt(ctx, ctx->rcpts[i], reply, sender);
 }
 
 void action_drop_rcpts(struct action_ctx *ctx)

@@ -87,16 +87,8 @@ static int relay_deliver(const void *state, struct spool_job *job, char *err, si
 {
     const struct relay_state *s = state;
     const char *from = s->replace_from ? s->sender : job->mail_from;
-    /* Return-Path belongs to final delivery (RFC 5321 4.4): the next hop adds its own. */
-    const char *data = job->content.data;
     size_t len = job->content.len;
-    if (len > 12 && strncmp(data, "Return-Path:", 12) == 0) {
-        const char *eol = memchr(data, '\n', len);
-        if (eol) {
-            len -= (size_t)(eol + 1 - data);
-            data = eol + 1;
-        }
-    }
+    const char *data = smtp_skip_return_path(job->content.data, &len);
     int rc = smtp_send(s->host, s->port, s->tls, from, job->rcpts, job->nrcpts, data, len,
                        (long)((s->timeout_ms + 999) / 1000), err, errlen);
     return rc == SMTP_SEND_REJECTED ? ACTION_DELIVER_REJECTED : rc == 0 ? 0 : -1;

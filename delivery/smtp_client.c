@@ -81,3 +81,15 @@ out:
     mailsmtp_free(s);
     return rc;
 }
+
+const char *smtp_skip_return_path(const char *data, size_t *len)
+{
+    if (*len > 12 && strncmp(data, "Return-Path:", 12) == 0) {
+        const char *eol = memchr(data, '\n', *len);
+        if (eol) {
+            *len -= (size_t)(eol + 1 - data);
+            return eol + 1;
+        }
+    }
+    return data;
+}

@@ -17,4 +17,9 @@ int smtp_send(const char *host, int port, enum smtp_tls tls, const char *mail_fr
               char *const *rcpts, size_t n, const char *data, size_t len, long timeout_s, char *err,
               size_t errlen);
 
+/* Return-Path belongs to final delivery (RFC 5321 4.4): a message sluice passes on, by SMTP or
+ * to the LMTP server that delivers it, goes without the one sluice put first. Returns where
+ * data starts after it and shortens *len. */
+const char *smtp_skip_return_path(const char *data, size_t *len);
+
 #endif

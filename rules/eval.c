@@ -70,7 +70,8 @@ struct eval_state {
     size_t *idx;
     struct rcpt_outcome *outcomes;
     size_t cap;
-    int rehit; /* recipients changed: find the rules for the new ones */
+    int rehit;     /* recipients changed: find the rules for the new ones */
+    int committed; /* a copy went where it cannot be taken back (an LMTP server) */
 };
 
 /* A post-acceptance action with on_failure = "tempfail" runs now, before the reply, on a job
@@ -89,6 +90,67 @@ static enum action_status deliver_now(const struct rule_set *rs, const struct ac
         return ACTION_OK;
     snprintf(ctx->error, sizeof ctx->error, "%.250s", err);
     return ACTION_FAILED;
+}
+
+static void defer(struct eval_result *res, const struct rule_set *rs, const struct action *a,
+                  size_t ai, struct action_ctx *ctx);
+
+/* An action that answers per recipient (LMTP) in the session: a 2xx is delivered and cannot be
+ * taken back, a 5xx refuses that recipient (in the session when it is the only one, else in a
+ * DSN), a 4xx fails the message with 451 unless some copy is already delivered or staged, in
+ * which case the message is accepted and those recipients go to the spool: the sender's retry
+ * would otherwise put a second copy into the mailboxes that have one. */
+static enum action_status deliver_each_now(const struct rule_set *rs, const struct action *a,
+                                           size_t ai, struct action_ctx *ctx,
+                                           struct eval_result *res)
+{
+    size_t n = ctx->nrcpts;
+    struct spool_job *j = spool_job_new(ctx->msg, rs->name, ctx->rule->name, (int)ai, a->type->name,
+                                        ctx->rcpts, n, 0);
+    message_trace_headers(ctx->msg, NULL, &j->content);
+    buf_append(&j->content, ctx->msg->body.data, ctx->msg->body.len);
+    struct rcpt_reply *rep = xcalloc(n, sizeof *rep);
+    char err[512] = "";
+    a->type->deliver_each(a->state, j, rep, err, sizeof err);
+    spool_job_free(j);
+    size_t *temp = xcalloc(n, sizeof *temp), ntemp = 0;
+    const char *first_temp = NULL;
+    for (size_t i = 0; i < n; i++) {
+        size_t r = ctx->rcpts[i];
+        const char *addr = ctx->msg->rcpts[r];
+        int cls = rep[i].code / 100;
+        if (cls == 2) {
+            ctx->eval->committed = 1;
+            action_note(ctx, "%s delivered: %s", addr, rep[i].text);
+        } else if (cls == 5) {
+            action_refuse_rcpt(ctx, r, rep[i].text, NULL);
+        } else {
+            temp[ntemp++] = r;
+            if (!first_temp)
+                first_temp = rep[i].text;
+            action_note(ctx, "%s not delivered: %s", addr, rep[i].text);
+        }
+    }
+    enum action_status st = ACTION_OK;
+    if (ntemp > 0 && (ctx->eval->committed || ctx->batch->n > 0) && !res->deliver_inline) {
+        const size_t *all = ctx->rcpts;
+        ctx->rcpts = temp;
+        ctx->nrcpts = ntemp;
+        defer(res, rs, a, ai, ctx);
+        ctx->rcpts = all;
+        ctx->nrcpts = n;
+        log_msg(LOG_WARN,
+                "qid=%s rule %s: %s (line %d): %zu recipient(s) not delivered (%s); other copies "
+                "are delivered, so these go to the spool and are retried",
+                ctx->msg->qid, ctx->rule->name, a->type->name, a->line, ntemp,
+                err[0] ? err : first_temp);
+    } else if (ntemp > 0) {
+        snprintf(ctx->error, sizeof ctx->error, "%.250s", err[0] ? err : first_temp);
+        st = ACTION_FAILED;
+    }
+    free(temp);
+    free(rep);
+    return st;
 }
 
 /* Remembers a post-acceptance action to spool once the chain has succeeded. */
@@ -115,8 +177,10 @@ static void explain_delivery(const struct rule_set *rs, const struct action *a, 
     struct buf out = {0};
     if (a->type->explain)
         a->type->explain(a->state, j, &out);
+    int in_session = a->type->deliver_each && action_effective_policy(a) == ON_FAILURE_TEMPFAIL;
     for (size_t i = 0; i < j->nrcpts; i++)
-        action_note(ctx, "after acceptance, for %s", j->rcpts[i]);
+        action_note(ctx, "%s, for %s", in_session ? "in the session" : "after acceptance",
+                    j->rcpts[i]);
     if (out.len)
         action_note(ctx, "%s", buf_cstr(&out));
     buf_free(&out);
@@ -132,6 +196,8 @@ static enum action_status run_action(const struct rule_set *rs, const struct act
         explain_delivery(rs, a, ai, ctx);
         return ACTION_OK;
     }
+    if (a->type->deliver_each && action_effective_policy(a) == ON_FAILURE_TEMPFAIL)
+        return deliver_each_now(rs, a, ai, ctx, res);
     if (action_effective_policy(a) == ON_FAILURE_TEMPFAIL || res->deliver_inline)
         return deliver_now(rs, a, ai, ctx);
     defer(res, rs, a, ai, ctx);
@@ -488,6 +554,11 @@ void rules_evaluate_opts(const struct rule_set *rs, struct message *m, const str
     if (failed)
         drop_jobs(res);
     if (failed) {
+        if (st.committed)
+            log_msg(LOG_WARN,
+                    "qid=%s copies were already delivered over LMTP before the failure: the "
+                    "sender's retry will deliver them again",
+                    m->qid);
         maildir_abort(&batch);
         fail_reply(res, res->sys_errno);
         res->refused = 0;
