@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "core/buf.h"
+#include "delivery/lmtp_client.h" /* struct rcpt_reply */
 #include "spool/spool.h"
 
 struct lua_State;
@@ -32,12 +33,6 @@ struct rcpt_outcome {
     int dropped;      /* silently accepted, nothing delivered */
     char reply[512];  /* "550 5.7.1 text" */
     char sender[256]; /* bounce action's DSN sender, when given */
-};
-
-/* One recipient's answer from a delivery that answers per recipient. */
-struct rcpt_reply {
-    int code; /* 250, 452, 552, ... */
-    char text[256];
 };
 
 struct action_ctx {

@@ -7,7 +7,7 @@
  * some copies were delivered) deliver runs, drops the recipients that are done from the job,
  * and asks for a retry of the rest: a mailbox never gets the same message twice from us. */
 #include "actions/action.h"
-#include "actions/lmtp_client.h"
+#include "delivery/lmtp_client.h"
 #include "actions/path_template.h"
 #include "delivery/smtp_client.h"
 #include "config/lua_fields.h"

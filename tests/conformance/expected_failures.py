@@ -4,11 +4,6 @@ here names its check and one of the case's generator tags. An entry that matches
 the test too, so that a fixed defect's entry is removed with the fix."""
 
 EXPECTED = [
-    {"check": "dmarc", "tag": "unlisted-suffix",
-     "reason": "organizational domain under a suffix missing from the public suffix list "
-               "(e.g. d1.example): RFC 7489 §3.2's default rule `*` makes `d1.example` the "
-               "organizational domain; sluice finds none and says fail (being fixed in "
-               "parallel; remove this entry with that fix)"},
     {"check": "spf", "tag": "spf-macro-%{d2}",
      "reason": "found by this harness: `exists:%{d2}._m.DOMAIN` should expand %{d2} to the "
                "last two labels of the domain (RFC 7208 §7.3) and match; sluice says neutral "

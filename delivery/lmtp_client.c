@@ -1,5 +1,5 @@
 /* LMTP client over plain sockets with poll() timeouts, and the connection pool. */
-#include "actions/lmtp_client.h"
+#include "delivery/lmtp_client.h"
 #include "core/buf.h"
 #include "core/sockaddr.h"
 #include "core/xalloc.h"

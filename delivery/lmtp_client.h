@@ -9,7 +9,11 @@
 
 #include <stddef.h>
 
-#include "actions/action.h" /* struct rcpt_reply */
+/* One recipient's answer from a delivery that answers per recipient. */
+struct rcpt_reply {
+    int code; /* 250, 452, 552, ... */
+    char text[256];
+};
 
 struct lmtp_pool;
 
