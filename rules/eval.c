@@ -251,7 +251,9 @@ static enum action_status run_rule(const struct rule_set *rs, const struct rule 
                     action_drop_rcpts(ctx);
                 res->error[0] = '\0';
                 rule_failed = 1;
-                continue;
+                /* Not `continue`: the dropped recipients must leave ctx below, so that no
+                 * later action of this rule runs for them. */
+                st = ACTION_OK;
             }
         }
         if (st != ACTION_OK)

@@ -374,6 +374,63 @@ rule_set "main" {
         self.assertEqual(self.run_case("continue")[0], 250)  # still serving
 
 
+class FailurePolicies(LuaCase):
+    """on_failure of a failing action: "drop" gives the rule's recipients nothing more, in this
+    rule or any later one, and the message is still accepted (Mail Manager's DROP); "continue"
+    runs the rest. A recipient that the failing rule does not match is delivered either way."""
+    scripts = {"fail.lua": 'function handler() error("boom") end\n'}
+    rules = """
+rule_set "main" {
+  rule { name = "guarded", recipients = { "user@example.test" }, actions = {
+    lua { script = "fail.lua", on_failure = "%%s" },
+    add_header { name = "X-Same-Rule", value = "yes" },
+    %(store)s } },
+  rule { name = "later", actions = { %(store)s } },
+}
+""" % {"store": STORE}
+
+    def setUp(self):
+        pass  # each test starts its own server with its policy
+
+    def start(self, policy):
+        self.rules = FailurePolicies.rules % policy
+        mport = free_port()
+        self.server_extra = 'metrics = "127.0.0.1:%d",' % mport
+        super().setUp()
+        self.addCleanup(self.sluice.stop)
+        return mport
+
+    def tearDown(self):
+        pass
+
+    def metric(self, mport, name):
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport) as r:
+            text = r.read().decode()
+        m = re.search(r"^%s (\d+)$" % re.escape(name), text, re.M)
+        return int(m.group(1)) if m else None
+
+    def test_drop_gives_the_recipients_nothing_more(self):
+        mport = self.start("drop")
+        code, _ = send(self.sluice, ["user@example.test", "other@example.test"], simple("x"))
+        self.assertEqual(code, 250)
+        self.assertEqual(self.stored("user"), [])  # neither this rule's store nor the later one
+        [other] = self.stored("other")
+        self.assertEqual(header_values(other, "X-Same-Rule"), [])
+        self.sluice.wait_log(r"on_failure=drop")
+        self.assertEqual(self.metric(
+            mport, 'sluice_rule_publish_failure_total{rule_set="main",rule="guarded"}'), 1)
+        self.assertEqual(self.metric(
+            mport, 'sluice_rule_publish_success_total{rule_set="main",rule="later"}'), 1)
+
+    def test_continue_runs_the_rest(self):
+        self.start("continue")
+        code, _ = send(self.sluice, ["user@example.test"], simple("x"))
+        self.assertEqual(code, 250)
+        stored = self.stored("user")
+        self.assertEqual(len(stored), 2)  # this rule's store and the later rule's
+        self.assertIn(["yes"], [header_values(d, "X-Same-Rule") for d in stored])
+
+
 class BounceThenStore(LuaCase):
     """A script's bounce with the default disposition: the rule's later actions skip the
     refused recipients, and the other recipients are delivered."""
