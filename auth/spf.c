@@ -79,6 +79,10 @@ struct layer {
     char **follow;   /* targets of MX/PTR answers: their address lookups belong to that term */
     bool *from_ptr;  /* follow[i] came from a PTR answer */
     size_t nfollow;
+    /* the macro letters' values but d, which is the domain of each record (fill_txt) */
+    struct spf_macro_values mv;
+    char ip_macro[72]; /* %{i}: dotted quad, or 32 dotted nibbles */
+    char *local;       /* %{l} */
 };
 
 static void violation(struct layer *l, const char *fmt, const char *arg)
@@ -143,7 +147,9 @@ static int fill_txt(struct layer *l, SPF_dns_rr_t *rr, const char *domain,
         char why[160];
         const char *text = r->len ? r->data : "";
         if (spf_is_record(text, r->len)) {
-            if (spf_record_prepare(text, r->len, l->v6, &out, why, sizeof why) < 0) {
+            struct spf_macro_values mv = l->mv;
+            mv.d = domain;
+            if (spf_record_prepare(text, r->len, l->v6, &mv, &out, why, sizeof why) < 0) {
                 char *msg = xasprintf("bad SPF record at %s: %s", domain, why);
                 violation(l, "%s", msg);
                 free(msg);
@@ -373,11 +379,17 @@ static int set_ip(SPF_request_t *req, struct layer *l, const char *ip)
     } else if (inet_pton(AF_INET6, ip, &a6) == 1) {
         l->v6 = true;
         memcpy(l->addr, &a6, 16);
+        for (int i = 0; i < 32; i++) {
+            unsigned nib = (a6.s6_addr[i / 2] >> (i % 2 ? 0 : 4)) & 0xf;
+            l->ip_macro[2 * i] = "0123456789abcdef"[nib];
+            l->ip_macro[2 * i + 1] = i < 31 ? '.' : '\0';
+        }
         return SPF_request_set_ipv6(req, a6) == SPF_E_SUCCESS ? 0 : -1;
     } else if (inet_pton(AF_INET, ip, &a4) != 1) {
         return -1;
     }
     memcpy(l->addr, &a4, 4);
+    inet_ntop(AF_INET, &a4, l->ip_macro, sizeof l->ip_macro);
     return SPF_request_set_ipv4(req, a4) == SPF_E_SUCCESS ? 0 : -1;
 }
 
@@ -452,6 +464,16 @@ void spf_check(const char *ip, const char *helo, const char *mail_from, struct a
         goto out;
     }
     req->use_helo = a->spf_helo;
+    {
+        const char *at = strrchr(a->spf_identity, '@');
+        layer->local = at ? xstrndup(a->spf_identity, (size_t)(at - a->spf_identity)) : NULL;
+        layer->mv = (struct spf_macro_values){.s = a->spf_identity,
+                                              .l = layer->local,
+                                              .o = at ? at + 1 : NULL,
+                                              .i = layer->ip_macro,
+                                              .h = helo,
+                                              .v = layer->v6 ? "ip6" : "in-addr"};
+    }
     req->cur_dom = a->spf_helo ? req->helo_dom : req->env_from_dp;
 
     SPF_errcode_t err = SPF_server_get_record(srv, req, resp, &rec);
@@ -495,6 +517,7 @@ out:
     free(layer->follow);
     free(layer->from_ptr);
     free(layer->permerror);
+    free(layer->local);
     free(layer);
 }
 

@@ -15,6 +15,7 @@ struct term {
 };
 
 struct parse {
+    const struct spf_macro_values *mv; /* NULL: digit transformers are passed on as written */
     bool v6;
     bool has_all;
     int redirects, exps;
@@ -172,20 +173,84 @@ static int dual_cidr(const char *p, size_t *len, int *c4, int *c6)
     return 0;
 }
 
+/* The value macro letter c expands to in this check_host(), or NULL when not known here. */
+static const char *macro_value(const struct spf_macro_values *mv, char c)
+{
+    if (!mv)
+        return NULL;
+    switch (tolower((unsigned char)c)) {
+    case 's':
+        return mv->s;
+    case 'l':
+        return mv->l;
+    case 'o':
+        return mv->o;
+    case 'd':
+        return mv->d;
+    case 'i':
+        return mv->i;
+    case 'h':
+        return mv->h;
+    case 'v':
+        return mv->v;
+    default:
+        return NULL;
+    }
+}
+
+/* How many parts value splits into at the delimiters delim[0..dlen) ("." when none, §7.3). */
+static size_t macro_parts(const char *value, const char *delim, size_t dlen)
+{
+    size_t parts = 1;
+    for (const char *v = value; *v; v++)
+        if (dlen ? memchr(delim, *v, dlen) != NULL : *v == '.')
+            parts++;
+    return parts;
+}
+
+/* Appends the macro-expand p[0..len) ("%{" letter *DIGIT ["r"] *delimiter "}", already
+ * validated). A DIGIT transformer that keeps at least as many parts as the value has is left
+ * out: it keeps the whole value (§7.3), and libspf2 1.2.10 expands it wrongly (`%{d2}` of a
+ * two-label domain does not give the domain). */
+static void put_macro(const struct parse *ps, struct buf *out, const char *p, size_t len)
+{
+    size_t j = 3;
+    long digits = 0;
+    while (j < len && is_digit((unsigned char)p[j]) && digits < 100000)
+        digits = digits * 10 + (p[j++] - '0');
+    size_t k = j;
+    if (k < len && (p[k] == 'r' || p[k] == 'R'))
+        k++;
+    const char *value = macro_value(ps->mv, p[2]);
+    if (j == 3 || !value || (size_t)digits < macro_parts(value, p + k, len - 1 - k)) {
+        buf_append(out, p, len);
+        return;
+    }
+    buf_append(out, p, 3);
+    buf_append(out, p + j, len - j);
+}
+
 /* Appends domain-spec text with its literal parts in lower case (macro letters keep their case:
  * upper case means URL-encoding). */
-static void put_domain(struct buf *out, const char *p, size_t len)
+static void put_domain(const struct parse *ps, struct buf *out, const char *p, size_t len)
 {
-    bool in_macro = false;
-    for (size_t i = 0; i < len; i++) {
+    for (size_t i = 0; i < len;) {
+        if (p[i] == '%' && i + 1 < len && p[i + 1] == '{') {
+            const char *end = memchr(p + i, '}', len - i);
+            size_t mlen = end ? (size_t)(end - (p + i)) + 1 : len - i;
+            put_macro(ps, out, p + i, mlen);
+            i += mlen;
+            continue;
+        }
         char c = p[i];
-        if (c == '%' && i + 1 < len && p[i + 1] == '{')
-            in_macro = true;
-        else if (in_macro && c == '}')
-            in_macro = false;
-        else if (!in_macro && !(i > 0 && p[i - 1] == '%'))
-            c = (char)tolower((unsigned char)c);
+        if (c == '%' && i + 1 < len) { /* "%%", "%_", "%-" */
+            buf_append(out, p + i, 2);
+            i += 2;
+            continue;
+        }
+        c = (char)tolower((unsigned char)c);
         buf_append(out, &c, 1);
+        i++;
     }
 }
 
@@ -260,7 +325,7 @@ static int modifier(struct parse *ps, struct term t, size_t n, struct buf *redir
             return fail(ps, "bad domain-spec", t);
         if (redir) {
             buf_puts(redirect, " redirect=");
-            put_domain(redirect, v, vlen);
+            put_domain(ps, redirect, v, vlen);
         }
         return 0;
     }
@@ -293,7 +358,7 @@ static int mechanism(struct parse *ps, struct term t, struct buf *out)
         if (alen < 1 || arg[0] != ':' || !domain_spec(arg + 1, alen - 1))
             return fail(ps, "bad domain-spec", t);
         buf_printf(out, " %s%.*s:", qs, (int)n, t.p);
-        put_domain(out, arg + 1, alen - 1);
+        put_domain(ps, out, arg + 1, alen - 1);
         return 0;
     }
     if (name_is(t, n, "ptr")) {
@@ -305,7 +370,7 @@ static int mechanism(struct parse *ps, struct term t, struct buf *out)
         if (dlen > 1 && arg[alen - 1] == '.')
             dlen--;
         if (dlen)
-            put_domain(out, arg + 1, dlen);
+            put_domain(ps, out, arg + 1, dlen);
         else
             buf_puts(out, "%{d}");
         buf_puts(out, SPF_PTR_SUFFIX);
@@ -331,7 +396,7 @@ static int mechanism(struct parse *ps, struct term t, struct buf *out)
             if (dom && domlen > 1 && dom[domlen - 1] == '.')
                 domlen--;
             if (dom)
-                put_domain(out, dom, domlen);
+                put_domain(ps, out, dom, domlen);
             else
                 buf_puts(out, "%{d}");
             buf_puts(out, SPF_ANY_SUFFIX);
@@ -339,7 +404,7 @@ static int mechanism(struct parse *ps, struct term t, struct buf *out)
         }
         if (dom) {
             buf_puts(out, ":");
-            put_domain(out, dom, domlen);
+            put_domain(ps, out, dom, domlen);
         }
         if (c > 0)
             buf_printf(out, ps->v6 ? "//%d" : "/%d", c);
@@ -374,10 +439,10 @@ static int mechanism(struct parse *ps, struct term t, struct buf *out)
     return fail(ps, "unknown mechanism", t);
 }
 
-int spf_record_prepare(const char *rec, size_t len, bool client_v6, struct buf *out, char *err,
-                       size_t errlen)
+int spf_record_prepare(const char *rec, size_t len, bool client_v6,
+                       const struct spf_macro_values *mv, struct buf *out, char *err, size_t errlen)
 {
-    struct parse ps = {.v6 = client_v6, .err = err, .errlen = errlen};
+    struct parse ps = {.mv = mv, .v6 = client_v6, .err = err, .errlen = errlen};
     struct buf redirect = {0};
     int rc = 0;
     struct term whole = {rec, len};

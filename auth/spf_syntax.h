@@ -35,9 +35,20 @@ struct buf;
 /* True when the TXT string s is an SPF record: "v=spf1" (any case) then a space or its end. */
 bool spf_is_record(const char *s, size_t len);
 
+/* What the macro letters expand to in one check_host() (RFC 7208 §7.3): s, l, o the sender and
+ * its parts, d the domain whose record this is, i the client address in macro form (dotted
+ * quad, or dotted nibbles for IPv6), h the HELO name, v "in-addr" or "ip6". NULL: unknown.
+ * With them, digit transformers that keep the whole value are dropped from the libspf2 form
+ * (libspf2 1.2.10 mis-expands `%{d2}` of a two-label domain and every N >= the part count). */
+struct spf_macro_values {
+    const char *s, *l, *o, *d, *i, *h, *v;
+};
+
 /* Validates the SPF record rec (len bytes, may hold NULs) for a client of the given family.
- * Returns 0 and appends the libspf2 form to out, or -1 with a short reason in err. */
-int spf_record_prepare(const char *rec, size_t len, bool client_v6, struct buf *out, char *err,
+ * Returns 0 and appends the libspf2 form to out, or -1 with a short reason in err. mv may be
+ * NULL (macros are then passed on as written). */
+int spf_record_prepare(const char *rec, size_t len, bool client_v6,
+                       const struct spf_macro_values *mv, struct buf *out, char *err,
                        size_t errlen);
 
 #endif

@@ -37,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     struct buf out = {0};
     char err[160];
-    if (spf_record_prepare(rec, rlen, v6, &out, err, sizeof err) == 0) {
+    if (spf_record_prepare(rec, rlen, v6, NULL, &out, err, sizeof err) == 0) {
         SPF_server_t *srv = SPF_server_new(SPF_DNS_ZONE, 0);
         SPF_request_t *req = SPF_request_new(srv);
         SPF_response_t *resp = SPF_response_new(req);

@@ -74,6 +74,12 @@ def zones(keys):
         ("192.0.2.77.ok", "A", "127.0.0.2"),
         ("spf-macro", "TXT", txt("v=spf1 exists:%{l}.users.example.com -all")),
         ("alice.users", "A", "127.0.0.2"),
+        # RFC 7208 §7.3: %{d3} of a three-label domain is the whole domain (libspf2 mis-expands
+        # a DIGIT transformer that keeps every part); %{i4} of an IPv4 address likewise
+        ("spf-d3", "TXT", txt("v=spf1 exists:%{d3}._d.example.com -all")),
+        ("spf-i4", "TXT", txt("v=spf1 exists:%{i4}._i.example.com -all")),
+        ("spf-d3.example.com._d", "A", "127.0.0.2"),
+        ("192.0.2.44._i", "A", "127.0.0.2"),
         ("spf-loop", "TXT", txt("v=spf1 include:spf-loop.example.com -all")),
         ("spf-many", "TXT", txt("v=spf1 " + " ".join("a:n%d.example.com" % i
                                                       for i in range(12)) + " -all")),
