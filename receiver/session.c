@@ -3,8 +3,6 @@
  * all RFC 2920 pipelining asks of a server. Work that may block (actions, fsync) leaves the
  * session in S_BUSY until the worker pool calls back; input keeps queueing meanwhile. */
 #include "receiver/session.h"
-#include "auth/dns.h"
-#include "auth/auth.h"
 #include "config/config.h"
 #include "core/address.h"
 #include "core/cidr.h"
@@ -16,18 +14,12 @@
 #include "receiver/server.h"
 #include "receiver/smtp_cmd.h"
 #include "receiver/smtp_data.h"
-#include "core/workers.h"
-#include "reports/dmarc_store.h"
 #include "receiver/xclient.h"
-#include "actions/action.h"
-#include "core/verdict.h"
-#include "rules/eval.h"
+#include "pipeline/message_job.h"
 #include "rules/metrics.h"
 #include "rules/rcpt_index.h"
 #include "rules/rcpt_judge.h"
-#include "pipeline/retry.h"
 #include "rules/ruleset.h"
-#include "scan/scan.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -56,15 +48,6 @@ enum state {
     S_STARTTLS,  /* 220 sent, waiting for it to flush before the handshake */
     S_HANDSHAKE, /* TLS handshake in progress */
     S_CLOSING,   /* last reply queued; free once flushed */
-};
-
-struct msg_job {
-    struct work work;
-    struct session *sess;
-    struct message *msg;
-    struct config *cfg;
-    const struct rule_set *rs;
-    struct eval_result res;
 };
 
 struct session {
@@ -108,8 +91,6 @@ struct session {
 
 static void process_input(struct session *s);
 static void session_free(struct session *s);
-static void log_message(struct session *s, const struct message *m, const char *result,
-                        const char *rules, const char *actions, const char *error);
 
 /* --- output ------------------------------------------------------------------------------ */
 
@@ -244,7 +225,7 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (s->state == S_DATA && s->msg)
-        log_message(s, s->msg, "not accepted", NULL, NULL, "timeout during DATA");
+        message_log(s->msg, s->ip, s->helo, "not accepted", NULL, NULL, "timeout during DATA");
     reply(s, "421 4.4.2 %s Error: timeout exceeded", s->srv->cfg->server.hostname);
     close_when_flushed(s, "timeout");
 }
@@ -285,106 +266,20 @@ static void log_session(struct session *s)
     log_event(LOG_INFO, "session", kv, sizeof kv / sizeof kv[0]);
 }
 
-/* A verdict for the log line, or NULL (left out) when it was not computed. */
-static const char *logged_verdict(enum verdict v)
-{
-    return v == VERDICT_UNSET ? NULL : verdict_name(v);
-}
+/* --- the message job's return ------------------------------------------------------------ */
 
-static void log_message(struct session *s, const struct message *m, const char *result,
-                        const char *rules, const char *actions, const char *error)
+static void on_message_done(void *arg, const struct message_job_result *r)
 {
-    const struct verdicts *v = &m->verdicts;
-    struct buf rcpts = {0};
-    for (size_t i = 0; i < m->nrcpts; i++) {
-        if (i)
-            buf_puts(&rcpts, ",");
-        buf_puts(&rcpts, m->rcpts[i]);
-    }
-    char size[24];
-    snprintf(size, sizeof size, "%zu", m->body.len);
-    struct log_kv kv[] = {
-        {"qid", m->qid},
-        {"client", s->ip},
-        {"helo", s->helo},
-        {"from", m->mail_from},
-        {"to", buf_cstr(&rcpts)},
-        {"size", size},
-        {"rules", rules},
-        {"actions", actions},
-        {"result", result},
-        {"error", error && *error ? error : NULL},
-        {"spf", logged_verdict(v->spf)},
-        {"dkim", logged_verdict(v->dkim)},
-        {"dmarc", logged_verdict(v->dmarc)},
-        {"dmarc_policy", v->dmarc_policy ? dmarc_policy_name(v->dmarc_policy) : NULL},
-        {"spam", logged_verdict(v->spam)},
-        {"virus", logged_verdict(v->virus)},
-        {"virus_name", m->virus_name[0] ? m->virus_name : NULL},
-    };
-    log_event(LOG_INFO, "message", kv, sizeof kv / sizeof kv[0]);
-    buf_free(&rcpts);
-}
-
-/* Some recipients were refused by rules after others were accepted: the client got 250, so the
- * refusal can only reach the sender as a DSN. DSN delivery is not built yet; every such case is
- * logged per recipient and counted, so nothing goes unnoticed. */
-static void log_partial_bounce(const struct message *m, const struct rcpt_outcome *out,
-                               const char *dsn)
-{
-    for (size_t i = 0; i < m->nrcpts; i++) {
-        if (!out[i].refused)
-            continue;
-        if (strcmp(dsn, "queued") != 0)
-            atomic_fetch_add(&smtp_stats.dsn_not_sent, 1);
-        struct log_kv kv[] = {
-            {"qid", m->qid}, {"rcpt", m->rcpts[i]}, {"reply", out[i].reply}, {"dsn", dsn}};
-        log_event(LOG_WARN, "bounce", kv, sizeof kv / sizeof kv[0]);
-    }
-}
-
-/* --- the judgement job ------------------------------------------------------------------- */
-
-static void job_run(struct work *w)
-{
-    struct msg_job *j = (struct msg_job *)w;
-    /* Authentication first: DKIM must see the bytes as received, and rspamd gets the verdicts. */
-    if (j->cfg->server.auth_checks)
-        auth_check(j->cfg, j->msg);
-    scan_message(j->cfg, j->rs, j->msg);
-    dns_begin(j->cfg); /* a fresh lookup budget for the rules' scripts */
-    rules_evaluate(j->rs, j->msg, &j->cfg->server, &j->res);
-    /* For DMARC aggregate reports, with what the rules did to the message. */
-    dmarc_store_record(j->cfg, j->msg, j->res.reply, j->res.refused, time(NULL));
-}
-
-static void job_done(struct work *w)
-{
-    struct msg_job *j = (struct msg_job *)w;
-    struct session *s = j->sess;
+    struct session *s = arg;
     s->job_pending = 0;
     if (!s->dead) {
-        reply(s, "%s", j->res.reply);
-        if (j->res.reply[0] == '2')
+        reply(s, "%s", r->reply);
+        if (r->reply[0] == '2')
             s->n_msgs++;
     }
     atomic_fetch_add(
-        j->res.reply[0] == '2' ? &smtp_stats.messages_accepted : &smtp_stats.messages_refused, 1);
-    log_message(s, j->msg, j->res.reply, buf_cstr(&j->res.rules), buf_cstr(&j->res.actions),
-                j->res.error);
-    if (j->res.refused && j->res.reply[0] == '2')
-        log_partial_bounce(j->msg, j->res.outcomes, j->res.dsn ? j->res.dsn : "not sent");
-    if (j->res.njobs) {
-        /* Durable already; the first attempt starts now, after the reply. */
-        retry_add(s->srv->retry, j->res.jobs, j->res.njobs);
-        j->res.njobs = 0;
-    }
-    if (j->res.error[0])
-        log_msg(LOG_ERR, "qid=%s %s", j->msg->qid, j->res.error);
-    message_free(j->msg);
-    config_release(j->cfg);
-    eval_result_free(&j->res);
-    free(j);
+        r->reply[0] == '2' ? &smtp_stats.messages_accepted : &smtp_stats.messages_refused, 1);
+    atomic_fetch_add(&smtp_stats.dsn_not_sent, r->dsn_not_sent);
     if (s->dead) {
         session_free(s);
         return;
@@ -408,7 +303,8 @@ static void finish_data(struct session *s)
         atomic_fetch_add(&smtp_stats.messages_refused, 1);
         if (s->data.defects & DATA_TOO_BIG)
             atomic_fetch_add(&smtp_stats.rcpt_rejected[REJECT_SIZE], s->msg->nrcpts);
-        log_message(s, s->msg, verdict, NULL, NULL, "message refused while reading DATA");
+        message_log(s->msg, s->ip, s->helo, verdict, NULL, NULL,
+                    "message refused while reading DATA");
         txn_reset(s);
         s->state = S_CMD;
         if (must_close) {
@@ -434,19 +330,14 @@ static void finish_data(struct session *s)
     m->hostname = s->cfg->server.hostname;
     m->arrival = time(NULL);
 
-    struct msg_job *j = xcalloc(1, sizeof *j);
-    j->work.run = job_run;
-    j->work.done = job_done;
-    j->sess = s;
-    j->msg = m;
-    j->cfg = s->cfg;
-    j->rs = config_rule_set_for(s->cfg, s->listen_addr);
+    const struct rule_set *rs = config_rule_set_for(s->cfg, s->listen_addr);
+    struct config *cfg = s->cfg;
     s->msg = NULL;
     s->cfg = NULL; /* the job owns the transaction's reference now */
     s->state = S_BUSY;
     s->job_pending = 1;
     evtimer_del(s->timer);
-    worker_pool_submit(s->srv->pool, &j->work);
+    message_job_submit(s->srv->pool, s->srv->retry, m, cfg, rs, on_message_done, s);
 }
 
 /* --- commands ---------------------------------------------------------------------------- */
@@ -913,7 +804,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
                             : what & BEV_EVENT_TIMEOUT ? "write timeout"
                                                        : "connection error";
         if (s->state == S_DATA && s->msg)
-            log_message(s, s->msg, "not accepted", NULL, NULL, "client went away during DATA");
+            message_log(s->msg, s->ip, s->helo, "not accepted", NULL, NULL,
+                        "client went away during DATA");
         if (s->state == S_PROXY) {
             proxy_refuse(s, evbuffer_get_length(bufferevent_get_input(bev))
                                 ? "connection closed within the PROXY protocol header"
