@@ -10,9 +10,7 @@
 #include "config/config_scan.h"
 #include "config/config_dmarc_reports.h"
 #include "config/lua_fields.h"
-#include "core/address.h"
-#include "core/cidr.h"
-#include "core/sockaddr.h"
+#include "config/server_params.h"
 #include "core/xalloc.h"
 #include "rules/metrics.h"
 #include "rules/rcpt_index.h"
@@ -24,8 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h> /* SOMAXCONN */
-#include <unistd.h>
 
 #define LOADER_KEY "sluice.loader"
 #define ACTION_MT "sluice.action"
@@ -381,29 +377,6 @@ static int rule_set_ctor(lua_State *L)
 
 /* --- receipt filters ---------------------------------------------------------------------- */
 
-/* A list of CIDR blocks (a single string is a list of one); absent leaves *out NULL. */
-static int parse_cidr_list(lua_State *L, int idx, const char *key, const char *what,
-                           struct cidr **out, size_t *n, char *err, size_t errlen)
-{
-    char **list = NULL;
-    size_t count = 0;
-    if (lf_string_list(L, idx, key, &list, &count, err, errlen) < 0)
-        return -1;
-    int rc = 0;
-    *out = count ? xcalloc(count, sizeof **out) : NULL;
-    *n = count;
-    for (size_t i = 0; rc == 0 && i < count; i++) {
-        const char *why;
-        if (cidr_parse(list[i], &(*out)[i], &why) < 0) {
-            snprintf(err, errlen, "%s: '%s' in %s is not a CIDR block: %s", what, list[i], key,
-                     why);
-            rc = -1;
-        }
-    }
-    lf_free_list(list, count);
-    return rc;
-}
-
 static int parse_filter(lua_State *L, struct receipt_filter *f, char *err, size_t errlen)
 {
     static const char *const keys[] = {"name", "policy", "cidr", NULL};
@@ -412,7 +385,7 @@ static int parse_filter(lua_State *L, struct receipt_filter *f, char *err, size_
     if (lf_check_keys(L, 1, "receipt_filter", keys, err, errlen) < 0 ||
         lf_string(L, 1, "name", true, &f->name, err, errlen) < 0 ||
         lf_string(L, 1, "policy", true, &policy, err, errlen) < 0 ||
-        parse_cidr_list(L, 1, "cidr", "receipt_filter", &f->nets, &f->nnets, err, errlen) < 0) {
+        lf_cidr_list(L, 1, "cidr", "receipt_filter", &f->nets, &f->nnets, err, errlen) < 0) {
         rc = -1;
     } else if (strcmp(policy, "allow") != 0 && strcmp(policy, "block") != 0) {
         snprintf(err, errlen, "receipt_filter '%s': policy must be \"block\" or \"allow\"",
@@ -456,189 +429,6 @@ static int receipt_filter_ctor(lua_State *L)
 
 /* --- server ------------------------------------------------------------------------------ */
 
-static int parse_listen(lua_State *L, struct server_cfg *s, int line, char *err, size_t errlen)
-{
-    lua_getfield(L, 1, "listen");
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        snprintf(err, errlen, "server: missing required field 'listen'");
-        return -1;
-    }
-    if (lua_type(L, -1) == LUA_TSTRING) { /* listen = "127.0.0.1:25" */
-        lua_newtable(L);
-        lua_insert(L, -2);
-        lua_rawseti(L, -2, 1);
-    }
-    if (!lua_istable(L, -1) || lua_rawlen(L, -1) == 0) {
-        snprintf(err, errlen, "server: 'listen' must be a non-empty list of addresses");
-        lua_pop(L, 1);
-        return -1;
-    }
-    size_t n = (size_t)lua_rawlen(L, -1);
-    s->listen = xcalloc(n, sizeof *s->listen);
-    for (size_t i = 0; i < n; i++) {
-        struct listen_cfg *lc = &s->listen[s->nlisten++];
-        lc->line = line;
-        lua_rawgeti(L, -1, (lua_Integer)i + 1);
-        int rc = 0;
-        if (lua_type(L, -1) == LUA_TSTRING) {
-            lc->address = xstrdup(lua_tostring(L, -1));
-        } else if (lua_istable(L, -1)) {
-            static const char *const keys[] = {"address", "rule_set", "proxy_protocol", "trusted",
-                                               NULL};
-            int t = lua_gettop(L);
-            if (lf_check_keys(L, t, "listen entry", keys, err, errlen) < 0 ||
-                lf_string(L, t, "address", true, &lc->address, err, errlen) < 0 ||
-                lf_string(L, t, "rule_set", false, &lc->rule_set, err, errlen) < 0 ||
-                lf_bool(L, t, "proxy_protocol", &lc->proxy_protocol, err, errlen) < 0 ||
-                parse_cidr_list(L, t, "trusted", "listen entry", &lc->trusted, &lc->ntrusted, err,
-                                errlen) < 0)
-                rc = -1;
-            /* Both or neither: a PROXY listener trusting nobody accepts nothing, and a trusted
-             * list without PROXY would silently do nothing. */
-            else if (lc->proxy_protocol && lc->ntrusted == 0) {
-                snprintf(err, errlen,
-                         "listen entry %s: proxy_protocol = true needs a non-empty 'trusted' "
-                         "list of balancer addresses",
-                         lc->address);
-                rc = -1;
-            } else if (!lc->proxy_protocol && lc->ntrusted > 0) {
-                snprintf(err, errlen,
-                         "listen entry %s: 'trusted' applies only with proxy_protocol = true",
-                         lc->address);
-                rc = -1;
-            }
-        } else {
-            snprintf(err, errlen, "server: listen item %zu must be \"ip:port\" or a table, got %s",
-                     i + 1, luaL_typename(L, -1));
-            rc = -1;
-        }
-        lua_pop(L, 1);
-        struct sockaddr_storage ss;
-        socklen_t sl;
-        if (rc == 0 && sockaddr_parse(lc->address, &ss, &sl) < 0) {
-            snprintf(err, errlen,
-                     "server: listen address '%s' must be numeric \"ip:port\" or \"[ipv6]:port\"",
-                     lc->address);
-            rc = -1;
-        }
-        if (rc < 0) {
-            lua_pop(L, 1);
-            return -1;
-        }
-    }
-    lua_pop(L, 1);
-    return 0;
-}
-
-static int parse_tls(lua_State *L, struct server_cfg *s, char *err, size_t errlen)
-{
-    lua_getfield(L, 1, "tls");
-    int rc = 0;
-    if (lua_istable(L, -1)) {
-        static const char *const keys[] = {"cert", "key", NULL};
-        int t = lua_gettop(L);
-        if (lf_check_keys(L, t, "server.tls", keys, err, errlen) < 0 ||
-            lf_string(L, t, "cert", true, &s->tls_cert, err, errlen) < 0 ||
-            lf_string(L, t, "key", true, &s->tls_key, err, errlen) < 0)
-            rc = -1;
-    } else if (!lua_isnil(L, -1)) {
-        snprintf(err, errlen, "server: 'tls' must be a table { cert = ..., key = ... }");
-        rc = -1;
-    }
-    lua_pop(L, 1);
-    return rc;
-}
-
-static int parse_server(lua_State *L, struct server_cfg *s, int line, char *err, size_t errlen)
-{
-    static const char *const keys[] = {"listen",
-                                       "hostname",
-                                       "domains",
-                                       "data_dir",
-                                       "max_message_size",
-                                       "tls",
-                                       "log_format",
-                                       "max_recipients",
-                                       "max_connections",
-                                       "max_connections_per_ip",
-                                       "command_timeout",
-                                       "data_timeout",
-                                       "max_errors",
-                                       "workers",
-                                       "rule_set",
-                                       "auth_checks",
-                                       "xclient",
-                                       "metrics",
-                                       "retry_initial_ms",
-                                       "retry_max_ms",
-                                       "bounce_relay",
-                                       "listen_backlog",
-                                       NULL};
-    char *log_format = NULL;
-    if (lf_check_keys(L, 1, "server", keys, err, errlen) < 0 ||
-        parse_listen(L, s, line, err, errlen) < 0 ||
-        lf_string(L, 1, "hostname", false, &s->hostname, err, errlen) < 0 ||
-        lf_string_list(L, 1, "domains", &s->domains, &s->ndomains, err, errlen) < 0 ||
-        lf_string(L, 1, "data_dir", false, &s->data_dir, err, errlen) < 0 ||
-        lf_integer(L, 1, "max_message_size", 1024, 1LL << 40, &s->max_message_size, err, errlen) <
-            0 ||
-        parse_tls(L, s, err, errlen) < 0 ||
-        lf_string(L, 1, "log_format", false, &log_format, err, errlen) < 0 ||
-        lf_integer(L, 1, "max_recipients", 1, 100000, &s->max_recipients, err, errlen) < 0 ||
-        lf_integer(L, 1, "max_connections", 1, 1000000, &s->max_connections, err, errlen) < 0 ||
-        lf_integer(L, 1, "max_connections_per_ip", 1, 1000000, &s->max_connections_per_ip, err,
-                   errlen) < 0 ||
-        lf_integer(L, 1, "command_timeout", 1, 86400, &s->command_timeout, err, errlen) < 0 ||
-        lf_integer(L, 1, "data_timeout", 1, 86400, &s->data_timeout, err, errlen) < 0 ||
-        lf_integer(L, 1, "max_errors", 1, 100000, &s->max_errors, err, errlen) < 0 ||
-        lf_integer(L, 1, "workers", 1, 256, &s->workers, err, errlen) < 0 ||
-        lf_integer(L, 1, "listen_backlog", 1, 65535, &s->listen_backlog, err, errlen) < 0 ||
-        lf_string(L, 1, "rule_set", false, &s->rule_set, err, errlen) < 0 ||
-        lf_bool(L, 1, "auth_checks", &s->auth_checks, err, errlen) < 0 ||
-        parse_cidr_list(L, 1, "xclient", "server", &s->xclient, &s->nxclient, err, errlen) < 0 ||
-        lf_string(L, 1, "metrics", false, &s->metrics, err, errlen) < 0 ||
-        lf_string(L, 1, "bounce_relay", false, &s->bounce_relay, err, errlen) < 0 ||
-        lf_integer(L, 1, "retry_initial_ms", 10, 86400000, &s->retry_initial_ms, err, errlen) < 0 ||
-        lf_integer(L, 1, "retry_max_ms", 10, 86400000, &s->retry_max_ms, err, errlen) < 0) {
-        free(log_format);
-        return -1;
-    }
-    int rc = 0;
-    if (log_format && strcmp(log_format, "json") == 0)
-        s->log_json = true;
-    else if (log_format && strcmp(log_format, "plain") != 0) {
-        snprintf(err, errlen, "server: log_format must be \"plain\" or \"json\", got \"%s\"",
-                 log_format);
-        rc = -1;
-    }
-    free(log_format);
-    if (rc == 0 && s->ndomains == 0) {
-        snprintf(err, errlen, "server: 'domains' must list at least one accepted domain");
-        rc = -1;
-    }
-    for (size_t i = 0; rc == 0 && i < s->ndomains; i++) {
-        const char *d = s->domains[i][0] == '.' ? s->domains[i] + 1 : s->domains[i];
-        if (!domain_valid(d)) {
-            snprintf(err, errlen, "server: '%s' in domains is not a valid domain", s->domains[i]);
-            rc = -1;
-        }
-        ascii_lower(s->domains[i]);
-    }
-    struct sockaddr_storage ss;
-    socklen_t sl;
-    if (rc == 0 && s->metrics && sockaddr_parse(s->metrics, &ss, &sl) < 0) {
-        snprintf(err, errlen, "server: metrics address '%s' must be numeric \"ip:port\"",
-                 s->metrics);
-        rc = -1;
-    }
-    if (rc == 0 && s->hostname && !domain_valid(s->hostname)) {
-        snprintf(err, errlen, "server: hostname '%s' is not a valid host name", s->hostname);
-        rc = -1;
-    }
-    return rc;
-}
-
 static int server_ctor(lua_State *L)
 {
     struct loader *ld = get_loader(L);
@@ -650,7 +440,7 @@ static int server_ctor(lua_State *L)
     ld->server_seen = true;
     ld->cfg->server.line = line;
     char err[512] = "";
-    if (parse_server(L, &ld->cfg->server, line, err, sizeof err) < 0)
+    if (server_params_parse(L, 1, &ld->cfg->server, line, err, sizeof err) < 0)
         return raise_at(L, line, err);
     return 0;
 }
@@ -739,23 +529,6 @@ static void register_dsl(lua_State *L, struct loader *ld)
     }
 }
 
-static void set_defaults(struct server_cfg *s)
-{
-    s->max_message_size = 25LL << 20;
-    s->max_recipients = 100;
-    s->max_connections = 10000;
-    s->max_connections_per_ip = 50;
-    /* The kernel caps it at net.core.somaxconn; a burst of new connections beyond the queue
-     * waits for the clients' SYN retransmission (1 s, then 3 s). */
-    s->listen_backlog = SOMAXCONN;
-    s->command_timeout = 300;
-    s->data_timeout = 600;
-    s->max_errors = 20;
-    s->auth_checks = true;
-    s->retry_initial_ms = 60 * 1000;
-    s->retry_max_ms = 30 * 60 * 1000;
-}
-
 /* Checks that need the whole file: the server block exists, rule set references resolve. */
 static int validate(struct loader *ld, char *err, size_t errlen)
 {
@@ -789,20 +562,6 @@ static int validate(struct loader *ld, char *err, size_t errlen)
             return -1;
         }
     }
-    if (!s->hostname) {
-        char h[256] = "localhost";
-        gethostname(h, sizeof h - 1);
-        s->hostname = xstrdup(h);
-    }
-    if (!s->data_dir)
-        s->data_dir = xstrdup("var");
-    if (!s->workers) {
-        /* A worker spends most of a message waiting for its fsyncs: four per core keep the
-         * disk busy while the others compute (measured: +11% without checks, +14% with, over
-         * two per core at concurrency 50; eight per core was no better and sixteen worse). */
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        s->workers = n > 0 ? (4 * n > 256 ? 256 : 4 * n) : 8;
-    }
     return 0;
 }
 
@@ -811,7 +570,7 @@ struct config *config_load(const char *path, char *err, size_t errlen)
     struct config *cfg = xcalloc(1, sizeof *cfg);
     cfg->refs = 1;
     cfg->path = xstrdup(path);
-    set_defaults(&cfg->server);
+    server_params_defaults(&cfg->server);
     struct loader ld = {.cfg = cfg, .path = path};
 
     lua_State *L = lua_newstate(limited_alloc, &ld);

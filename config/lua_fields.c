@@ -1,5 +1,6 @@
 /* Config table readers with uniform, field-naming error messages. */
 #include "config/lua_fields.h"
+#include "core/cidr.h"
 #include "core/xalloc.h"
 
 #include <lauxlib.h>
@@ -171,5 +172,27 @@ int lf_string_list(lua_State *L, int idx, const char *key, char ***out, size_t *
         rc = -1;
     }
     lua_pop(L, 1);
+    return rc;
+}
+
+int lf_cidr_list(lua_State *L, int idx, const char *key, const char *what, struct cidr **out,
+                 size_t *n, char *err, size_t errlen)
+{
+    char **list = NULL;
+    size_t count = 0;
+    if (lf_string_list(L, idx, key, &list, &count, err, errlen) < 0)
+        return -1;
+    int rc = 0;
+    *out = count ? xcalloc(count, sizeof **out) : NULL;
+    *n = count;
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        const char *why;
+        if (cidr_parse(list[i], &(*out)[i], &why) < 0) {
+            snprintf(err, errlen, "%s: '%s' in %s is not a CIDR block: %s", what, list[i], key,
+                     why);
+            rc = -1;
+        }
+    }
+    lf_free_list(list, count);
     return rc;
 }

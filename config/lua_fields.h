@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 struct lua_State;
+struct cidr;
 
 /* Fails on any key not in allowed (NULL-terminated), and on non-string keys. */
 int lf_check_keys(struct lua_State *L, int idx, const char *what, const char *const *allowed,
@@ -21,6 +22,10 @@ int lf_integer(struct lua_State *L, int idx, const char *key, long long min, lon
 int lf_string_list(struct lua_State *L, int idx, const char *key, char ***out, size_t *count,
                    char *err, size_t errlen);
 void lf_free_list(char **list, size_t count);
+/* A list of CIDR blocks (a single string is a list of one) into *out (caller frees), *n of
+ * them; absent leaves *out NULL. Errors say "what: 'x' in key is not a CIDR block: why". */
+int lf_cidr_list(struct lua_State *L, int idx, const char *key, const char *what, struct cidr **out,
+                 size_t *n, char *err, size_t errlen);
 const char *lf_typename(struct lua_State *L, int idx);
 
 #endif
