@@ -22,6 +22,7 @@
 #include "actions/action.h"
 #include "core/verdict.h"
 #include "rules/eval.h"
+#include "delivery/commit.h"
 #include "rules/metrics.h"
 #include "rules/rcpt_index.h"
 #include "rules/rcpt_judge.h"
@@ -64,7 +65,7 @@ struct msg_job {
     struct message *msg;
     struct config *cfg;
     const struct rule_set *rs;
-    struct eval_result res;
+    struct plan res;
 };
 
 struct session {
@@ -354,6 +355,7 @@ static void job_run(struct work *w)
     scan_message(j->cfg, j->rs, j->msg);
     dns_begin(j->cfg); /* a fresh lookup budget for the rules' scripts */
     rules_evaluate(j->rs, j->msg, &j->cfg->server, &j->res);
+    delivery_commit(&j->res, j->msg, j->cfg->server.data_dir);
     /* For DMARC aggregate reports, with what the rules did to the message. */
     dmarc_store_record(j->cfg, j->msg, j->res.reply, j->res.refused, time(NULL));
 }
@@ -383,7 +385,7 @@ static void job_done(struct work *w)
         log_msg(LOG_ERR, "qid=%s %s", j->msg->qid, j->res.error);
     message_free(j->msg);
     config_release(j->cfg);
-    eval_result_free(&j->res);
+    plan_free(&j->res);
     free(j);
     if (s->dead) {
         session_free(s);
