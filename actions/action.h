@@ -8,6 +8,7 @@
 
 #include "core/buf.h"
 #include "delivery/lmtp_client.h" /* struct rcpt_reply */
+#include "delivery/plan.h"        /* struct rcpt_outcome */
 #include "spool/spool.h"
 
 struct lua_State;
@@ -17,7 +18,6 @@ struct maildir_batch;
 struct action_stats;
 struct action;
 struct eval_state;
-struct json_t;
 
 enum action_status {
     ACTION_OK,
@@ -25,14 +25,6 @@ enum action_status {
     ACTION_STOP_RULE,     /* end this rule's actions, go on with the next rule */
     ACTION_STOP_RULE_SET, /* end the whole chain */
     ACTION_FAILED_SOFT,   /* evaluator only: a failure the action's policy let pass */
-};
-
-/* What became of one recipient in the chain. */
-struct rcpt_outcome {
-    int refused;      /* bounced: reply holds the SMTP reply */
-    int dropped;      /* silently accepted, nothing delivered */
-    char reply[512];  /* "550 5.7.1 text" */
-    char sender[256]; /* bounce action's DSN sender, when given */
 };
 
 struct action_ctx {
@@ -45,7 +37,9 @@ struct action_ctx {
     struct rcpt_outcome *outcomes; /* one per msg->rcpts entry */
     struct eval_state *eval;       /* the evaluator's, for action_replace_rcpts */
     int dry_run;                   /* `sluice test`: say what would be done, change nothing */
-    struct json_t *detail;         /* when tracing: an array actions append notes to */
+    /* When the evaluation is watched (`sluice test`): where action_note sends its notes. */
+    void (*note)(void *arg, const char *text);
+    void *note_arg;
     char error[256];
     int sys_errno; /* errno behind an ACTION_FAILED, 0 when not a system error */
 };
@@ -96,7 +90,7 @@ struct action_type {
     enum on_failure default_on_failure;
 };
 
-/* Appends a note about what an action did or would do to ctx->detail (when tracing). */
+/* Tells the evaluation's observer, when there is one, what an action did or would do. */
 void action_note(struct action_ctx *ctx, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

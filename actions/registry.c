@@ -4,7 +4,6 @@
 #include "delivery/maildir.h"
 #include "core/message.h"
 
-#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,14 +53,14 @@ const struct action_type *action_type_find(const char *name)
 
 void action_note(struct action_ctx *ctx, const char *fmt, ...)
 {
-    if (!ctx->detail)
+    if (!ctx->note)
         return;
     char text[4096];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    json_array_append_new(ctx->detail, json_string(text));
+    ctx->note(ctx->note_arg, text);
 }
 
 void action_refuse_rcpt(struct action_ctx *ctx, size_t rcpt, const char *reply, const char *sender)

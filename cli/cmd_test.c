@@ -10,6 +10,8 @@
 #include "core/message.h"
 #include "core/verdict.h"
 #include "core/xalloc.h"
+#include "delivery/commit.h"
+#include "actions/action.h"
 #include "rules/eval.h"
 #include "rules/metrics.h"
 #include "rules/rcpt_judge.h"
@@ -261,6 +263,75 @@ static json_t *verdicts_json(const struct verdicts *v)
                      verdict_name(v->virus));
 }
 
+/* The trace: an observer of the evaluation that builds, per rule of the set, whether it applied
+ * or why not, and each action run with its parameters, notes and result. */
+struct trace {
+    json_t *rules;   /* one object per rule of the set, in order */
+    json_t *actions; /* the "actions" array of the rule applied last */
+    json_t *detail;  /* the "detail" array of the action running */
+};
+
+static void trace_skipped(void *arg, size_t rule, const char *why)
+{
+    struct trace *t = arg;
+    json_object_set_new(json_array_get(t->rules, rule), "reason", json_string(why));
+}
+
+static void trace_applied(void *arg, size_t rule, const struct message *m, const size_t *rcpts,
+                          size_t n)
+{
+    struct trace *t = arg;
+    json_t *r = json_array_get(t->rules, rule);
+    json_object_set_new(r, "applied", json_true());
+    json_object_set_new(r, "reason", json_string("applies"));
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(list, json_string(m->rcpts[rcpts[i]]));
+    json_object_set_new(r, "recipients", list);
+    t->actions = json_object_get(r, "actions");
+}
+
+static void trace_action_started(void *arg, const struct action *a)
+{
+    struct trace *t = arg;
+    struct buf d = {0};
+    if (a->type->describe)
+        a->type->describe(a->state, &d);
+    json_t *entry = json_pack("{s:s, s:i, s:s, s:[]}", "action", a->type->name, "line", a->line,
+                              "params", buf_cstr(&d), "detail");
+    buf_free(&d);
+    json_array_append_new(t->actions, entry);
+    t->detail = json_object_get(entry, "detail");
+}
+
+static void trace_note(void *arg, const char *text)
+{
+    struct trace *t = arg;
+    if (t->detail)
+        json_array_append_new(t->detail, json_string(text));
+}
+
+static void trace_action_done(void *arg, const struct action *a, const char *result,
+                              const char *error)
+{
+    struct trace *t = arg;
+    json_t *entry = json_array_get(t->actions, json_array_size(t->actions) - 1);
+    json_object_set_new(entry, "result", json_string(result));
+    if (error)
+        json_object_set_new(entry, "error", json_string(error));
+    t->detail = NULL;
+}
+
+static json_t *trace_skeleton(const struct rule_set *rs)
+{
+    json_t *t = json_array();
+    for (size_t i = 0; i < rs->nrules; i++)
+        json_array_append_new(t, json_pack("{s:s, s:i, s:b, s:s, s:[]}", "rule", rs->rules[i]->name,
+                                           "line", rs->rules[i]->line, "applied", 0, "reason",
+                                           "no recipient matches", "actions"));
+    return t;
+}
+
 int cmd_test(int argc, char **argv)
 {
     struct test_args a;
@@ -342,15 +413,23 @@ int cmd_test(int argc, char **argv)
     if (forced.dmarc_policy)
         m->verdicts.dmarc_policy = forced.dmarc_policy;
 
-    struct eval_result res;
+    struct plan res;
     const char *reply = "554 5.5.1 Error: no valid recipients";
-    struct eval_opts opts = {.dry_run = !a.apply, .deliver_inline = a.apply, .trace = 1};
+    struct trace trace = {.rules = trace_skeleton(rs)};
+    const struct eval_observer observer = {.arg = &trace,
+                                           .rule_skipped = trace_skipped,
+                                           .rule_applied = trace_applied,
+                                           .action_started = trace_action_started,
+                                           .action_note = trace_note,
+                                           .action_done = trace_action_done};
+    struct eval_opts opts = {.dry_run = !a.apply, .deliver_inline = a.apply, .observer = &observer};
     if (m->nrcpts) {
         rules_evaluate_opts(rs, m, &cfg->server, &opts, &res);
-        reply = res.reply;
-        json_object_set(report, "rules", res.trace);
+        reply = delivery_commit(&res, m, cfg->server.data_dir);
+        json_object_set_new(report, "rules", trace.rules);
     } else {
         memset(&res, 0, sizeof res);
+        json_decref(trace.rules);
         json_object_set_new(report, "rules", json_array());
     }
     json_object_set_new(report, "config", json_string(a.config));
@@ -371,7 +450,7 @@ int cmd_test(int argc, char **argv)
     }
     json_decref(report);
     if (m->nrcpts)
-        eval_result_free(&res);
+        plan_free(&res);
     rc = 0;
 out:
     message_free(m);

@@ -11,6 +11,7 @@
 #include "core/verdict.h"
 #include "core/workers.h"
 #include "core/xalloc.h"
+#include "delivery/commit.h"
 #include "pipeline/retry.h"
 #include "reports/dmarc_store.h"
 #include "rules/eval.h"
@@ -26,7 +27,7 @@ struct message_job {
     struct config *cfg;
     const struct rule_set *rs;
     struct retry *retry;
-    struct eval_result res;
+    struct plan res;
     message_job_done_fn done;
     void *arg;
 };
@@ -100,6 +101,7 @@ static void job_run(struct work *w)
     scan_message(j->cfg, j->rs, j->msg);
     dns_begin(j->cfg); /* a fresh lookup budget for the rules' scripts */
     rules_evaluate(j->rs, j->msg, &j->cfg->server, &j->res);
+    delivery_commit(&j->res, j->msg, j->cfg->server.data_dir);
     /* For DMARC aggregate reports, with what the rules did to the message. */
     dmarc_store_record(j->cfg, j->msg, j->res.reply, j->res.refused, time(NULL));
 }
@@ -123,7 +125,7 @@ static void job_done(struct work *w)
     j->done(j->arg, &r);
     message_free(j->msg);
     config_release(j->cfg);
-    eval_result_free(&j->res);
+    plan_free(&j->res);
     free(j);
 }
 

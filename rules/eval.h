@@ -1,49 +1,47 @@
 /* Judging one message: run the rule chain of a rule set (SES semantics: every applying rule
- * runs, in order, until a stop), then commit its deliveries. Runs on a worker thread. */
+ * runs, in order, until a stop) and return what it decided as a plan (delivery/plan.h). The
+ * plan is carried out by delivery_commit (delivery/commit.h). Runs on a worker thread. */
 #ifndef SLUICE_EVAL_H
 #define SLUICE_EVAL_H
 
-#include "core/buf.h"
+#include <stddef.h>
+
+#include "delivery/plan.h"
 
 struct rule_set;
+struct action;
 struct message;
-struct rcpt_outcome;
-struct spool_job;
 struct server_cfg;
-struct json_t;
 
-struct eval_result {
-    char reply[512];    /* the final reply to DATA, without CRLF */
-    struct buf rules;   /* names of the rules that applied, comma separated */
-    struct buf actions; /* "rule/action:outcome:duration" per action run, comma separated */
-    char error[512];    /* what failed, for the log; "" on success */
-    int sys_errno;
-    size_t refused;                /* recipients refused by bounce actions */
-    struct rcpt_outcome *outcomes; /* one per recipient of the message */
-    struct spool_job **jobs;       /* post-acceptance work, durable in the spool on success */
-    size_t njobs, jobs_cap;
-    const char *dsn; /* partial bounce: "queued" or why no DSN is sent (static text) */
-    /* `sluice test` only (see struct eval_opts) */
-    int dry_run;
-    int deliver_inline;
-    struct json_t *trace; /* per rule: applied or why not, actions with details */
+/* Fills plan (caller frees with plan_free, after delivery_commit). Copies are staged, jobs and
+ * the DSN only planned: nothing is committed, spooled or taken back here. */
+void rules_evaluate(const struct rule_set *rs, struct message *m, const struct server_cfg *sc,
+                    struct plan *plan);
+
+/* Watches an evaluation (`sluice test`'s trace); every callback is optional. Rules are named by
+ * their position in the rule set. */
+struct eval_observer {
+    void *arg;
+    /* The rule does not apply (or is not reached): why, as text. */
+    void (*rule_skipped)(void *arg, size_t rule, const char *why);
+    /* The rule applies to rcpts (indices into m->rcpts). */
+    void (*rule_applied)(void *arg, size_t rule, const struct message *m, const size_t *rcpts,
+                         size_t n);
+    /* An action of the rule last applied starts, notes what it does or would do, ends with
+     * result ("ok", "failed", "stop_rule", "stop_rule_set") and, when failed, error. */
+    void (*action_started)(void *arg, const struct action *a);
+    void (*action_note)(void *arg, const char *text);
+    void (*action_done)(void *arg, const struct action *a, const char *result, const char *error);
 };
 
-/* Fills res (caller frees with eval_result_free). Every staged copy is committed on success and
- * removed on failure, so a 250 reply means every copy is on disk and a 4xx means none is. */
-void rules_evaluate(const struct rule_set *rs, struct message *m, const struct server_cfg *sc,
-                    struct eval_result *res);
-void eval_result_free(struct eval_result *res);
-
 /* For `sluice test`: dry_run says what would be done and changes nothing (no files, no
- * network); deliver_inline runs post-acceptance actions now instead of spooling them; trace
- * fills res->trace. */
+ * network); deliver_inline runs post-acceptance actions now instead of planning jobs. */
 struct eval_opts {
     int dry_run;
     int deliver_inline;
-    int trace;
+    const struct eval_observer *observer; /* may be NULL */
 };
 void rules_evaluate_opts(const struct rule_set *rs, struct message *m, const struct server_cfg *sc,
-                         const struct eval_opts *opts, struct eval_result *res);
+                         const struct eval_opts *opts, struct plan *plan);
 
 #endif
