@@ -7,6 +7,7 @@
 #include "core/prom_label.h"
 #include "core/sockaddr.h"
 #include "receiver/server.h"
+#include "receiver/smtp_stats.h"
 #include "rules/metrics.h"
 
 #include <event2/buffer.h>

@@ -10,7 +10,7 @@
 #include "receiver/session.h"
 #include "receiver/tls.h"
 #include "core/workers.h"
-#include "rules/metrics.h"
+#include "receiver/smtp_stats.h"
 #include "reports/dmarc_timer.h"
 #include "pipeline/retry.h"
 

@@ -22,7 +22,7 @@
 #include "actions/action.h"
 #include "core/verdict.h"
 #include "rules/eval.h"
-#include "rules/metrics.h"
+#include "receiver/smtp_stats.h"
 #include "rules/rcpt_index.h"
 #include "rules/rcpt_judge.h"
 #include "pipeline/retry.h"
