@@ -1,7 +1,8 @@
 /* SMTP session state machine (in the manner of OpenSMTPD's smtp_session.c): every input line is
- * dispatched on the session's state; replies are queued on the bufferevent in order, which is
- * all RFC 2920 pipelining asks of a server. Work that may block (actions, fsync) leaves the
- * session in S_BUSY until the worker pool calls back; input keeps queueing meanwhile. */
+ * a command of the commands[] table, which says in which states it may run; every state change
+ * goes through enter_state. Replies are queued on the bufferevent in order, which is all RFC
+ * 2920 pipelining asks of a server. Work that may block (actions, fsync) leaves the session in
+ * S_BUSY until the worker pool calls back; input keeps queueing meanwhile. */
 #include "receiver/session.h"
 #include "auth/dns.h"
 #include "auth/auth.h"
@@ -49,13 +50,27 @@
 #define INPUT_HIGH_WATER (256 * 1024)
 
 enum state {
+    S_NEW,       /* client not admitted yet */
     S_PROXY,     /* waiting for the PROXY protocol header; nothing sent yet */
-    S_CMD,       /* reading commands */
+    S_GREETED,   /* banner sent; reading commands, no HELO/EHLO yet */
+    S_HELO,      /* HELO/EHLO known, no transaction */
+    S_MAIL,      /* MAIL accepted, no recipient yet */
+    S_RCPT,      /* at least one recipient accepted */
     S_DATA,      /* reading message content */
     S_BUSY,      /* a worker judges the message */
     S_STARTTLS,  /* 220 sent, waiting for it to flush before the handshake */
     S_HANDSHAKE, /* TLS handshake in progress */
     S_CLOSING,   /* last reply queued; free once flushed */
+    S_STATES
+};
+
+static const char *const state_names[S_STATES] = {
+    [S_NEW] = "new",           [S_PROXY] = "proxy",
+    [S_GREETED] = "greeted",   [S_HELO] = "helo",
+    [S_MAIL] = "mail",         [S_RCPT] = "rcpt",
+    [S_DATA] = "data",         [S_BUSY] = "busy",
+    [S_STARTTLS] = "starttls", [S_HANDSHAKE] = "handshake",
+    [S_CLOSING] = "closing",
 };
 
 struct msg_job {
@@ -108,6 +123,27 @@ struct session {
 
 static void process_input(struct session *s);
 static void session_free(struct session *s);
+
+/* The one place the state changes, so that a session's course can be traced. */
+static void enter_state(struct session *s, enum state next)
+{
+    if (s->state == next)
+        return;
+    log_msg(LOG_DEBUG, "session %s: %s -> %s", s->ip, state_names[s->state], state_names[next]);
+    s->state = next;
+}
+
+/* Reading commands, in any phase of the dialogue. */
+static int in_commands(const struct session *s)
+{
+    return s->state >= S_GREETED && s->state <= S_RCPT;
+}
+
+/* The command state when no transaction is open. */
+static enum state idle_state(const struct session *s)
+{
+    return s->helo ? S_HELO : S_GREETED;
+}
 static void log_message(struct session *s, const struct message *m, const char *result,
                         const char *rules, const char *actions, const char *error);
 
@@ -165,7 +201,7 @@ static void reply_error(struct session *s, const char *text)
     if (++s->errors >= s->srv->cfg->server.max_errors) {
         reply(s, "421 4.7.0 %s Error: too many errors", s->srv->cfg->server.hostname);
         s->end_reason = "too many errors";
-        s->state = S_CLOSING;
+        enter_state(s, S_CLOSING);
     }
 }
 
@@ -196,7 +232,7 @@ static void close_when_flushed(struct session *s, const char *why)
 {
     if (!s->end_reason)
         s->end_reason = why;
-    s->state = S_CLOSING;
+    enter_state(s, S_CLOSING);
     bufferevent_disable(s->bev, EV_READ);
     /* Never free here: callers still hold s. on_write frees once the output is gone; with
      * nothing left to write, the timer does it on the next loop turn. */
@@ -389,7 +425,7 @@ static void job_done(struct work *w)
         session_free(s);
         return;
     }
-    s->state = S_CMD;
+    enter_state(s, idle_state(s));
     if (s->stop_after_txn) {
         reply(s, "421 4.3.2 %s Service shutting down", s->srv->cfg->server.hostname);
         close_when_flushed(s, "shutdown");
@@ -410,7 +446,7 @@ static void finish_data(struct session *s)
             atomic_fetch_add(&smtp_stats.rcpt_rejected[REJECT_SIZE], s->msg->nrcpts);
         log_message(s, s->msg, verdict, NULL, NULL, "message refused while reading DATA");
         txn_reset(s);
-        s->state = S_CMD;
+        enter_state(s, idle_state(s));
         if (must_close) {
             /* The session ends anyway: no error count, no second 421. And no 221, which
              * answers QUIT only (RFC 5321 §4.1.1.10); the 550 is the last word, as in
@@ -443,7 +479,7 @@ static void finish_data(struct session *s)
     j->rs = config_rule_set_for(s->cfg, s->listen_addr);
     s->msg = NULL;
     s->cfg = NULL; /* the job owns the transaction's reference now */
-    s->state = S_BUSY;
+    enter_state(s, S_BUSY);
     s->job_pending = 1;
     evtimer_del(s->timer);
     worker_pool_submit(s->srv->pool, &j->work);
@@ -459,6 +495,11 @@ static int printable(const char *s)
     return 1;
 }
 
+static void greet(struct session *s)
+{
+    reply(s, "220 %s ESMTP sluice", s->srv->cfg->server.hostname);
+}
+
 static void cmd_helo(struct session *s, const struct smtp_cmd *c)
 {
     if (!printable(c->arg) || strlen(c->arg) > 255) {
@@ -468,6 +509,7 @@ static void cmd_helo(struct session *s, const struct smtp_cmd *c)
     txn_reset(s);
     free(s->helo);
     s->helo = xstrdup(c->arg);
+    enter_state(s, S_HELO);
     const struct server_cfg *sc = &s->srv->cfg->server;
     if (c->verb == CMD_HELO) {
         s->esmtp = 0;
@@ -488,14 +530,6 @@ static void cmd_helo(struct session *s, const struct smtp_cmd *c)
 
 static void cmd_mail(struct session *s, const struct smtp_cmd *c)
 {
-    if (!s->helo) {
-        reply_error(s, "503 5.5.1 Error: send HELO/EHLO first");
-        return;
-    }
-    if (s->msg) {
-        reply_error(s, "503 5.5.1 Error: nested MAIL command");
-        return;
-    }
     const struct server_cfg *sc = &s->srv->cfg->server;
     if (c->size > sc->max_message_size) {
         atomic_fetch_add(&smtp_stats.rcpt_rejected[REJECT_SIZE], 1);
@@ -505,15 +539,12 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *c)
     s->cfg = config_retain(s->srv->cfg);
     s->msg = message_new();
     s->msg->mail_from = xstrdup(c->path);
+    enter_state(s, S_MAIL);
     reply(s, "250 2.1.0 Ok");
 }
 
 static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
 {
-    if (!s->msg) {
-        reply_error(s, "503 5.5.1 Error: need MAIL command");
-        return;
-    }
     struct message *m = s->msg;
     if ((long long)m->nrcpts >= s->cfg->server.max_recipients) {
         s->n_rcpt_rejected++;
@@ -538,23 +569,63 @@ static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
     }
     message_add_rcpt(m, c->path);
     s->n_rcpt_ok++;
+    enter_state(s, S_RCPT);
     reply(s, "250 2.1.5 Ok");
 }
 
-static void cmd_data(struct session *s)
+static void cmd_data(struct session *s, const struct smtp_cmd *c)
 {
-    if (!s->msg) {
-        reply_error(s, "503 5.5.1 Error: need MAIL command");
-        return;
-    }
-    if (s->msg->nrcpts == 0) {
-        reply_error(s, "554 5.5.1 Error: no valid recipients");
-        return;
-    }
+    (void)c;
     data_reader_init(&s->data, &s->msg->body, (size_t)s->cfg->server.max_message_size);
-    s->state = S_DATA;
+    enter_state(s, S_DATA);
     arm_timer(s, s->cfg->server.data_timeout);
     reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+static void cmd_rset(struct session *s, const struct smtp_cmd *c)
+{
+    (void)c;
+    txn_reset(s);
+    enter_state(s, idle_state(s));
+    reply(s, "250 2.0.0 Ok");
+}
+
+static void cmd_noop(struct session *s, const struct smtp_cmd *c)
+{
+    (void)c;
+    reply(s, "250 2.0.0 Ok");
+}
+
+static void cmd_quit(struct session *s, const struct smtp_cmd *c)
+{
+    (void)c;
+    reply(s, "221 2.0.0 Bye");
+    close_when_flushed(s, "quit");
+}
+
+static void cmd_help(struct session *s, const struct smtp_cmd *c)
+{
+    (void)c;
+    reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY "
+             "STARTTLS; see RFC 5321");
+}
+
+static void cmd_vrfy(struct session *s, const struct smtp_cmd *c)
+{
+    (void)c;
+    reply(s, "252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery");
+}
+
+static void cmd_expn(struct session *s, const struct smtp_cmd *c)
+{
+    (void)c;
+    reply_error(s, "502 5.5.1 Error: EXPN is not supported");
+}
+
+static void cmd_unknown(struct session *s, const struct smtp_cmd *c)
+{
+    (void)c;
+    reply_error(s, "500 5.5.2 Error: command not recognized");
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg);
@@ -576,7 +647,7 @@ static void start_tls(struct session *s)
         return;
     }
     s->bev = tbev;
-    s->state = S_HANDSHAKE;
+    enter_state(s, S_HANDSHAKE);
     struct timeval wt = {.tv_sec = (time_t)scfg(s)->command_timeout};
     bufferevent_set_timeouts(tbev, NULL, &wt);
     bufferevent_setcb(tbev, on_read, on_write, on_event, s);
@@ -586,42 +657,33 @@ static void start_tls(struct session *s)
     arm_timer(s, scfg(s)->command_timeout);
 }
 
-static void cmd_starttls(struct session *s)
+static const char *check_starttls(const struct session *s)
 {
-    if (!s->srv->tls) {
-        reply_error(s, "502 5.5.1 Error: command not implemented");
-        return;
-    }
-    if (s->tls) {
-        reply_error(s, "554 5.5.1 Error: TLS already active");
-        return;
-    }
+    return s->srv->tls ? NULL : "502 5.5.1 Error: command not implemented";
+}
+
+static void cmd_starttls(struct session *s, const struct smtp_cmd *c)
+{
+    (void)c;
     reply(s, "220 2.0.0 Ready to start TLS");
     /* CVE-2011-0411: anything the client pipelined after STARTTLS is plaintext injection. */
     struct evbuffer *in = bufferevent_get_input(s->bev);
     evbuffer_drain(in, evbuffer_get_length(in));
     bufferevent_disable(s->bev, EV_READ);
-    s->state = S_STARTTLS; /* on_write starts the handshake once the 220 is out */
+    enter_state(s, S_STARTTLS); /* on_write starts the handshake once the 220 is out */
 }
 
-static void greet(struct session *s)
+/* Authorization was decided when the session began and survives XCLIENT's restart, so a proxy
+ * can send XCLIENT again on the same connection. */
+static const char *check_xclient(const struct session *s)
 {
-    reply(s, "220 %s ESMTP sluice", s->srv->cfg->server.hostname);
+    return s->xclient_ok ? NULL : "550 5.7.0 Error: insufficient authorization";
 }
 
 /* XCLIENT (Postfix semantics): replace the client attributes, then start over as if the client
- * had just connected, with a fresh banner. Authorization was decided when the session began
- * and survives the restart, so a proxy can send XCLIENT again on the same connection. */
+ * had just connected, with a fresh banner. */
 static void cmd_xclient(struct session *s, const struct smtp_cmd *c)
 {
-    if (!s->xclient_ok) {
-        reply_error(s, "550 5.7.0 Error: insufficient authorization");
-        return;
-    }
-    if (s->msg) {
-        reply_error(s, "503 5.5.1 Error: MAIL transaction in progress");
-        return;
-    }
     struct xclient_attrs a;
     const char *err;
     if (xclient_parse(c->arg, &a, &err) < 0) {
@@ -641,10 +703,56 @@ static void cmd_xclient(struct session *s, const struct smtp_cmd *c)
     s->helo = a.helo_set == 1 ? xstrdup(a.helo) : NULL;
     s->esmtp = a.proto_set == 1 ? a.esmtp : 0;
     s->errors = 0;
+    enter_state(s, idle_state(s));
     log_msg(LOG_INFO, "XCLIENT from %s: client is now %s:%d%s%s", s->peer_ip, s->ip, s->port,
             s->rdns ? " name " : "", s->rdns ? s->rdns : "");
     greet(s);
 }
+
+#define NEED_HELO "503 5.5.1 Error: send HELO/EHLO first"
+#define NEED_MAIL "503 5.5.1 Error: need MAIL command"
+#define NESTED_MAIL "503 5.5.1 Error: nested MAIL command"
+#define IN_TRANSACTION "503 5.5.1 Error: MAIL transaction in progress"
+
+struct smtp_command {
+    const char *name;
+    /* Allowed in every command state (S_GREETED..S_RCPT) but those listed here, which get
+     * the reply given. */
+    const char *refused[S_STATES];
+    int before_tls; /* only before STARTTLS: once TLS is active, 554 */
+    /* Whether this client is offered the command at all: NULL, or the refusal. Asked first. */
+    const char *(*check)(const struct session *s);
+    void (*proceed)(struct session *s, const struct smtp_cmd *c);
+};
+
+/* In the order dispatch asks: check, TLS, state, then proceed. Every refusal counts as a
+ * client error (max_errors). */
+static const struct smtp_command commands[] = {
+    [CMD_UNKNOWN] = {"unknown", .proceed = cmd_unknown},
+    [CMD_HELO] = {"HELO", .proceed = cmd_helo},
+    [CMD_EHLO] = {"EHLO", .proceed = cmd_helo},
+    [CMD_MAIL] =
+        {"MAIL",
+         .refused = {[S_GREETED] = NEED_HELO, [S_MAIL] = NESTED_MAIL, [S_RCPT] = NESTED_MAIL},
+         .proceed = cmd_mail},
+    [CMD_RCPT] = {"RCPT", .refused = {[S_GREETED] = NEED_MAIL, [S_HELO] = NEED_MAIL},
+                  .proceed = cmd_rcpt},
+    [CMD_DATA] = {"DATA",
+                  .refused = {[S_GREETED] = NEED_MAIL,
+                              [S_HELO] = NEED_MAIL,
+                              [S_MAIL] = "554 5.5.1 Error: no valid recipients"},
+                  .proceed = cmd_data},
+    [CMD_RSET] = {"RSET", .proceed = cmd_rset},
+    [CMD_NOOP] = {"NOOP", .proceed = cmd_noop},
+    [CMD_QUIT] = {"QUIT", .proceed = cmd_quit},
+    [CMD_HELP] = {"HELP", .proceed = cmd_help},
+    [CMD_VRFY] = {"VRFY", .proceed = cmd_vrfy},
+    [CMD_EXPN] = {"EXPN", .proceed = cmd_expn},
+    [CMD_STARTTLS] = {"STARTTLS", .before_tls = 1, .check = check_starttls,
+                      .proceed = cmd_starttls},
+    [CMD_XCLIENT] = {"XCLIENT", .refused = {[S_MAIL] = IN_TRANSACTION, [S_RCPT] = IN_TRANSACTION},
+                     .check = check_xclient, .proceed = cmd_xclient},
+};
 
 static void dispatch(struct session *s, char *line, size_t len)
 {
@@ -656,51 +764,21 @@ static void dispatch(struct session *s, char *line, size_t len)
         reply_error(s, err);
         return;
     }
-    switch (c.verb) {
-    case CMD_HELO:
-    case CMD_EHLO:
-        cmd_helo(s, &c);
-        break;
-    case CMD_MAIL:
-        cmd_mail(s, &c);
-        break;
-    case CMD_RCPT:
-        cmd_rcpt(s, &c);
-        break;
-    case CMD_DATA:
-        cmd_data(s);
-        break;
-    case CMD_RSET:
-        txn_reset(s);
-        reply(s, "250 2.0.0 Ok");
-        break;
-    case CMD_NOOP:
-        reply(s, "250 2.0.0 Ok");
-        break;
-    case CMD_QUIT:
-        reply(s, "221 2.0.0 Bye");
-        close_when_flushed(s, "quit");
-        break;
-    case CMD_HELP:
-        reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY "
-                 "STARTTLS; see RFC 5321");
-        break;
-    case CMD_VRFY:
-        reply(s, "252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery");
-        break;
-    case CMD_EXPN:
-        reply_error(s, "502 5.5.1 Error: EXPN is not supported");
-        break;
-    case CMD_STARTTLS:
-        cmd_starttls(s);
-        break;
-    case CMD_XCLIENT:
-        cmd_xclient(s, &c);
-        break;
-    case CMD_UNKNOWN:
-        reply_error(s, "500 5.5.2 Error: command not recognized");
-        break;
+    const struct smtp_command *cmd = &commands[CMD_UNKNOWN];
+    if ((size_t)c.verb < sizeof commands / sizeof commands[0] && commands[c.verb].proceed)
+        cmd = &commands[c.verb];
+    const char *refusal = cmd->check ? cmd->check(s) : NULL;
+    if (!refusal && cmd->before_tls && s->tls)
+        refusal = "554 5.5.1 Error: TLS already active";
+    if (!refusal)
+        refusal = cmd->refused[s->state];
+    if (refusal) {
+        log_msg(LOG_DEBUG, "session %s: %s refused in state %s", s->ip, cmd->name,
+                state_names[s->state]);
+        reply_error(s, refusal);
+        return;
     }
+    cmd->proceed(s, &c);
 }
 
 /* --- input ------------------------------------------------------------------------------- */
@@ -759,7 +837,7 @@ static void process_input(struct session *s)
 {
     struct evbuffer *in = bufferevent_get_input(s->bev);
     struct evbuffer *out = bufferevent_get_output(s->bev);
-    while (s->state == S_CMD || s->state == S_DATA) {
+    while (in_commands(s) || s->state == S_DATA) {
         if (evbuffer_get_length(out) > OUTPUT_HIGH_WATER) {
             bufferevent_disable(s->bev, EV_READ); /* on_write resumes */
             return;
@@ -767,7 +845,7 @@ static void process_input(struct session *s)
         if (s->state == S_DATA) {
             if (!feed_data(s, in))
                 return;
-            s->state = S_CMD;
+            /* finish_data enters the next state: busy, or back to commands. */
             arm_timer(s, scfg(s)->command_timeout);
             finish_data(s);
             continue;
@@ -828,7 +906,7 @@ static void begin_smtp(struct session *s)
         snprintf(s->counted_ip, sizeof s->counted_ip, "%s", s->ip);
     }
     s->xclient_ok = cidr_list_match(sc->xclient, sc->nxclient, s->ip);
-    s->state = S_CMD;
+    enter_state(s, S_GREETED);
     greet(s);
     arm_timer(s, sc->command_timeout);
 }
@@ -860,7 +938,7 @@ static void proxy_input(struct session *s)
     log_msg(LOG_INFO, "PROXY v%d from %s on %s: client %s:%d%s", h.version, s->peer_ip,
             s->listen_addr, s->ip, s->port, h.local ? " (LOCAL: the peer itself)" : "");
     begin_smtp(s);
-    if (s->state == S_CMD)
+    if (in_commands(s))
         process_input(s);
 }
 
@@ -882,7 +960,7 @@ static void on_write(struct bufferevent *bev, void *arg)
         free_when_flushed(s);
     } else if (s->state == S_STARTTLS) {
         start_tls(s);
-    } else if (s->state == S_CMD || s->state == S_DATA) {
+    } else if (in_commands(s) || s->state == S_DATA) {
         bufferevent_enable(s->bev, EV_READ);
         process_input(s);
     }
@@ -902,7 +980,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         s->helo = NULL;
         s->esmtp = 0;
         txn_reset(s);
-        s->state = S_CMD;
+        enter_state(s, S_GREETED);
         arm_timer(s, scfg(s)->command_timeout);
         process_input(s);
         return;
@@ -955,7 +1033,7 @@ void session_start(struct server *srv, evutil_socket_t fd, const struct sockaddr
     srv->sessions = s;
     srv->nsessions++;
     if (proxy) {
-        s->state = S_PROXY;
+        enter_state(s, S_PROXY);
         arm_timer(s, srv->cfg->server.command_timeout);
     } else {
         begin_smtp(s);
