@@ -84,6 +84,7 @@ struct msg_job {
 
 struct session {
     struct server *srv;
+    struct server_conn *conn; /* our entry in the server's list */
     struct bufferevent *bev;
     enum state state;
     char listen_addr[80];
@@ -92,7 +93,6 @@ struct session {
     char *rdns;       /* XCLIENT NAME; NULL when unknown */
     char peer_ip[64]; /* the TCP peer (the balancer when proxied) */
     int proxied;
-    char counted_ip[64]; /* per-IP accounting key; "" until counted */
     int xclient_ok;
     char *helo;
     int esmtp;
@@ -118,7 +118,6 @@ struct session {
     size_t hits_cap;
     unsigned n_msgs, n_rcpt_ok, n_rcpt_rejected;
     const char *end_reason;
-    struct session *next, *prev;
 };
 
 static void process_input(struct session *s);
@@ -198,8 +197,8 @@ static void reply(struct session *s, const char *fmt, ...)
 static void reply_error(struct session *s, const char *text)
 {
     reply(s, "%s", text);
-    if (++s->errors >= s->srv->cfg->server.max_errors) {
-        reply(s, "421 4.7.0 %s Error: too many errors", s->srv->cfg->server.hostname);
+    if (++s->errors >= server_config(s->srv)->server.max_errors) {
+        reply(s, "421 4.7.0 %s Error: too many errors", server_config(s->srv)->server.hostname);
         s->end_reason = "too many errors";
         enter_state(s, S_CLOSING);
     }
@@ -246,9 +245,7 @@ static void close_when_flushed(struct session *s, const char *why)
  * word, since whatever it sent was not meant for SMTP. why is a static string. */
 static void proxy_refuse(struct session *s, const char *why)
 {
-    s->srv->proxy_refused++;
-    log_msg(LOG_WARN, "closed %s on %s without banner: %s (%lu PROXY refusals)", s->peer_ip,
-            s->listen_addr, why, s->srv->proxy_refused);
+    server_proxy_refused(s->peer_ip, s->listen_addr, why);
     s->end_reason = why;
     session_free(s);
 }
@@ -281,7 +278,7 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
     }
     if (s->state == S_DATA && s->msg)
         log_message(s, s->msg, "not accepted", NULL, NULL, "timeout during DATA");
-    reply(s, "421 4.4.2 %s Error: timeout exceeded", s->srv->cfg->server.hostname);
+    reply(s, "421 4.4.2 %s Error: timeout exceeded", server_config(s->srv)->server.hostname);
     close_when_flushed(s, "timeout");
 }
 
@@ -297,7 +294,7 @@ static void txn_reset(struct session *s)
 
 static const struct server_cfg *scfg(struct session *s)
 {
-    return &(s->cfg ? s->cfg : s->srv->cfg)->server;
+    return &(s->cfg ? s->cfg : server_config(s->srv))->server;
 }
 
 static void log_session(struct session *s)
@@ -412,7 +409,7 @@ static void job_done(struct work *w)
         log_partial_bounce(j->msg, j->res.outcomes, j->res.dsn ? j->res.dsn : "not sent");
     if (j->res.njobs) {
         /* Durable already; the first attempt starts now, after the reply. */
-        retry_add(s->srv->retry, j->res.jobs, j->res.njobs);
+        retry_add(server_retry(s->srv), j->res.jobs, j->res.njobs);
         j->res.njobs = 0;
     }
     if (j->res.error[0])
@@ -427,7 +424,7 @@ static void job_done(struct work *w)
     }
     enter_state(s, idle_state(s));
     if (s->stop_after_txn) {
-        reply(s, "421 4.3.2 %s Service shutting down", s->srv->cfg->server.hostname);
+        reply(s, "421 4.3.2 %s Service shutting down", server_config(s->srv)->server.hostname);
         close_when_flushed(s, "shutdown");
         return;
     }
@@ -482,7 +479,7 @@ static void finish_data(struct session *s)
     enter_state(s, S_BUSY);
     s->job_pending = 1;
     evtimer_del(s->timer);
-    worker_pool_submit(s->srv->pool, &j->work);
+    worker_pool_submit(server_pool(s->srv), &j->work);
 }
 
 /* --- commands ---------------------------------------------------------------------------- */
@@ -497,7 +494,7 @@ static int printable(const char *s)
 
 static void greet(struct session *s)
 {
-    reply(s, "220 %s ESMTP sluice", s->srv->cfg->server.hostname);
+    reply(s, "220 %s ESMTP sluice", server_config(s->srv)->server.hostname);
 }
 
 static void cmd_helo(struct session *s, const struct smtp_cmd *c)
@@ -510,7 +507,7 @@ static void cmd_helo(struct session *s, const struct smtp_cmd *c)
     free(s->helo);
     s->helo = xstrdup(c->arg);
     enter_state(s, S_HELO);
-    const struct server_cfg *sc = &s->srv->cfg->server;
+    const struct server_cfg *sc = &server_config(s->srv)->server;
     if (c->verb == CMD_HELO) {
         s->esmtp = 0;
         reply(s, "250 %s", sc->hostname);
@@ -521,7 +518,7 @@ static void cmd_helo(struct session *s, const struct smtp_cmd *c)
     reply(s, "250-PIPELINING");
     reply(s, "250-SIZE %lld", sc->max_message_size);
     reply(s, "250-8BITMIME");
-    if (s->srv->tls && !s->tls)
+    if (server_tls(s->srv) && !s->tls)
         reply(s, "250-STARTTLS");
     if (s->xclient_ok)
         reply(s, "250-XCLIENT %s", XCLIENT_ATTRS);
@@ -530,13 +527,13 @@ static void cmd_helo(struct session *s, const struct smtp_cmd *c)
 
 static void cmd_mail(struct session *s, const struct smtp_cmd *c)
 {
-    const struct server_cfg *sc = &s->srv->cfg->server;
+    const struct server_cfg *sc = &server_config(s->srv)->server;
     if (c->size > sc->max_message_size) {
         atomic_fetch_add(&smtp_stats.rcpt_rejected[REJECT_SIZE], 1);
         reply_error(s, "552 5.3.4 Message size exceeds fixed limit");
         return;
     }
-    s->cfg = config_retain(s->srv->cfg);
+    s->cfg = config_retain(server_config(s->srv));
     s->msg = message_new();
     s->msg->mail_from = xstrdup(c->path);
     enter_state(s, S_MAIL);
@@ -637,9 +634,9 @@ static void start_tls(struct session *s)
      * needs libevent's own write handling. */
     s->direct = 0;
     bufferevent_enable(s->bev, EV_WRITE);
-    SSL *ssl = SSL_new(s->srv->tls);
+    SSL *ssl = SSL_new(server_tls(s->srv));
     struct bufferevent *tbev = bufferevent_openssl_filter_new(
-        s->srv->base, s->bev, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+        server_base(s->srv), s->bev, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
     if (!tbev) {
         SSL_free(ssl);
         s->end_reason = "TLS setup failed";
@@ -659,7 +656,7 @@ static void start_tls(struct session *s)
 
 static const char *check_starttls(const struct session *s)
 {
-    return s->srv->tls ? NULL : "502 5.5.1 Error: command not implemented";
+    return server_tls(s->srv) ? NULL : "502 5.5.1 Error: command not implemented";
 }
 
 static void cmd_starttls(struct session *s, const struct smtp_cmd *c)
@@ -852,7 +849,7 @@ static void process_input(struct session *s)
         }
         if (s->stop_after_txn && !s->msg) {
             /* Shutting down and the transaction is over (delivered, refused or reset). */
-            reply(s, "421 4.3.2 %s Service shutting down", s->srv->cfg->server.hostname);
+            reply(s, "421 4.3.2 %s Service shutting down", server_config(s->srv)->server.hostname);
             close_when_flushed(s, "shutdown");
             return;
         }
@@ -877,34 +874,19 @@ static void process_input(struct session *s)
 
 /* --- bufferevent callbacks ---------------------------------------------------------------- */
 
-/* Client known: count it against the per-IP limit (PROXY sessions only; the listener counted
- * the others), decide XCLIENT, and send the banner. */
+/* Client known (the peer, or what the PROXY header carried, not the balancer): admission, then
+ * XCLIENT authorization and the banner. A refusal is the only line the client gets. */
 static void begin_smtp(struct session *s)
 {
-    const struct server_cfg *sc = &s->srv->cfg->server;
-    if (!s->counted_ip[0]) {
-        /* Receipt filters judge the client the PROXY header carried, not the balancer. */
-        const char *filter = config_receipt_filter_blocks(s->srv->cfg, s->ip);
-        if (filter) {
-            atomic_fetch_add(&smtp_stats.connections_refused, 1);
-            atomic_fetch_add(&smtp_stats.rcpt_rejected[REJECT_RECEIPT_FILTER], 1);
-            struct log_kv kv[] = {
-                {"client", s->ip}, {"via", s->peer_ip}, {"receipt_filter", filter}};
-            log_event(LOG_INFO, "refused", kv, 3);
-            reply(s, "554 5.7.1 Access denied by policy");
-            close_when_flushed(s, "receipt filter");
-            return;
-        }
-        if (server_ip_acquire(s->srv, s->ip) < 0) {
-            log_msg(LOG_WARN, "refused %s (via %s): too many connections from this address", s->ip,
-                    s->peer_ip);
-            reply(s, "421 4.7.0 %s Error: too many connections from your address, try again later",
-                  sc->hostname);
-            close_when_flushed(s, "too many connections from this address");
-            return;
-        }
-        snprintf(s->counted_ip, sizeof s->counted_ip, "%s", s->ip);
+    char refusal[512];
+    const char *why;
+    if (server_admit(s->srv, s->conn, s->ip, s->proxied ? s->peer_ip : NULL, refusal,
+                     sizeof refusal, &why) < 0) {
+        reply(s, "%s", refusal);
+        close_when_flushed(s, why);
+        return;
     }
+    const struct server_cfg *sc = &server_config(s->srv)->server;
     s->xclient_ok = cidr_list_match(sc->xclient, sc->nxclient, s->ip);
     enter_state(s, S_GREETED);
     greet(s);
@@ -1013,28 +995,24 @@ void session_start(struct server *srv, evutil_socket_t fd, const struct sockaddr
     sockaddr_ip(peer, s->ip, sizeof s->ip, &s->port);
     snprintf(s->peer_ip, sizeof s->peer_ip, "%s", s->ip);
     s->proxied = proxy;
-    if (!proxy)
-        snprintf(s->counted_ip, sizeof s->counted_ip, "%s", s->ip);
     snprintf(s->listen_addr, sizeof s->listen_addr, "%s", listen_address);
-    s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    s->timer = evtimer_new(srv->base, on_timeout, s);
-    s->flush = event_new(srv->base, -1, 0, on_flush, s);
+    struct event_base *base = server_base(srv);
+    s->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+    s->timer = evtimer_new(base, on_timeout, s);
+    s->flush = event_new(base, -1, 0, on_flush, s);
     s->direct = 1;
     bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
     /* Bound what a client can make us buffer while a message is being judged (S_BUSY). */
     bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH_WATER);
-    struct timeval wt = {.tv_sec = (time_t)srv->cfg->server.command_timeout};
+    const struct server_cfg *sc = &server_config(srv)->server;
+    struct timeval wt = {.tv_sec = (time_t)sc->command_timeout};
     bufferevent_set_timeouts(s->bev, NULL, &wt);
     bufferevent_enable(s->bev, EV_READ);
     bufferevent_disable(s->bev, EV_WRITE); /* on by default; on_flush writes instead */
-    s->next = srv->sessions;
-    if (s->next)
-        s->next->prev = s;
-    srv->sessions = s;
-    srv->nsessions++;
+    s->conn = server_conn_add(srv, s);
     if (proxy) {
         enter_state(s, S_PROXY);
-        arm_timer(s, srv->cfg->server.command_timeout);
+        arm_timer(s, sc->command_timeout);
     } else {
         begin_smtp(s);
     }
@@ -1062,19 +1040,8 @@ static void session_free(struct session *s)
     free(s->helo);
     free(s->hits);
     free(s->rdns);
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        s->srv->sessions = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    server_session_gone(s->srv, s, s->counted_ip);
+    server_conn_gone(s->srv, s->conn);
     free(s);
-}
-
-struct session *session_next(struct session *s)
-{
-    return s->next;
 }
 
 void session_shutdown(struct session *s)
@@ -1090,7 +1057,7 @@ void session_shutdown(struct session *s)
         session_free(s);
         return;
     }
-    reply(s, "421 4.3.2 %s Service shutting down", s->srv->cfg->server.hostname);
+    reply(s, "421 4.3.2 %s Service shutting down", server_config(s->srv)->server.hostname);
     close_when_flushed(s, "shutdown");
 }
 

@@ -11,6 +11,7 @@
 struct smtp_stats {
     atomic_ullong connections;
     atomic_ullong connections_refused; /* limits, receipt filters */
+    atomic_ullong proxy_refused;       /* closed unheard on PROXY protocol listeners */
     atomic_ullong tls_sessions;
     atomic_ullong messages_accepted;
     atomic_ullong messages_refused;
