@@ -7,6 +7,7 @@
 #include "core/prom_label.h"
 #include "core/sockaddr.h"
 #include "receiver/server.h"
+#include "receiver/smtp_stats.h"
 #include "rules/metrics.h"
 
 #include <event2/buffer.h>
@@ -153,7 +154,7 @@ void metrics_render(struct server *srv, struct buf *b)
     counter(b, "sluice_proxy_refused_total",
             "Connections closed unheard on PROXY protocol listeners (untrusted source, bad "
             "or missing header).",
-            (unsigned long long)srv->proxy_refused);
+            atomic_load(&smtp_stats.proxy_refused));
     script_metrics_render(b);
     dmarc_metrics_render(b);
     unsigned long key_hits, key_misses;
@@ -164,7 +165,7 @@ void metrics_render(struct server *srv, struct buf *b)
     buf_printf(b, "sluice_dkim_key_decodes_total{from=\"cache\"} %lu\n", key_hits);
     buf_printf(b, "sluice_dkim_key_decodes_total{from=\"decoded\"} %lu\n", key_misses);
     header(b, "sluice_smtp_sessions", "gauge", "SMTP sessions open now.");
-    buf_printf(b, "sluice_smtp_sessions %zu\n", srv->nsessions);
+    buf_printf(b, "sluice_smtp_sessions %zu\n", server_nsessions(srv));
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
@@ -201,7 +202,7 @@ struct evhttp *metrics_http_start(struct server *srv, const char *address, char 
     }
     memcpy(host, address[0] == '[' ? address + 1 : address, hl);
     host[address[0] == '[' ? hl - 2 : hl] = '\0';
-    struct evhttp *http = evhttp_new(srv->base);
+    struct evhttp *http = evhttp_new(server_base(srv));
     if (!http || evhttp_bind_socket(http, host, (unsigned short)atoi(colon + 1)) != 0) {
         snprintf(err, errlen, "cannot listen for metrics on %s", address);
         if (http)

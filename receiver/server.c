@@ -1,4 +1,4 @@
-/* Listeners, connection limits, signals and config reload. */
+/* Listeners, connection admission and limits, the live sessions, signals and config reload. */
 #include "receiver/server.h"
 #include "config/config.h"
 #include "core/cidr.h"
@@ -10,7 +10,7 @@
 #include "receiver/session.h"
 #include "receiver/tls.h"
 #include "core/workers.h"
-#include "rules/metrics.h"
+#include "receiver/smtp_stats.h"
 #include "reports/dmarc_timer.h"
 #include "pipeline/retry.h"
 
@@ -25,6 +25,38 @@
 
 /* Sessions still mid-transaction get this long to finish after SIGTERM. */
 #define SHUTDOWN_GRACE_SECONDS 30
+
+struct ip_slot {
+    char ip[64];
+    unsigned count;
+    struct ip_slot *next;
+};
+
+#define IP_BUCKETS 4096
+
+struct server_conn {
+    struct session *session;
+    char counted_ip[64]; /* per-IP accounting key; "" until admitted */
+    struct server_conn *next, *prev;
+};
+
+struct server {
+    struct event_base *base;
+    struct config *cfg; /* in force; sessions pin their own reference per transaction */
+    SSL_CTX *tls;       /* NULL when STARTTLS is not configured */
+    struct listener *listeners;
+    size_t nlisteners;
+    struct worker_pool *pool;
+    struct server_conn *conns; /* every live session, for shutdown */
+    size_t nsessions;
+    struct ip_slot *per_ip[IP_BUCKETS];
+    int stopping;
+    struct event *signals[4];
+    struct event *grace;
+    struct evhttp *metrics;
+    struct retry *retry;       /* post-acceptance jobs */
+    struct dmarc_timer *dmarc; /* sends DMARC aggregate reports (dmarc_reports { send }) */
+};
 
 struct listener {
     struct server *srv;
@@ -67,20 +99,9 @@ static struct ip_slot **ip_find(struct server *srv, const char *ip)
     return p;
 }
 
-void server_session_gone(struct server *srv, struct session *s, const char *ip)
-{
-    srv->nsessions--;
-    struct ip_slot **p = ip_find(srv, ip);
-    if (*ip && *p && --(*p)->count == 0) {
-        struct ip_slot *dead = *p;
-        *p = dead->next;
-        free(dead);
-    }
-    if (srv->stopping && srv->nsessions == 0)
-        event_base_loopexit(srv->base, NULL);
-}
-
-int server_ip_acquire(struct server *srv, const char *ip)
+/* Counts one more connection from ip; -1 (nothing counted) when that exceeds
+ * max_connections_per_ip. */
+static int ip_acquire(struct server *srv, const char *ip)
 {
     struct ip_slot **p = ip_find(srv, ip);
     if (*p && (long long)(*p)->count >= srv->cfg->server.max_connections_per_ip)
@@ -93,31 +114,86 @@ int server_ip_acquire(struct server *srv, const char *ip)
     return 0;
 }
 
-/* Refuses a connection over a limit with one reply line, without starting a session. */
-static void refuse(evutil_socket_t fd, const char *text)
+/* A 421 instead of the banner, without starting a session: the server closes on its own, so
+ * the reply names it (RFC 5321 §3.8, §4.2: "421 <domain> Service not available"). */
+static void refuse_busy(evutil_socket_t fd, const struct server_cfg *sc)
 {
+    char text[512];
+    snprintf(text, sizeof text, "421 4.7.0 %s Error: too many connections, try again later\r\n",
+             sc->hostname);
     ssize_t rc = write(fd, text, strlen(text));
     (void)rc;
     evutil_closesocket(fd);
 }
 
-/* A 421 instead of the banner: the server closes on its own, so the reply names it (RFC 5321
- * §3.8, §4.2: "421 <domain> Service not available"). */
-static void refuse_busy(evutil_socket_t fd, const struct server_cfg *sc, const char *why)
+/* --- sessions and admission ------------------------------------------------------------- */
+
+struct server_conn *server_conn_add(struct server *srv, struct session *s)
 {
-    char text[512];
-    snprintf(text, sizeof text, "421 4.7.0 %s Error: %s, try again later\r\n", sc->hostname, why);
-    refuse(fd, text);
+    struct server_conn *c = xcalloc(1, sizeof *c);
+    c->session = s;
+    c->next = srv->conns;
+    if (c->next)
+        c->next->prev = c;
+    srv->conns = c;
+    srv->nsessions++;
+    return c;
 }
 
-static void server_refuse_filtered(evutil_socket_t fd, const char *ip, const char *filter)
+void server_conn_gone(struct server *srv, struct server_conn *c)
 {
-    /* The refusal is the banner: one line, no SMTP dialogue (SES receipt filters). */
-    atomic_fetch_add(&smtp_stats.connections_refused, 1);
-    atomic_fetch_add(&smtp_stats.rcpt_rejected[REJECT_RECEIPT_FILTER], 1);
-    struct log_kv kv[] = {{"client", ip}, {"receipt_filter", filter}};
-    log_event(LOG_INFO, "refused", kv, 2);
-    refuse(fd, "554 5.7.1 Access denied by policy\r\n");
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    srv->nsessions--;
+    struct ip_slot **p = ip_find(srv, c->counted_ip);
+    if (c->counted_ip[0] && *p && --(*p)->count == 0) {
+        struct ip_slot *dead = *p;
+        *p = dead->next;
+        free(dead);
+    }
+    free(c);
+    if (srv->stopping && srv->nsessions == 0)
+        event_base_loopexit(srv->base, NULL);
+}
+
+int server_admit(struct server *srv, struct server_conn *c, const char *ip, const char *via,
+                 char *reply, size_t replylen, const char **why)
+{
+    const char *filter = config_receipt_filter_blocks(srv->cfg, ip);
+    if (filter) {
+        /* The refusal is the banner: one line, no SMTP dialogue (SES receipt filters). */
+        atomic_fetch_add(&smtp_stats.connections_refused, 1);
+        atomic_fetch_add(&smtp_stats.rcpt_rejected[REJECT_RECEIPT_FILTER], 1);
+        struct log_kv kv[] = {{"client", ip}, {"via", via}, {"receipt_filter", filter}};
+        log_event(LOG_INFO, "refused", kv, 3);
+        snprintf(reply, replylen, "554 5.7.1 Access denied by policy");
+        *why = "receipt filter";
+        return -1;
+    }
+    if (ip_acquire(srv, ip) < 0) {
+        atomic_fetch_add(&smtp_stats.connections_refused, 1);
+        log_msg(LOG_WARN, "refused %s%s%s%s: too many connections from this address", ip,
+                via ? " (via " : "", via ? via : "", via ? ")" : "");
+        /* The server closes on its own, so the reply names it (RFC 5321 §3.8). */
+        snprintf(reply, replylen,
+                 "421 4.7.0 %s Error: too many connections from your address, try again later",
+                 srv->cfg->server.hostname);
+        *why = "too many connections from this address";
+        return -1;
+    }
+    snprintf(c->counted_ip, sizeof c->counted_ip, "%s", ip);
+    return 0;
+}
+
+void server_proxy_refused(const char *peer_ip, const char *listen_addr, const char *why)
+{
+    unsigned long long n = atomic_fetch_add(&smtp_stats.proxy_refused, 1) + 1;
+    log_msg(LOG_WARN, "closed %s on %s without banner: %s (%llu PROXY refusals)", peer_ip,
+            listen_addr, why, n);
 }
 
 static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
@@ -133,38 +209,20 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     if ((long long)srv->nsessions >= sc->max_connections) {
         atomic_fetch_add(&smtp_stats.connections_refused, 1);
         log_msg(LOG_WARN, "refused %s: too many connections (%zu)", ip, srv->nsessions);
-        refuse_busy(fd, sc, "too many connections");
+        refuse_busy(fd, sc);
         return;
     }
-    if (l->proxy) {
-        /* Nothing from an untrusted source is read: not even a refusal goes out, since the
-         * peer is not speaking SMTP to us. Per-IP limits wait for the carried address. */
-        if (!cidr_list_match(l->trusted, l->ntrusted, ip)) {
-            srv->proxy_refused++;
-            log_msg(LOG_WARN,
-                    "closed %s on %s without banner: not a trusted PROXY protocol source "
-                    "(%lu PROXY refusals)",
-                    ip, l->address, srv->proxy_refused);
-            evutil_closesocket(fd);
-            return;
-        }
-        evutil_make_socket_nonblocking(fd);
-        session_start(srv, fd, sa, l->address, 1);
+    /* Nothing from an untrusted source is read: not even a refusal goes out, since the peer
+     * is not speaking SMTP to us. */
+    if (l->proxy && !cidr_list_match(l->trusted, l->ntrusted, ip)) {
+        server_proxy_refused(ip, l->address, "not a trusted PROXY protocol source");
+        evutil_closesocket(fd);
         return;
     }
-    const char *filter = config_receipt_filter_blocks(srv->cfg, ip);
-    if (filter) {
-        server_refuse_filtered(fd, ip, filter);
-        return;
-    }
-    if (server_ip_acquire(srv, ip) < 0) {
-        atomic_fetch_add(&smtp_stats.connections_refused, 1);
-        log_msg(LOG_WARN, "refused %s: too many connections from this address", ip);
-        refuse_busy(fd, sc, "too many connections from your address");
-        return;
-    }
+    /* The session asks server_admit once it knows the client: at once, or after the PROXY
+     * header. */
     evutil_make_socket_nonblocking(fd);
-    session_start(srv, fd, sa, l->address, 0);
+    session_start(srv, fd, sa, l->address, l->proxy);
 }
 
 static void resume_accept(evutil_socket_t fd, short what, void *arg)
@@ -219,9 +277,9 @@ static void on_grace_over(evutil_socket_t fd, short what, void *arg)
 {
     struct server *srv = arg;
     log_msg(LOG_WARN, "shutdown grace period over: closing %zu sessions", srv->nsessions);
-    for (struct session *s = srv->sessions, *n; s; s = n) {
-        n = session_next(s);
-        session_abort(s);
+    for (struct server_conn *c = srv->conns, *n; c; c = n) {
+        n = c->next;
+        session_abort(c->session);
     }
 }
 
@@ -236,9 +294,9 @@ static void begin_shutdown(struct server *srv, int sig)
         evconnlistener_free(srv->listeners[i].evl);
         srv->listeners[i].evl = NULL;
     }
-    for (struct session *s = srv->sessions, *n; s; s = n) {
-        n = session_next(s);
-        session_shutdown(s);
+    for (struct server_conn *c = srv->conns, *n; c; c = n) {
+        n = c->next;
+        session_shutdown(c->session);
     }
     if (srv->nsessions == 0) {
         event_base_loopexit(srv->base, NULL);
@@ -374,6 +432,36 @@ void server_run(struct server *srv)
     log_msg(LOG_INFO, "stopped");
 }
 
+struct event_base *server_base(const struct server *srv)
+{
+    return srv->base;
+}
+
+struct config *server_config(const struct server *srv)
+{
+    return srv->cfg;
+}
+
+SSL_CTX *server_tls(const struct server *srv)
+{
+    return srv->tls;
+}
+
+struct worker_pool *server_pool(const struct server *srv)
+{
+    return srv->pool;
+}
+
+struct retry *server_retry(const struct server *srv)
+{
+    return srv->retry;
+}
+
+size_t server_nsessions(const struct server *srv)
+{
+    return srv->nsessions;
+}
+
 void server_free(struct server *srv)
 {
     if (!srv)
@@ -382,8 +470,8 @@ void server_free(struct server *srv)
     retry_free(srv->retry);      /* what is left stays in the spool */
     dmarc_timer_free(srv->dmarc);
     metrics_http_free(srv->metrics);
-    while (srv->sessions)
-        session_abort(srv->sessions);
+    while (srv->conns)
+        session_abort(srv->conns->session);
     for (size_t i = 0; i < srv->nlisteners; i++) {
         if (srv->listeners[i].evl)
             evconnlistener_free(srv->listeners[i].evl);

@@ -1,5 +1,6 @@
-/* The SMTP server: listeners, connection limits, the config in force, signals (SIGTERM/SIGINT
- * drain and exit, SIGHUP reload) and the worker pool. One event loop, one thread for I/O. */
+/* The SMTP server: listeners, connection admission and limits, the config in force, the live
+ * sessions, signals (SIGTERM/SIGINT drain and exit, SIGHUP reload) and the worker pool. One
+ * event loop, one thread for I/O. */
 #ifndef SLUICE_SERVER_H
 #define SLUICE_SERVER_H
 
@@ -8,36 +9,14 @@
 
 struct config;
 struct event_base;
+struct retry;
 struct session;
 struct worker_pool;
-struct dmarc_timer;
 
-struct ip_slot {
-    char ip[64];
-    unsigned count;
-    struct ip_slot *next;
-};
-
-#define IP_BUCKETS 4096
-
-struct server {
-    struct event_base *base;
-    struct config *cfg; /* in force; sessions pin their own reference per transaction */
-    SSL_CTX *tls;       /* NULL when STARTTLS is not configured */
-    struct listener *listeners;
-    size_t nlisteners;
-    struct worker_pool *pool;
-    struct session *sessions; /* every live session, for shutdown */
-    size_t nsessions;
-    struct ip_slot *per_ip[IP_BUCKETS];
-    int stopping;
-    struct event *signals[4];
-    struct event *grace;
-    struct evhttp *metrics;
-    struct retry *retry;         /* post-acceptance jobs */
-    struct dmarc_timer *dmarc;   /* sends DMARC aggregate reports (dmarc_reports { send }) */
-    unsigned long proxy_refused; /* connections closed unheard on PROXY protocol listeners */
-};
+struct server;
+/* A session's place in the server: its entry in the live list and the address it is counted
+ * under for max_connections_per_ip. Owned by the server; valid until server_conn_gone. */
+struct server_conn;
 
 /* Binds every listener of cfg (the server takes over the reference). Returns NULL with the
  * reason in err when a listener cannot be bound or TLS cannot be set up. */
@@ -46,11 +25,32 @@ struct server *server_new(struct config *cfg, char *err, size_t errlen);
 void server_run(struct server *srv);
 void server_free(struct server *srv);
 
-/* For sessions: per-IP accounting and the live list. ip is the address the session was counted
- * under, "" when it never was (a PROXY protocol session that ended before its header). */
-void server_session_gone(struct server *srv, struct session *s, const char *ip);
-/* Counts one more connection from ip; -1 (nothing counted) when that exceeds
- * max_connections_per_ip. PROXY protocol sessions call it once they know the client. */
-int server_ip_acquire(struct server *srv, const char *ip);
+/* --- for sessions and the metrics exporter ------------------------------------------------ */
+
+struct event_base *server_base(const struct server *srv);
+/* The config in force; the server's reference: config_retain() it to keep it past a reload. */
+struct config *server_config(const struct server *srv);
+/* The STARTTLS context of the config in force, NULL when STARTTLS is not configured. */
+SSL_CTX *server_tls(const struct server *srv);
+struct worker_pool *server_pool(const struct server *srv);
+/* Post-acceptance jobs (deliveries to retry). */
+struct retry *server_retry(const struct server *srv);
+size_t server_nsessions(const struct server *srv);
+
+/* A session begins: it joins the live list (shutdown and reload reach it from there). */
+struct server_conn *server_conn_add(struct server *srv, struct session *s);
+/* The session is gone: leaves the list, uncounts its address, frees c. */
+void server_conn_gone(struct server *srv, struct server_conn *c);
+
+/* Admission, once the client address is final (the TCP peer, or what a PROXY header carried;
+ * via is the peer then, else NULL): receipt filters, then max_connections_per_ip. Returns 0
+ * and counts c under ip; or -1 with the reply to send before closing (no CRLF) in reply and
+ * the session's end reason (a static string) in *why. Refusals are logged and counted. */
+int server_admit(struct server *srv, struct server_conn *c, const char *ip, const char *via,
+                 char *reply, size_t replylen, const char **why);
+
+/* A connection on a PROXY protocol listener closed unheard (untrusted source, bad or missing
+ * header): logged with why and counted. */
+void server_proxy_refused(const char *peer_ip, const char *listen_addr, const char *why);
 
 #endif

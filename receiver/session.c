@@ -1,7 +1,8 @@
 /* SMTP session state machine (in the manner of OpenSMTPD's smtp_session.c): every input line is
- * dispatched on the session's state; replies are queued on the bufferevent in order, which is
- * all RFC 2920 pipelining asks of a server. Work that may block (actions, fsync) leaves the
- * session in S_BUSY until the worker pool calls back; input keeps queueing meanwhile. */
+ * a command of the commands[] table, which says in which states it may run; every state change
+ * goes through enter_state. Replies are queued on the bufferevent in order, which is all RFC
+ * 2920 pipelining asks of a server. Work that may block (actions, fsync) leaves the session in
+ * S_BUSY until the worker pool calls back; input keeps queueing meanwhile. */
 #include "receiver/session.h"
 #include "config/config.h"
 #include "core/address.h"
@@ -16,7 +17,7 @@
 #include "receiver/smtp_data.h"
 #include "receiver/xclient.h"
 #include "pipeline/message_job.h"
-#include "rules/metrics.h"
+#include "receiver/smtp_stats.h"
 #include "rules/rcpt_index.h"
 #include "rules/rcpt_judge.h"
 #include "rules/ruleset.h"
@@ -41,17 +42,32 @@
 #define INPUT_HIGH_WATER (256 * 1024)
 
 enum state {
+    S_NEW,       /* client not admitted yet */
     S_PROXY,     /* waiting for the PROXY protocol header; nothing sent yet */
-    S_CMD,       /* reading commands */
+    S_GREETED,   /* banner sent; reading commands, no HELO/EHLO yet */
+    S_HELO,      /* HELO/EHLO known, no transaction */
+    S_MAIL,      /* MAIL accepted, no recipient yet */
+    S_RCPT,      /* at least one recipient accepted */
     S_DATA,      /* reading message content */
     S_BUSY,      /* a worker judges the message */
     S_STARTTLS,  /* 220 sent, waiting for it to flush before the handshake */
     S_HANDSHAKE, /* TLS handshake in progress */
     S_CLOSING,   /* last reply queued; free once flushed */
+    S_STATES
+};
+
+static const char *const state_names[S_STATES] = {
+    [S_NEW] = "new",           [S_PROXY] = "proxy",
+    [S_GREETED] = "greeted",   [S_HELO] = "helo",
+    [S_MAIL] = "mail",         [S_RCPT] = "rcpt",
+    [S_DATA] = "data",         [S_BUSY] = "busy",
+    [S_STARTTLS] = "starttls", [S_HANDSHAKE] = "handshake",
+    [S_CLOSING] = "closing",
 };
 
 struct session {
     struct server *srv;
+    struct server_conn *conn; /* our entry in the server's list */
     struct bufferevent *bev;
     enum state state;
     char listen_addr[80];
@@ -60,7 +76,6 @@ struct session {
     char *rdns;       /* XCLIENT NAME; NULL when unknown */
     char peer_ip[64]; /* the TCP peer (the balancer when proxied) */
     int proxied;
-    char counted_ip[64]; /* per-IP accounting key; "" until counted */
     int xclient_ok;
     char *helo;
     int esmtp;
@@ -86,11 +101,31 @@ struct session {
     size_t hits_cap;
     unsigned n_msgs, n_rcpt_ok, n_rcpt_rejected;
     const char *end_reason;
-    struct session *next, *prev;
 };
 
 static void process_input(struct session *s);
 static void session_free(struct session *s);
+
+/* The one place the state changes, so that a session's course can be traced. */
+static void enter_state(struct session *s, enum state next)
+{
+    if (s->state == next)
+        return;
+    log_msg(LOG_DEBUG, "session %s: %s -> %s", s->ip, state_names[s->state], state_names[next]);
+    s->state = next;
+}
+
+/* Reading commands, in any phase of the dialogue. */
+static int in_commands(const struct session *s)
+{
+    return s->state >= S_GREETED && s->state <= S_RCPT;
+}
+
+/* The command state when no transaction is open. */
+static enum state idle_state(const struct session *s)
+{
+    return s->helo ? S_HELO : S_GREETED;
+}
 
 /* --- output ------------------------------------------------------------------------------ */
 
@@ -143,10 +178,10 @@ static void reply(struct session *s, const char *fmt, ...)
 static void reply_error(struct session *s, const char *text)
 {
     reply(s, "%s", text);
-    if (++s->errors >= s->srv->cfg->server.max_errors) {
-        reply(s, "421 4.7.0 %s Error: too many errors", s->srv->cfg->server.hostname);
+    if (++s->errors >= server_config(s->srv)->server.max_errors) {
+        reply(s, "421 4.7.0 %s Error: too many errors", server_config(s->srv)->server.hostname);
         s->end_reason = "too many errors";
-        s->state = S_CLOSING;
+        enter_state(s, S_CLOSING);
     }
 }
 
@@ -177,7 +212,7 @@ static void close_when_flushed(struct session *s, const char *why)
 {
     if (!s->end_reason)
         s->end_reason = why;
-    s->state = S_CLOSING;
+    enter_state(s, S_CLOSING);
     bufferevent_disable(s->bev, EV_READ);
     /* Never free here: callers still hold s. on_write frees once the output is gone; with
      * nothing left to write, the timer does it on the next loop turn. */
@@ -191,9 +226,7 @@ static void close_when_flushed(struct session *s, const char *why)
  * word, since whatever it sent was not meant for SMTP. why is a static string. */
 static void proxy_refuse(struct session *s, const char *why)
 {
-    s->srv->proxy_refused++;
-    log_msg(LOG_WARN, "closed %s on %s without banner: %s (%lu PROXY refusals)", s->peer_ip,
-            s->listen_addr, why, s->srv->proxy_refused);
+    server_proxy_refused(s->peer_ip, s->listen_addr, why);
     s->end_reason = why;
     session_free(s);
 }
@@ -226,7 +259,7 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
     }
     if (s->state == S_DATA && s->msg)
         message_log(s->msg, s->ip, s->helo, "not accepted", NULL, NULL, "timeout during DATA");
-    reply(s, "421 4.4.2 %s Error: timeout exceeded", s->srv->cfg->server.hostname);
+    reply(s, "421 4.4.2 %s Error: timeout exceeded", server_config(s->srv)->server.hostname);
     close_when_flushed(s, "timeout");
 }
 
@@ -242,7 +275,7 @@ static void txn_reset(struct session *s)
 
 static const struct server_cfg *scfg(struct session *s)
 {
-    return &(s->cfg ? s->cfg : s->srv->cfg)->server;
+    return &(s->cfg ? s->cfg : server_config(s->srv))->server;
 }
 
 static void log_session(struct session *s)
@@ -284,9 +317,9 @@ static void on_message_done(void *arg, const struct message_job_result *r)
         session_free(s);
         return;
     }
-    s->state = S_CMD;
+    enter_state(s, idle_state(s));
     if (s->stop_after_txn) {
-        reply(s, "421 4.3.2 %s Service shutting down", s->srv->cfg->server.hostname);
+        reply(s, "421 4.3.2 %s Service shutting down", server_config(s->srv)->server.hostname);
         close_when_flushed(s, "shutdown");
         return;
     }
@@ -306,7 +339,7 @@ static void finish_data(struct session *s)
         message_log(s->msg, s->ip, s->helo, verdict, NULL, NULL,
                     "message refused while reading DATA");
         txn_reset(s);
-        s->state = S_CMD;
+        enter_state(s, idle_state(s));
         if (must_close) {
             /* The session ends anyway: no error count, no second 421. And no 221, which
              * answers QUIT only (RFC 5321 §4.1.1.10); the 550 is the last word, as in
@@ -334,10 +367,10 @@ static void finish_data(struct session *s)
     struct config *cfg = s->cfg;
     s->msg = NULL;
     s->cfg = NULL; /* the job owns the transaction's reference now */
-    s->state = S_BUSY;
+    enter_state(s, S_BUSY);
     s->job_pending = 1;
     evtimer_del(s->timer);
-    message_job_submit(s->srv->pool, s->srv->retry, m, cfg, rs, on_message_done, s);
+    message_job_submit(server_pool(s->srv), server_retry(s->srv), m, cfg, rs, on_message_done, s);
 }
 
 /* --- commands ---------------------------------------------------------------------------- */
@@ -350,6 +383,11 @@ static int printable(const char *s)
     return 1;
 }
 
+static void greet(struct session *s)
+{
+    reply(s, "220 %s ESMTP sluice", server_config(s->srv)->server.hostname);
+}
+
 static void cmd_helo(struct session *s, const struct smtp_cmd *c)
 {
     if (!printable(c->arg) || strlen(c->arg) > 255) {
@@ -359,7 +397,8 @@ static void cmd_helo(struct session *s, const struct smtp_cmd *c)
     txn_reset(s);
     free(s->helo);
     s->helo = xstrdup(c->arg);
-    const struct server_cfg *sc = &s->srv->cfg->server;
+    enter_state(s, S_HELO);
+    const struct server_cfg *sc = &server_config(s->srv)->server;
     if (c->verb == CMD_HELO) {
         s->esmtp = 0;
         reply(s, "250 %s", sc->hostname);
@@ -370,7 +409,7 @@ static void cmd_helo(struct session *s, const struct smtp_cmd *c)
     reply(s, "250-PIPELINING");
     reply(s, "250-SIZE %lld", sc->max_message_size);
     reply(s, "250-8BITMIME");
-    if (s->srv->tls && !s->tls)
+    if (server_tls(s->srv) && !s->tls)
         reply(s, "250-STARTTLS");
     if (s->xclient_ok)
         reply(s, "250-XCLIENT %s", XCLIENT_ATTRS);
@@ -379,32 +418,21 @@ static void cmd_helo(struct session *s, const struct smtp_cmd *c)
 
 static void cmd_mail(struct session *s, const struct smtp_cmd *c)
 {
-    if (!s->helo) {
-        reply_error(s, "503 5.5.1 Error: send HELO/EHLO first");
-        return;
-    }
-    if (s->msg) {
-        reply_error(s, "503 5.5.1 Error: nested MAIL command");
-        return;
-    }
-    const struct server_cfg *sc = &s->srv->cfg->server;
+    const struct server_cfg *sc = &server_config(s->srv)->server;
     if (c->size > sc->max_message_size) {
         atomic_fetch_add(&smtp_stats.rcpt_rejected[REJECT_SIZE], 1);
         reply_error(s, "552 5.3.4 Message size exceeds fixed limit");
         return;
     }
-    s->cfg = config_retain(s->srv->cfg);
+    s->cfg = config_retain(server_config(s->srv));
     s->msg = message_new();
     s->msg->mail_from = xstrdup(c->path);
+    enter_state(s, S_MAIL);
     reply(s, "250 2.1.0 Ok");
 }
 
 static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
 {
-    if (!s->msg) {
-        reply_error(s, "503 5.5.1 Error: need MAIL command");
-        return;
-    }
     struct message *m = s->msg;
     if ((long long)m->nrcpts >= s->cfg->server.max_recipients) {
         s->n_rcpt_rejected++;
@@ -429,23 +457,63 @@ static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
     }
     message_add_rcpt(m, c->path);
     s->n_rcpt_ok++;
+    enter_state(s, S_RCPT);
     reply(s, "250 2.1.5 Ok");
 }
 
-static void cmd_data(struct session *s)
+static void cmd_data(struct session *s, const struct smtp_cmd *c)
 {
-    if (!s->msg) {
-        reply_error(s, "503 5.5.1 Error: need MAIL command");
-        return;
-    }
-    if (s->msg->nrcpts == 0) {
-        reply_error(s, "554 5.5.1 Error: no valid recipients");
-        return;
-    }
+    (void)c;
     data_reader_init(&s->data, &s->msg->body, (size_t)s->cfg->server.max_message_size);
-    s->state = S_DATA;
+    enter_state(s, S_DATA);
     arm_timer(s, s->cfg->server.data_timeout);
     reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+static void cmd_rset(struct session *s, const struct smtp_cmd *c)
+{
+    (void)c;
+    txn_reset(s);
+    enter_state(s, idle_state(s));
+    reply(s, "250 2.0.0 Ok");
+}
+
+static void cmd_noop(struct session *s, const struct smtp_cmd *c)
+{
+    (void)c;
+    reply(s, "250 2.0.0 Ok");
+}
+
+static void cmd_quit(struct session *s, const struct smtp_cmd *c)
+{
+    (void)c;
+    reply(s, "221 2.0.0 Bye");
+    close_when_flushed(s, "quit");
+}
+
+static void cmd_help(struct session *s, const struct smtp_cmd *c)
+{
+    (void)c;
+    reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY "
+             "STARTTLS; see RFC 5321");
+}
+
+static void cmd_vrfy(struct session *s, const struct smtp_cmd *c)
+{
+    (void)c;
+    reply(s, "252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery");
+}
+
+static void cmd_expn(struct session *s, const struct smtp_cmd *c)
+{
+    (void)c;
+    reply_error(s, "502 5.5.1 Error: EXPN is not supported");
+}
+
+static void cmd_unknown(struct session *s, const struct smtp_cmd *c)
+{
+    (void)c;
+    reply_error(s, "500 5.5.2 Error: command not recognized");
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg);
@@ -457,9 +525,9 @@ static void start_tls(struct session *s)
      * needs libevent's own write handling. */
     s->direct = 0;
     bufferevent_enable(s->bev, EV_WRITE);
-    SSL *ssl = SSL_new(s->srv->tls);
+    SSL *ssl = SSL_new(server_tls(s->srv));
     struct bufferevent *tbev = bufferevent_openssl_filter_new(
-        s->srv->base, s->bev, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+        server_base(s->srv), s->bev, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
     if (!tbev) {
         SSL_free(ssl);
         s->end_reason = "TLS setup failed";
@@ -467,7 +535,7 @@ static void start_tls(struct session *s)
         return;
     }
     s->bev = tbev;
-    s->state = S_HANDSHAKE;
+    enter_state(s, S_HANDSHAKE);
     struct timeval wt = {.tv_sec = (time_t)scfg(s)->command_timeout};
     bufferevent_set_timeouts(tbev, NULL, &wt);
     bufferevent_setcb(tbev, on_read, on_write, on_event, s);
@@ -477,42 +545,33 @@ static void start_tls(struct session *s)
     arm_timer(s, scfg(s)->command_timeout);
 }
 
-static void cmd_starttls(struct session *s)
+static const char *check_starttls(const struct session *s)
 {
-    if (!s->srv->tls) {
-        reply_error(s, "502 5.5.1 Error: command not implemented");
-        return;
-    }
-    if (s->tls) {
-        reply_error(s, "554 5.5.1 Error: TLS already active");
-        return;
-    }
+    return server_tls(s->srv) ? NULL : "502 5.5.1 Error: command not implemented";
+}
+
+static void cmd_starttls(struct session *s, const struct smtp_cmd *c)
+{
+    (void)c;
     reply(s, "220 2.0.0 Ready to start TLS");
     /* CVE-2011-0411: anything the client pipelined after STARTTLS is plaintext injection. */
     struct evbuffer *in = bufferevent_get_input(s->bev);
     evbuffer_drain(in, evbuffer_get_length(in));
     bufferevent_disable(s->bev, EV_READ);
-    s->state = S_STARTTLS; /* on_write starts the handshake once the 220 is out */
+    enter_state(s, S_STARTTLS); /* on_write starts the handshake once the 220 is out */
 }
 
-static void greet(struct session *s)
+/* Authorization was decided when the session began and survives XCLIENT's restart, so a proxy
+ * can send XCLIENT again on the same connection. */
+static const char *check_xclient(const struct session *s)
 {
-    reply(s, "220 %s ESMTP sluice", s->srv->cfg->server.hostname);
+    return s->xclient_ok ? NULL : "550 5.7.0 Error: insufficient authorization";
 }
 
 /* XCLIENT (Postfix semantics): replace the client attributes, then start over as if the client
- * had just connected, with a fresh banner. Authorization was decided when the session began
- * and survives the restart, so a proxy can send XCLIENT again on the same connection. */
+ * had just connected, with a fresh banner. */
 static void cmd_xclient(struct session *s, const struct smtp_cmd *c)
 {
-    if (!s->xclient_ok) {
-        reply_error(s, "550 5.7.0 Error: insufficient authorization");
-        return;
-    }
-    if (s->msg) {
-        reply_error(s, "503 5.5.1 Error: MAIL transaction in progress");
-        return;
-    }
     struct xclient_attrs a;
     const char *err;
     if (xclient_parse(c->arg, &a, &err) < 0) {
@@ -532,10 +591,56 @@ static void cmd_xclient(struct session *s, const struct smtp_cmd *c)
     s->helo = a.helo_set == 1 ? xstrdup(a.helo) : NULL;
     s->esmtp = a.proto_set == 1 ? a.esmtp : 0;
     s->errors = 0;
+    enter_state(s, idle_state(s));
     log_msg(LOG_INFO, "XCLIENT from %s: client is now %s:%d%s%s", s->peer_ip, s->ip, s->port,
             s->rdns ? " name " : "", s->rdns ? s->rdns : "");
     greet(s);
 }
+
+#define NEED_HELO "503 5.5.1 Error: send HELO/EHLO first"
+#define NEED_MAIL "503 5.5.1 Error: need MAIL command"
+#define NESTED_MAIL "503 5.5.1 Error: nested MAIL command"
+#define IN_TRANSACTION "503 5.5.1 Error: MAIL transaction in progress"
+
+struct smtp_command {
+    const char *name;
+    /* Allowed in every command state (S_GREETED..S_RCPT) but those listed here, which get
+     * the reply given. */
+    const char *refused[S_STATES];
+    int before_tls; /* only before STARTTLS: once TLS is active, 554 */
+    /* Whether this client is offered the command at all: NULL, or the refusal. Asked first. */
+    const char *(*check)(const struct session *s);
+    void (*proceed)(struct session *s, const struct smtp_cmd *c);
+};
+
+/* In the order dispatch asks: check, TLS, state, then proceed. Every refusal counts as a
+ * client error (max_errors). */
+static const struct smtp_command commands[] = {
+    [CMD_UNKNOWN] = {"unknown", .proceed = cmd_unknown},
+    [CMD_HELO] = {"HELO", .proceed = cmd_helo},
+    [CMD_EHLO] = {"EHLO", .proceed = cmd_helo},
+    [CMD_MAIL] =
+        {"MAIL",
+         .refused = {[S_GREETED] = NEED_HELO, [S_MAIL] = NESTED_MAIL, [S_RCPT] = NESTED_MAIL},
+         .proceed = cmd_mail},
+    [CMD_RCPT] = {"RCPT", .refused = {[S_GREETED] = NEED_MAIL, [S_HELO] = NEED_MAIL},
+                  .proceed = cmd_rcpt},
+    [CMD_DATA] = {"DATA",
+                  .refused = {[S_GREETED] = NEED_MAIL,
+                              [S_HELO] = NEED_MAIL,
+                              [S_MAIL] = "554 5.5.1 Error: no valid recipients"},
+                  .proceed = cmd_data},
+    [CMD_RSET] = {"RSET", .proceed = cmd_rset},
+    [CMD_NOOP] = {"NOOP", .proceed = cmd_noop},
+    [CMD_QUIT] = {"QUIT", .proceed = cmd_quit},
+    [CMD_HELP] = {"HELP", .proceed = cmd_help},
+    [CMD_VRFY] = {"VRFY", .proceed = cmd_vrfy},
+    [CMD_EXPN] = {"EXPN", .proceed = cmd_expn},
+    [CMD_STARTTLS] = {"STARTTLS", .before_tls = 1, .check = check_starttls,
+                      .proceed = cmd_starttls},
+    [CMD_XCLIENT] = {"XCLIENT", .refused = {[S_MAIL] = IN_TRANSACTION, [S_RCPT] = IN_TRANSACTION},
+                     .check = check_xclient, .proceed = cmd_xclient},
+};
 
 static void dispatch(struct session *s, char *line, size_t len)
 {
@@ -547,51 +652,21 @@ static void dispatch(struct session *s, char *line, size_t len)
         reply_error(s, err);
         return;
     }
-    switch (c.verb) {
-    case CMD_HELO:
-    case CMD_EHLO:
-        cmd_helo(s, &c);
-        break;
-    case CMD_MAIL:
-        cmd_mail(s, &c);
-        break;
-    case CMD_RCPT:
-        cmd_rcpt(s, &c);
-        break;
-    case CMD_DATA:
-        cmd_data(s);
-        break;
-    case CMD_RSET:
-        txn_reset(s);
-        reply(s, "250 2.0.0 Ok");
-        break;
-    case CMD_NOOP:
-        reply(s, "250 2.0.0 Ok");
-        break;
-    case CMD_QUIT:
-        reply(s, "221 2.0.0 Bye");
-        close_when_flushed(s, "quit");
-        break;
-    case CMD_HELP:
-        reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY "
-                 "STARTTLS; see RFC 5321");
-        break;
-    case CMD_VRFY:
-        reply(s, "252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery");
-        break;
-    case CMD_EXPN:
-        reply_error(s, "502 5.5.1 Error: EXPN is not supported");
-        break;
-    case CMD_STARTTLS:
-        cmd_starttls(s);
-        break;
-    case CMD_XCLIENT:
-        cmd_xclient(s, &c);
-        break;
-    case CMD_UNKNOWN:
-        reply_error(s, "500 5.5.2 Error: command not recognized");
-        break;
+    const struct smtp_command *cmd = &commands[CMD_UNKNOWN];
+    if ((size_t)c.verb < sizeof commands / sizeof commands[0] && commands[c.verb].proceed)
+        cmd = &commands[c.verb];
+    const char *refusal = cmd->check ? cmd->check(s) : NULL;
+    if (!refusal && cmd->before_tls && s->tls)
+        refusal = "554 5.5.1 Error: TLS already active";
+    if (!refusal)
+        refusal = cmd->refused[s->state];
+    if (refusal) {
+        log_msg(LOG_DEBUG, "session %s: %s refused in state %s", s->ip, cmd->name,
+                state_names[s->state]);
+        reply_error(s, refusal);
+        return;
     }
+    cmd->proceed(s, &c);
 }
 
 /* --- input ------------------------------------------------------------------------------- */
@@ -650,7 +725,7 @@ static void process_input(struct session *s)
 {
     struct evbuffer *in = bufferevent_get_input(s->bev);
     struct evbuffer *out = bufferevent_get_output(s->bev);
-    while (s->state == S_CMD || s->state == S_DATA) {
+    while (in_commands(s) || s->state == S_DATA) {
         if (evbuffer_get_length(out) > OUTPUT_HIGH_WATER) {
             bufferevent_disable(s->bev, EV_READ); /* on_write resumes */
             return;
@@ -658,14 +733,14 @@ static void process_input(struct session *s)
         if (s->state == S_DATA) {
             if (!feed_data(s, in))
                 return;
-            s->state = S_CMD;
+            /* finish_data enters the next state: busy, or back to commands. */
             arm_timer(s, scfg(s)->command_timeout);
             finish_data(s);
             continue;
         }
         if (s->stop_after_txn && !s->msg) {
             /* Shutting down and the transaction is over (delivered, refused or reset). */
-            reply(s, "421 4.3.2 %s Service shutting down", s->srv->cfg->server.hostname);
+            reply(s, "421 4.3.2 %s Service shutting down", server_config(s->srv)->server.hostname);
             close_when_flushed(s, "shutdown");
             return;
         }
@@ -690,36 +765,21 @@ static void process_input(struct session *s)
 
 /* --- bufferevent callbacks ---------------------------------------------------------------- */
 
-/* Client known: count it against the per-IP limit (PROXY sessions only; the listener counted
- * the others), decide XCLIENT, and send the banner. */
+/* Client known (the peer, or what the PROXY header carried, not the balancer): admission, then
+ * XCLIENT authorization and the banner. A refusal is the only line the client gets. */
 static void begin_smtp(struct session *s)
 {
-    const struct server_cfg *sc = &s->srv->cfg->server;
-    if (!s->counted_ip[0]) {
-        /* Receipt filters judge the client the PROXY header carried, not the balancer. */
-        const char *filter = config_receipt_filter_blocks(s->srv->cfg, s->ip);
-        if (filter) {
-            atomic_fetch_add(&smtp_stats.connections_refused, 1);
-            atomic_fetch_add(&smtp_stats.rcpt_rejected[REJECT_RECEIPT_FILTER], 1);
-            struct log_kv kv[] = {
-                {"client", s->ip}, {"via", s->peer_ip}, {"receipt_filter", filter}};
-            log_event(LOG_INFO, "refused", kv, 3);
-            reply(s, "554 5.7.1 Access denied by policy");
-            close_when_flushed(s, "receipt filter");
-            return;
-        }
-        if (server_ip_acquire(s->srv, s->ip) < 0) {
-            log_msg(LOG_WARN, "refused %s (via %s): too many connections from this address", s->ip,
-                    s->peer_ip);
-            reply(s, "421 4.7.0 %s Error: too many connections from your address, try again later",
-                  sc->hostname);
-            close_when_flushed(s, "too many connections from this address");
-            return;
-        }
-        snprintf(s->counted_ip, sizeof s->counted_ip, "%s", s->ip);
+    char refusal[512];
+    const char *why;
+    if (server_admit(s->srv, s->conn, s->ip, s->proxied ? s->peer_ip : NULL, refusal,
+                     sizeof refusal, &why) < 0) {
+        reply(s, "%s", refusal);
+        close_when_flushed(s, why);
+        return;
     }
+    const struct server_cfg *sc = &server_config(s->srv)->server;
     s->xclient_ok = cidr_list_match(sc->xclient, sc->nxclient, s->ip);
-    s->state = S_CMD;
+    enter_state(s, S_GREETED);
     greet(s);
     arm_timer(s, sc->command_timeout);
 }
@@ -751,7 +811,7 @@ static void proxy_input(struct session *s)
     log_msg(LOG_INFO, "PROXY v%d from %s on %s: client %s:%d%s", h.version, s->peer_ip,
             s->listen_addr, s->ip, s->port, h.local ? " (LOCAL: the peer itself)" : "");
     begin_smtp(s);
-    if (s->state == S_CMD)
+    if (in_commands(s))
         process_input(s);
 }
 
@@ -773,7 +833,7 @@ static void on_write(struct bufferevent *bev, void *arg)
         free_when_flushed(s);
     } else if (s->state == S_STARTTLS) {
         start_tls(s);
-    } else if (s->state == S_CMD || s->state == S_DATA) {
+    } else if (in_commands(s) || s->state == S_DATA) {
         bufferevent_enable(s->bev, EV_READ);
         process_input(s);
     }
@@ -793,7 +853,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         s->helo = NULL;
         s->esmtp = 0;
         txn_reset(s);
-        s->state = S_CMD;
+        enter_state(s, S_GREETED);
         arm_timer(s, scfg(s)->command_timeout);
         process_input(s);
         return;
@@ -827,28 +887,24 @@ void session_start(struct server *srv, evutil_socket_t fd, const struct sockaddr
     sockaddr_ip(peer, s->ip, sizeof s->ip, &s->port);
     snprintf(s->peer_ip, sizeof s->peer_ip, "%s", s->ip);
     s->proxied = proxy;
-    if (!proxy)
-        snprintf(s->counted_ip, sizeof s->counted_ip, "%s", s->ip);
     snprintf(s->listen_addr, sizeof s->listen_addr, "%s", listen_address);
-    s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    s->timer = evtimer_new(srv->base, on_timeout, s);
-    s->flush = event_new(srv->base, -1, 0, on_flush, s);
+    struct event_base *base = server_base(srv);
+    s->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+    s->timer = evtimer_new(base, on_timeout, s);
+    s->flush = event_new(base, -1, 0, on_flush, s);
     s->direct = 1;
     bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
     /* Bound what a client can make us buffer while a message is being judged (S_BUSY). */
     bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH_WATER);
-    struct timeval wt = {.tv_sec = (time_t)srv->cfg->server.command_timeout};
+    const struct server_cfg *sc = &server_config(srv)->server;
+    struct timeval wt = {.tv_sec = (time_t)sc->command_timeout};
     bufferevent_set_timeouts(s->bev, NULL, &wt);
     bufferevent_enable(s->bev, EV_READ);
     bufferevent_disable(s->bev, EV_WRITE); /* on by default; on_flush writes instead */
-    s->next = srv->sessions;
-    if (s->next)
-        s->next->prev = s;
-    srv->sessions = s;
-    srv->nsessions++;
+    s->conn = server_conn_add(srv, s);
     if (proxy) {
-        s->state = S_PROXY;
-        arm_timer(s, srv->cfg->server.command_timeout);
+        enter_state(s, S_PROXY);
+        arm_timer(s, sc->command_timeout);
     } else {
         begin_smtp(s);
     }
@@ -876,19 +932,8 @@ static void session_free(struct session *s)
     free(s->helo);
     free(s->hits);
     free(s->rdns);
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        s->srv->sessions = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    server_session_gone(s->srv, s, s->counted_ip);
+    server_conn_gone(s->srv, s->conn);
     free(s);
-}
-
-struct session *session_next(struct session *s)
-{
-    return s->next;
 }
 
 void session_shutdown(struct session *s)
@@ -904,7 +949,7 @@ void session_shutdown(struct session *s)
         session_free(s);
         return;
     }
-    reply(s, "421 4.3.2 %s Service shutting down", s->srv->cfg->server.hostname);
+    reply(s, "421 4.3.2 %s Service shutting down", server_config(s->srv)->server.hostname);
     close_when_flushed(s, "shutdown");
 }
 

@@ -10,15 +10,14 @@
 struct server;
 struct session;
 
-/* Takes ownership of fd; the session frees itself when it ends. With proxy set, the session
- * first reads a PROXY protocol header (no banner before it) and counts itself against the
- * per-IP limit of the address it carries; otherwise the caller has counted peer already. */
+/* Takes ownership of fd; the session joins the server's list and frees itself when it ends.
+ * With proxy set, it first reads a PROXY protocol header (no banner before it). Once the client
+ * address is known it asks server_admit, and sends the banner or the refusal. */
 void session_start(struct server *srv, evutil_socket_t fd, const struct sockaddr *peer,
                    const char *listen_address, int proxy);
 /* The server is stopping: close now if idle, else right after the current transaction. */
 void session_shutdown(struct session *s);
 /* Grace period over: close no matter what (a pending job still completes first). */
 void session_abort(struct session *s);
-struct session *session_next(struct session *s);
 
 #endif

@@ -41,19 +41,8 @@ void metrics_foreach(void (*fn)(const struct rule_stats *, void *), void *arg)
     pthread_mutex_unlock(&lock);
 }
 
-struct smtp_stats smtp_stats;
-
 const double action_latency_bounds[ACTION_LATENCY_BUCKETS] = {
     0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5};
-
-static const char *const reason_names[REJECT_REASONS] = {
-    "unknown_user", "relay_denied",        "tls_required",   "receipt_filter", "size",
-    "syntax",       "too_many_recipients", "unsafe_address", "policy"};
-
-const char *rcpt_reject_reason_name(enum rcpt_reject_reason r)
-{
-    return (unsigned)r < REJECT_REASONS ? reason_names[r] : "other";
-}
 
 static struct action_stats *actions_head, **actions_tail = &actions_head;
 

@@ -30,34 +30,6 @@ struct action_stats {
     struct action_stats *next;
 };
 
-/* SMTP-level counters. */
-enum rcpt_reject_reason {
-    REJECT_UNKNOWN_USER,
-    REJECT_RELAY_DENIED,
-    REJECT_TLS_REQUIRED,
-    REJECT_RECEIPT_FILTER,
-    REJECT_SIZE,
-    REJECT_SYNTAX,
-    REJECT_TOO_MANY,
-    REJECT_UNSAFE_ADDRESS,
-    REJECT_POLICY, /* refused by a rule action in the session (bounce) */
-    REJECT_REASONS
-};
-
-struct smtp_stats {
-    atomic_ullong connections;
-    atomic_ullong connections_refused; /* limits */
-    atomic_ullong tls_sessions;
-    atomic_ullong messages_accepted;
-    atomic_ullong messages_refused;
-    atomic_ullong bytes_received;
-    atomic_ullong dsn_not_sent; /* partial bounces whose DSN was not sent */
-    atomic_ullong rcpt_rejected[REJECT_REASONS];
-};
-
-extern struct smtp_stats smtp_stats;
-const char *rcpt_reject_reason_name(enum rcpt_reject_reason r);
-
 struct action_stats *metrics_action_stats(const char *action);
 void metrics_action_observe(struct action_stats *s, double seconds, int failed);
 void metrics_action_foreach(void (*fn)(const struct action_stats *, void *), void *arg);

@@ -6,9 +6,10 @@ import socket
 import struct
 import time
 import unittest
+import urllib.request
 
-from proxy_client import Client, proxied, v2_header, v2_local, v2_raw
-from sluice_harness import Sluice, free_port, read_file
+from proxy_client import Client, proxied, v1_header, v2_header, v2_local, v2_raw
+from sluice_harness import DEFAULT_RULES, Sluice, free_port, read_file
 
 def v2(cmd=0x21, fam=0x11, body=None, length=None):
     """v2 header; the default body is TCP4 192.0.2.10:56324 -> 198.51.100.1:25."""
@@ -254,6 +255,74 @@ class Xclient(ProxyCase):
         self.assertIn("5.7.0", c.expect(550, "XCLIENT ADDR=192.0.2.1\r\n"))
         data = self.deliver(c)
         self.assertIn(b"(unknown [127.0.0.2])", data)
+
+
+class Admission(unittest.TestCase):
+    """Receipt filters and per-IP limits judge the final client address, the one a PROXY header
+    carried or the TCP peer, and refuse and count alike on both kinds of listener."""
+
+    def setUp(self):
+        self.proxy_port, port, self.mport = free_port(), free_port(), free_port()
+        listen = ('{ "127.0.0.1:%d", { address = "127.0.0.1:%d", proxy_protocol = true, '
+                  'trusted = { "127.0.0.1/32" } } }' % (port, self.proxy_port))
+        self.sluice = Sluice(
+            listen=listen, tls=False,
+            rules='receipt_filter { name = "bad", policy = "block", '
+                  'cidr = { "192.0.2.66/32", "127.0.0.9/32" } }\n' + DEFAULT_RULES,
+            server_extra='max_connections_per_ip = 1, metrics = "127.0.0.1:%d",' % self.mport)
+        self.sluice.port = port
+        self.sluice.start()
+        self.clients = []
+
+    def tearDown(self):
+        for c in self.clients:
+            c.close()
+        self.sluice.stop()
+
+    def client(self, source, port):
+        c = Client(port, source)
+        self.clients.append(c)
+        return c
+
+    def counters(self):
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.mport) as r:
+            text = r.read().decode()
+        names = ("sluice_smtp_connections_total", "sluice_smtp_connections_refused_total",
+                 'sluice_smtp_recipients_rejected_total{reason="receipt_filter"}')
+        values = dict(line.rsplit(" ", 1) for line in text.splitlines()
+                      if not line.startswith("#"))
+        return [int(values[n]) for n in names]
+
+    def refused(self, c, want):
+        code, text = c.reply()
+        self.assertEqual(text, want)
+        self.assertTrue(c.closed())
+        self.assertEqual(c.buf, b"")
+
+    def test_filter_and_per_ip_limit_on_both_listeners(self):
+        busy = ("421 4.7.0 mx.example.test Error: too many connections from your address, "
+                "try again later")
+        self.assertEqual(self.counters(), [0, 0, 0])
+        self.refused(self.client("127.0.0.9", self.sluice.port),
+                     "554 5.7.1 Access denied by policy")
+        self.assertEqual(self.counters(), [1, 1, 1])
+        c = self.client("127.0.0.1", self.proxy_port)
+        c.send(v1_header("192.0.2.66"))
+        self.refused(c, "554 5.7.1 Access denied by policy")
+        self.assertEqual(self.counters(), [2, 2, 2])
+        self.sluice.wait_log(r"client=192\.0\.2\.66 via=127\.0\.0\.1 receipt_filter=bad")
+        first = self.client("127.0.0.5", self.sluice.port)
+        first.expect(220)
+        self.refused(self.client("127.0.0.5", self.sluice.port), busy)
+        self.assertEqual(self.counters(), [4, 3, 2])
+        header = v1_header("192.0.2.70")
+        first = self.client("127.0.0.1", self.proxy_port)
+        first.send(header)
+        first.expect(220)
+        second = self.client("127.0.0.1", self.proxy_port)
+        second.send(header)
+        self.refused(second, busy)
+        self.assertEqual(self.counters(), [6, 4, 2])
 
 
 class ProxyConfig(unittest.TestCase):
