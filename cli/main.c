@@ -103,6 +103,7 @@ static int cmd_serve(int argc, char **argv)
         return 1;
     }
     log_set_json(cfg->server.log_json);
+    log_set_level((enum log_level)cfg->server.log_level);
     script_resolver_install();
     struct server *srv = server_new(cfg, err, sizeof err);
     if (!srv) {

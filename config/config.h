@@ -33,6 +33,7 @@ struct server_cfg {
     char *tls_cert;
     char *tls_key;
     bool log_json;
+    int log_level; /* enum log_level (core/log.h): the most verbose level written */
     long long max_recipients;
     long long max_connections;
     long long max_connections_per_ip;

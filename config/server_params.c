@@ -5,6 +5,7 @@
 #include "config/config.h"
 #include "config/lua_fields.h"
 #include "core/address.h"
+#include "core/log.h"
 #include "core/sockaddr.h"
 #include "core/xalloc.h"
 
@@ -135,6 +136,33 @@ static int parse_log_format(lua_State *L, int idx, struct server_cfg *s, int lin
     return rc;
 }
 
+static int parse_log_level(lua_State *L, int idx, struct server_cfg *s, int line, char *err,
+                           size_t errlen)
+{
+    (void)line;
+    /* The order of enum log_level: each level also writes the ones above it. */
+    static const char *const names[] = {"error", "warning", "info", "debug"};
+    char *level = NULL;
+    if (lf_string(L, idx, "log_level", false, &level, err, errlen) < 0)
+        return -1;
+    int rc = 0;
+    if (level) {
+        rc = -1;
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+            if (strcmp(level, names[i]) == 0) {
+                s->log_level = (int)i;
+                rc = 0;
+            }
+        if (rc < 0)
+            snprintf(err, errlen,
+                     "server: log_level must be \"error\", \"warning\", \"info\" or \"debug\", "
+                     "got \"%s\"",
+                     level);
+    }
+    free(level);
+    return rc;
+}
+
 static int parse_xclient(lua_State *L, int idx, struct server_cfg *s, int line, char *err,
                          size_t errlen)
 {
@@ -194,6 +222,11 @@ static void default_hostname(struct server_cfg *s)
 /* A worker spends most of a message waiting for its fsyncs: four per core keep the disk busy
  * while the others compute (measured: +11% without checks, +14% with, over two per core at
  * concurrency 50; eight per core was no better and sixteen worse). */
+static void default_log_level(struct server_cfg *s)
+{
+    s->log_level = LOG_INFO;
+}
+
 static void default_workers(struct server_cfg *s)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -236,6 +269,7 @@ const struct server_param server_params[] = {
     INTEGER(max_message_size, 25LL << 20, 1024, 1LL << 40),
     CUSTOM("tls", parse_tls),
     CUSTOM("log_format", parse_log_format),
+    {.name = "log_level", .type = SP_CUSTOM, .parse = parse_log_level, .def_fn = default_log_level},
     INTEGER(max_recipients, 100, 1, 100000),
     INTEGER(max_connections, 10000, 1, 1000000),
     INTEGER(max_connections_per_ip, 50, 1, 1000000),

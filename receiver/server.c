@@ -364,6 +364,7 @@ static void reload_config(struct server *srv)
         SSL_CTX_free(srv->tls);
     srv->tls = tls;
     log_set_json(next->server.log_json);
+    log_set_level((enum log_level)next->server.log_level);
     log_msg(LOG_INFO, "config reloaded from %s (generation %u, %zu rule sets)", next->path,
             next->generation, next->nsets);
 }

@@ -70,6 +70,11 @@ class CheckErrors(unittest.TestCase):
                                    + RULES, 1, "field 'listen_backlog' must be between 1 and "
                                    "65535, got " + value)
 
+    def test_bad_log_level(self):
+        self.assertConfigError(SERVER.replace("}\n", '  log_level = "loud",\n}\n', 1) + RULES, 1,
+                               'server: log_level must be "error", "warning", "info" or '
+                               '"debug", got "loud"')
+
     def test_bad_listen_address(self):
         self.assertConfigError(SERVER.replace("127.0.0.1:2599", "localhost") + RULES, 1,
                                "listen address 'localhost'")

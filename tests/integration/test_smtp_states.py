@@ -2,6 +2,7 @@
 text): before HELO/EHLO, after it, after MAIL, after a recipient, after STARTTLS, and XCLIENT
 from an authorized and an unauthorized client. The replies are the server's contract with the
 client; the session's command table must produce them byte for byte."""
+import signal
 import ssl
 import unittest
 
@@ -169,6 +170,57 @@ class XclientStates(StatesCase):
                          ("RSET\r\n", OK),
                          ("XCLIENT FOO=bar\r\n", "501 5.5.4 Bad XCLIENT attribute name"),
                          (MAIL, MAIL_OK)])
+
+
+TRANSACTION = ["EHLO client.example.net\r\n", MAIL, RCPT, "DATA\r\n",
+               "Subject: t\r\n\r\nbody\r\n.\r\n", "QUIT\r\n"]
+COURSE = ["greeted -> helo", "helo -> mail", "mail -> rcpt", "rcpt -> data", "data -> busy",
+          "busy -> helo"]
+
+
+class DebugTrace(SluiceTestCase):
+    """server { log_level = "debug" } traces each state change of a session (old -> new); a
+    reload back to "info" stops it."""
+    tls = False
+    server_extra = 'log_level = "debug",'
+
+    def transaction(self):
+        c = self.sluice.raw()
+        c.expect(220)
+        for line, code in zip(TRANSACTION, (250, 250, 250, 354, 250, 221)):
+            c.expect(code, line)
+        self.assertTrue(c.closed())
+        self.sluice.wait_log(r"event=session|\"event\":\"session\"|session .* ended|result=")
+
+    def test_debug_traces_each_state_change_until_reload(self):
+        self.transaction()
+        for step in COURSE:
+            self.sluice.wait_log(r"session 127\.0\.0\.1: " + step)
+        offset = len(self.sluice.read_log())
+        with open(self.sluice.config_path) as f:
+            text = f.read()
+        self.sluice.write_config(text.replace('log_level = "debug"', 'log_level = "info"'))
+        self.sluice.signal(signal.SIGHUP)
+        self.sluice.wait_log("config reloaded", start=offset)
+        offset = len(self.sluice.read_log())
+        self.transaction()
+        self.sluice.stop()
+        self.assertNotIn(" -> ", self.sluice.read_log()[offset:])
+
+
+class DefaultLogLevel(SluiceTestCase):
+    tls = False
+
+    def test_info_by_default_no_trace(self):
+        c = self.sluice.raw()
+        c.expect(220)
+        for line, code in zip(TRANSACTION, (250, 250, 250, 354, 250, 221)):
+            c.expect(code, line)
+        self.assertTrue(c.closed())
+        self.sluice.stop()
+        log = self.sluice.read_log()
+        self.assertIn("qid=", log)
+        self.assertNotIn("greeted -> helo", log)
 
 
 if __name__ == "__main__":
