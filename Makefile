@@ -97,9 +97,12 @@ bench-deps: test-deps
 
 # sluice against Postfix on loopback, then C10K; writes bench/results.md. BENCH_MESSAGES
 # (default 20000 per run) and BENCH_LEVELS (default 1,10,50) make it shorter.
+# SLUICE_BASELINE_BIN=path/to/an/older/sluice races that binary in the same rounds too.
 bench: bench-deps build
 	@$(CC) -O2 -Wall -Wextra -Werror -pthread bench/fsync_rate.c -o $(BUILD)/fsync_rate
-	$(SUDO) env SLUICE_BIN=$(abspath $(BUILD))/sluice /usr/bin/python3 bench/bench.py --c10k
+	$(SUDO) env SLUICE_BIN=$(abspath $(BUILD))/sluice \
+		$(if $(SLUICE_BASELINE_BIN),SLUICE_BASELINE_BIN=$(abspath $(SLUICE_BASELINE_BIN))) \
+		/usr/bin/python3 bench/bench.py --c10k
 
 # 10,000 idle sessions after EHLO while a sender measures latency (also part of `make bench`).
 c10k: test-deps build

@@ -28,7 +28,7 @@ With --c10k, the C10K measurement (bench/c10k.py) follows, in the same work root
 its section to the results.
 
 Environment: BENCH_MESSAGES (20000), BENCH_ROUNDS (4), BENCH_LEVELS ("1,10,50"), BENCH_TARGETS (all),
-SLUICE_BIN (build/sluice), BENCH_OUT (bench/results.md), BENCH_DIR (where the work root goes).
+SLUICE_BIN (build/sluice), SLUICE_BASELINE_BIN (an older binary to race as well), BENCH_OUT (bench/results.md), BENCH_DIR (where the work root goes).
 """
 import os
 import re
@@ -53,7 +53,12 @@ from dns_harness import DnsServer, free_port  # noqa: E402
 MESSAGES = int(os.environ.get("BENCH_MESSAGES", "20000"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "4"))
 LEVELS = [int(x) for x in os.environ.get("BENCH_LEVELS", "1,10,50").split(",")]
-TARGETS = os.environ.get("BENCH_TARGETS", "postfix,sluice,sluice-auth,sluice-rules").split(",")
+# SLUICE_BASELINE_BIN: an older sluice binary raced in the same rounds ("sluice-baseline",
+# "sluice-auth-baseline"), so that "this change does not make sluice slower" is a ratio measured
+# under the same drift rather than a comparison with an old results file.
+BASELINE_BIN = os.environ.get("SLUICE_BASELINE_BIN")
+TARGETS = os.environ.get("BENCH_TARGETS", "postfix,sluice,sluice-auth,sluice-rules" + (
+    ",sluice-baseline,sluice-auth-baseline" if BASELINE_BIN else "")).split(",")
 OUT = os.environ.get("BENCH_OUT", os.path.join(HERE, "results.md"))
 FSYNC_RATE = os.path.join(os.path.dirname(BIN), "fsync_rate")
 PROBE_INTERVAL = 0.02
@@ -460,8 +465,10 @@ def thousand_rules():
 class Sluice:
     single = True
 
-    def __init__(self, variant, dns_port=None, extra=""):
-        self.name = {"plain": "sluice", "auth": "sluice-auth", "rules": "sluice-rules"}[variant]
+    def __init__(self, variant, dns_port=None, extra="", bin=None, suffix=""):
+        self.name = {"plain": "sluice", "auth": "sluice-auth",
+                     "rules": "sluice-rules"}[variant] + suffix
+        self.bin = bin or BIN
         self.dir = tempfile.mkdtemp(prefix="bench-sluice-")
         self.port = free_port()
         rules = thousand_rules() if variant == "rules" else STORE_RULE
@@ -492,7 +499,7 @@ class Sluice:
                 import resource
                 resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
         self.logf = open(os.path.join(self.dir, "sluice.log"), "ab")
-        self.proc = subprocess.Popen([BIN, "serve", "-c", self.config], cwd=self.dir,
+        self.proc = subprocess.Popen([self.bin, "serve", "-c", self.config], cwd=self.dir,
                                      stdout=self.logf, stderr=self.logf, preexec_fn=limits)
         self.pid = self.proc.pid
         deadline = time.time() + 30
@@ -696,6 +703,21 @@ def report(runs, sinks, fs, started, elapsed):
               "one extra connection during the load. RSS sums count shared pages once per "
               "process (Postfix runs dozens); PSS shares them out. CPU: user+system of the "
               "whole process tree." % (min(probes), max(probes)), ""]
+    if BASELINE_BIN:
+        lines += ["## Against the baseline binary", "",
+                  "Baseline: `%s`, raced in the same rounds. A ratio above 1 means this build "
+                  "is faster (delivered) or cheaper (CPU ratio below 1)." % BASELINE_BIN, "",
+                  "| conc | server | delivered ×baseline | CPU ×baseline | p99 ms (base) |",
+                  "|---:|---|---:|---:|---:|"]
+        for conc in LEVELS:
+            for name in ("sluice", "sluice-auth"):
+                a, b = agg.get((name, conc)), agg.get((name + "-baseline", conc))
+                if a and b:
+                    lines.append("| %d | %s | %.2f | %.2f | %s (%s) |" % (
+                        conc, name, median(a["delivered"]) / median(b["delivered"]),
+                        a["cpu_per_1000"] / b["cpu_per_1000"], fmt(a["p99"], "%.1f"),
+                        fmt(b["p99"], "%.1f")))
+        lines.append("")
     # the floors of issue 8
     top = max(LEVELS)
     fl = ["## Floors (issue 8)", ""]
@@ -780,7 +802,11 @@ def main():
         makers = {"postfix": lambda: Postfix(),
                   "sluice": lambda: Sluice("plain"),
                   "sluice-auth": lambda: Sluice("auth", dns.port),
-                  "sluice-rules": lambda: Sluice("rules")}
+                  "sluice-rules": lambda: Sluice("rules"),
+                  "sluice-baseline": lambda: Sluice("plain", bin=BASELINE_BIN,
+                                                    suffix="-baseline"),
+                  "sluice-auth-baseline": lambda: Sluice("auth", dns.port, bin=BASELINE_BIN,
+                                                         suffix="-baseline")}
         per_run = MESSAGES // ROUNDS
         fs, sinks, runs = {}, {}, {}
         for rnd in range(ROUNDS):
