@@ -424,7 +424,9 @@ int cmd_test(int argc, char **argv)
                                            .action_done = trace_action_done};
     struct eval_opts opts = {.dry_run = !a.apply, .deliver_inline = a.apply, .observer = &observer};
     if (m->nrcpts) {
-        rules_evaluate_opts(rs, m, &cfg->server, &opts, &res);
+        rules_evaluate_opts(
+            rs, m, &(struct rules_settings){cfg->server.hostname, cfg->server.bounce_relay}, &opts,
+            &res);
         reply = delivery_commit(&res, m, cfg->server.data_dir);
         json_object_set_new(report, "rules", trace.rules);
     } else {

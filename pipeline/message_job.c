@@ -100,7 +100,9 @@ static void job_run(struct work *w)
         auth_check(j->cfg, j->msg);
     scan_message(j->cfg, j->rs, j->msg);
     dns_begin(j->cfg); /* a fresh lookup budget for the rules' scripts */
-    rules_evaluate(j->rs, j->msg, &j->cfg->server, &j->res);
+    rules_evaluate(j->rs, j->msg,
+                   &(struct rules_settings){j->cfg->server.hostname, j->cfg->server.bounce_relay},
+                   &j->res);
     delivery_commit(&j->res, j->msg, j->cfg->server.data_dir);
     /* For DMARC aggregate reports, with what the rules did to the message. */
     dmarc_store_record(j->cfg, j->msg, j->res.reply, j->res.refused, time(NULL));

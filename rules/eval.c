@@ -3,7 +3,6 @@
  * is counted by the commit, which alone knows it. */
 #include "rules/eval.h"
 #include "actions/action.h"
-#include "config/config.h"
 #include "core/log.h"
 #include "core/message.h"
 #include "core/xalloc.h"
@@ -319,7 +318,7 @@ static const char *cond_reason(char *out, size_t len, const char *list, const st
     return out;
 }
 
-void rules_evaluate(const struct rule_set *rs, struct message *m, const struct server_cfg *sc,
+void rules_evaluate(const struct rule_set *rs, struct message *m, const struct rules_settings *sc,
                     struct plan *plan)
 {
     rules_evaluate_opts(rs, m, sc, NULL, plan);
@@ -331,8 +330,9 @@ static void skipped(const struct eval_observer *obs, size_t rule, const char *wh
         obs->rule_skipped(obs->arg, rule, why);
 }
 
-void rules_evaluate_opts(const struct rule_set *rs, struct message *m, const struct server_cfg *sc,
-                         const struct eval_opts *opts, struct plan *plan)
+void rules_evaluate_opts(const struct rule_set *rs, struct message *m,
+                         const struct rules_settings *sc, const struct eval_opts *opts,
+                         struct plan *plan)
 {
     static const struct eval_opts defaults = {0};
     if (!opts)

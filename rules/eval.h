@@ -11,11 +11,16 @@
 struct rule_set;
 struct action;
 struct message;
-struct server_cfg;
+/* What the evaluator needs from the server settings (filled by the caller from struct server_cfg,
+ * so that rules/ does not depend on config/). Borrowed: the strings belong to the caller. */
+struct rules_settings {
+    const char *hostname;     /* this MX's name, for DSNs */
+    const char *bounce_relay; /* "host:port" DSNs are sent through; NULL: none sent */
+};
 
 /* Fills plan (caller frees with plan_free, after delivery_commit). Copies are staged, jobs and
  * the DSN only planned: nothing is committed, spooled or taken back here. */
-void rules_evaluate(const struct rule_set *rs, struct message *m, const struct server_cfg *sc,
+void rules_evaluate(const struct rule_set *rs, struct message *m, const struct rules_settings *sc,
                     struct plan *plan);
 
 /* Watches an evaluation (`sluice test`'s trace); every callback is optional. Rules are named by
@@ -41,7 +46,8 @@ struct eval_opts {
     int deliver_inline;
     const struct eval_observer *observer; /* may be NULL */
 };
-void rules_evaluate_opts(const struct rule_set *rs, struct message *m, const struct server_cfg *sc,
-                         const struct eval_opts *opts, struct plan *plan);
+void rules_evaluate_opts(const struct rule_set *rs, struct message *m,
+                         const struct rules_settings *sc, const struct eval_opts *opts,
+                         struct plan *plan);
 
 #endif

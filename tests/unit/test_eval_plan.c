@@ -324,7 +324,8 @@ static void run_case(const struct eval_case *c)
         message_add_rcpt(m, c->rcpts[i]);
 
     struct plan p;
-    rules_evaluate(rs, m, &cfg->server, &p);
+    rules_evaluate(rs, m, &(struct rules_settings){cfg->server.hostname, cfg->server.bounce_relay},
+                   &p);
 
     char got[8] = "";
     for (size_t i = 0; i < m->nrcpts && i < sizeof got - 1; i++)
