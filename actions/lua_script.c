@@ -14,7 +14,7 @@
 #include "actions/action.h"
 #include "actions/bounce_reply.h"
 #include "config/config_dsl.h"
-#include "config/lua_fields.h"
+#include "lua/lua_fields.h"
 #include "core/log.h"
 #include "core/message.h"
 #include "delivery/maildir.h"

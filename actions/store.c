@@ -3,7 +3,7 @@
 #include "actions/action.h"
 #include "delivery/maildir.h"
 #include "actions/path_template.h"
-#include "config/lua_fields.h"
+#include "lua/lua_fields.h"
 #include "core/message.h"
 #include "core/xalloc.h"
 #include "rules/ruleset.h"

@@ -9,7 +9,7 @@
 #include "config/config_dns.h"
 #include "config/config_scan.h"
 #include "config/config_dmarc_reports.h"
-#include "config/lua_fields.h"
+#include "lua/lua_fields.h"
 #include "config/server_params.h"
 #include "core/xalloc.h"
 #include "rules/metrics.h"
