@@ -102,7 +102,7 @@ void auth_check(const struct config *cfg, struct message *m)
     auth_details_free(m->auth);
     struct auth_details *a = m->auth = xcalloc(1, sizeof *a);
     m->auth_free = auth_details_free; /* the message owns a from here */
-    dns_begin(cfg);
+    dns_begin(&cfg->dns);
 
     if (!m->client_rdns)
         m->client_rdns = rdns_lookup(m->client_ip);

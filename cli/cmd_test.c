@@ -398,7 +398,7 @@ int cmd_test(int argc, char **argv)
         dns_thread_cleanup();
     }
     if ((given & 24) != 24)
-        scan_message(cfg, rs, m);
+        scan_message(&cfg->scan, rs, m);
     /* Verdicts given on the command line win over computed ones. */
     if (given & 1)
         m->verdicts.spf = forced.spf;

@@ -98,8 +98,8 @@ static void job_run(struct work *w)
     /* Authentication first: DKIM must see the bytes as received, and rspamd gets the verdicts. */
     if (j->cfg->server.auth_checks)
         auth_check(j->cfg, j->msg);
-    scan_message(j->cfg, j->rs, j->msg);
-    dns_begin(j->cfg); /* a fresh lookup budget for the rules' scripts */
+    scan_message(&j->cfg->scan, j->rs, j->msg);
+    dns_begin(&j->cfg->dns); /* a fresh lookup budget for the rules' scripts */
     rules_evaluate(j->rs, j->msg, &j->cfg->server, &j->res);
     delivery_commit(&j->res, j->msg, j->cfg->server.data_dir);
     /* For DMARC aggregate reports, with what the rules did to the message. */
