@@ -394,7 +394,7 @@ int cmd_test(int argc, char **argv)
     }
     struct verdicts forced = m->verdicts;
     if ((given & 7) != 7 && cfg->server.auth_checks) {
-        auth_check(cfg, m);
+        auth_check(cfg->server.hostname, &cfg->dns, cfg->dmarc.tree_walk, m);
         dns_thread_cleanup();
     }
     if ((given & 24) != 24)
