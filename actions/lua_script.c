@@ -13,7 +13,7 @@
  * action with the script's file:line (the rule then counts PublishFailure). */
 #include "actions/action.h"
 #include "actions/bounce_reply.h"
-#include "config/config_dsl.h"
+#include "actions/action_dsl.h"
 #include "lua/lua_fields.h"
 #include "core/log.h"
 #include "core/message.h"
@@ -318,7 +318,7 @@ static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud)
 
 static char *resolve(lua_State *L, const char *script)
 {
-    const char *cfg = config_dsl_path(L);
+    const char *cfg = action_dsl_path(L);
     const char *slash = cfg ? strrchr(cfg, '/') : NULL;
     if (script[0] == '/' || !slash)
         return xstrdup(script);
