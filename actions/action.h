@@ -13,7 +13,6 @@
 
 struct lua_State;
 struct message;
-struct rule;
 struct maildir_batch;
 struct action_stats;
 struct action;
@@ -29,9 +28,9 @@ enum action_status {
 
 struct action_ctx {
     struct message *msg;
-    const struct rule *rule;
-    const size_t *rcpts; /* indices into msg->rcpts that the rule matched (not refused or
-                            dropped earlier in the chain) */
+    const char *rule_name; /* the rule's name (for templates, logs and spooled jobs) */
+    const size_t *rcpts;   /* indices into msg->rcpts that the rule matched (not refused or
+                              dropped earlier in the chain) */
     size_t nrcpts;
     struct maildir_batch *batch;   /* staged deliveries, committed after the chain succeeds */
     struct rcpt_outcome *outcomes; /* one per msg->rcpts entry */

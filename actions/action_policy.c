@@ -1,7 +1,7 @@
 /* The failure policy every action takes (`on_failure`, `expire_after`), read by the DSL before
  * the action's own parser sees its table. */
 #include "actions/action.h"
-#include "config/lua_fields.h"
+#include "lua/lua_fields.h"
 
 #include <lauxlib.h>
 #include <lua.h>

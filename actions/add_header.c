@@ -1,7 +1,7 @@
 /* add_header { name, value }: prepends a header to the copies stored by later actions
  * (SES AddHeaderAction). Both parts are validated at load so no header can be injected. */
 #include "actions/action.h"
-#include "config/lua_fields.h"
+#include "lua/lua_fields.h"
 #include "core/message.h"
 #include "core/xalloc.h"
 

@@ -4,7 +4,7 @@
  * sending server returns the mail, and sluice never sends backscatter. */
 #include "actions/action.h"
 #include "actions/bounce_reply.h"
-#include "config/lua_fields.h"
+#include "lua/lua_fields.h"
 #include "core/message.h"
 #include "core/xalloc.h"
 

@@ -4,8 +4,8 @@
  * actions (if any) and goes on; anything else goes on. */
 #include "actions/action.h"
 #include "actions/bounce_reply.h"
-#include "config/config_dsl.h"
-#include "config/lua_fields.h"
+#include "actions/action_dsl.h"
+#include "lua/lua_fields.h"
 #include "core/message.h"
 #include "core/xalloc.h"
 
@@ -30,7 +30,8 @@ static int dmarc_bounce_parse(struct lua_State *L, int idx, void **state, char *
         bounce_reply_parse(L, idx, &s->reply, "550", "5.7.1", DMARC_BOUNCE_MESSAGE, err, errlen) <
             0)
         return -1;
-    return config_take_actions(L, idx, "quarantine", &s->quarantine, &s->nquarantine, err, errlen);
+    return action_dsl_take_actions(L, idx, "quarantine", &s->quarantine, &s->nquarantine, err,
+                                   errlen);
 }
 
 static enum action_status dmarc_bounce_run(const void *state, struct action_ctx *ctx)

@@ -1,6 +1,6 @@
 /* Bounce reply validation and formatting. */
 #include "actions/bounce_reply.h"
-#include "config/lua_fields.h"
+#include "lua/lua_fields.h"
 #include "core/address.h"
 
 #include <ctype.h>

@@ -11,7 +11,7 @@
 #include "actions/action.h"
 #include "core/durable.h"
 #include "delivery/http_post.h"
-#include "config/lua_fields.h"
+#include "lua/lua_fields.h"
 #include "core/log.h"
 #include "core/message.h"
 #include "core/xalloc.h"

@@ -1,6 +1,6 @@
 /* drop {}: the rule's recipients are accepted and get nothing (SES Mail Manager Drop). */
 #include "actions/action.h"
-#include "config/lua_fields.h"
+#include "lua/lua_fields.h"
 
 static int drop_parse(struct lua_State *L, int idx, void **state, char *err, size_t errlen)
 {

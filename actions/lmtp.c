@@ -10,7 +10,7 @@
 #include "delivery/lmtp_client.h"
 #include "actions/path_template.h"
 #include "delivery/smtp_client.h"
-#include "config/lua_fields.h"
+#include "lua/lua_fields.h"
 #include "core/log.h"
 #include "core/xalloc.h"
 #include "spool/spool.h"

@@ -13,8 +13,8 @@
  * action with the script's file:line (the rule then counts PublishFailure). */
 #include "actions/action.h"
 #include "actions/bounce_reply.h"
-#include "config/config_dsl.h"
-#include "config/lua_fields.h"
+#include "actions/action_dsl.h"
+#include "lua/lua_fields.h"
 #include "core/log.h"
 #include "core/message.h"
 #include "delivery/maildir.h"
@@ -23,7 +23,6 @@
 #include "lua/msg_api.h"
 #include "lua/sandbox.h"
 #include "lua/stdlib.h"
-#include "rules/ruleset.h"
 
 #include <errno.h>
 #include <lauxlib.h>
@@ -256,7 +255,7 @@ static int invoke(lua_State *L)
     struct event_info ev = {.m = ctx->msg,
                             .rcpts = ctx->rcpts,
                             .nrcpts = ctx->nrcpts,
-                            .rule = ctx->rule->name,
+                            .rule = ctx->rule_name,
                             .script = inv->s->path};
     event_push(L, &ev);
     msg_api_push(L, ctx->msg);
@@ -293,7 +292,7 @@ static enum action_status lua_script_run(const void *state, struct action_ctx *c
     char err[512];
     if (sandbox_pcall(&sb, 1, 0, err, sizeof err) != LUA_OK) {
         struct log_kv kv[] = {
-            {"qid", ctx->msg->qid}, {"rule", ctx->rule->name}, {"script", s->path}, {"error", err}};
+            {"qid", ctx->msg->qid}, {"rule", ctx->rule_name}, {"script", s->path}, {"error", err}};
         log_event(LOG_WARN, "script_failed", kv, 4);
         snprintf(ctx->error, sizeof ctx->error, "%.255s", err);
         sandbox_close(&sb);
@@ -319,7 +318,7 @@ static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud)
 
 static char *resolve(lua_State *L, const char *script)
 {
-    const char *cfg = config_dsl_path(L);
+    const char *cfg = action_dsl_path(L);
     const char *slash = cfg ? strrchr(cfg, '/') : NULL;
     if (script[0] == '/' || !slash)
         return xstrdup(script);
@@ -465,9 +464,8 @@ static int lua_script_deliver(const void *state, struct spool_job *job, char *er
     }
     struct rcpt_outcome *outcomes = xcalloc(job->nrcpts ? job->nrcpts : 1, sizeof *outcomes);
     struct maildir_batch batch = {0};
-    struct rule rule = {.name = job->rule};
     struct action_ctx ctx = {.msg = m,
-                             .rule = &rule,
+                             .rule_name = job->rule,
                              .rcpts = idx,
                              .nrcpts = job->nrcpts,
                              .batch = &batch,

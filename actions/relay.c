@@ -4,7 +4,7 @@
  * A 5xx from the next hop is final; anything else is retried until expire_after. */
 #include "actions/action.h"
 #include "delivery/smtp_client.h"
-#include "config/lua_fields.h"
+#include "lua/lua_fields.h"
 #include "core/address.h"
 #include "core/xalloc.h"
 #include "spool/spool.h"

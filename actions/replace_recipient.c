@@ -2,7 +2,7 @@
  * see these envelope recipients instead of the ones the rule matched (SES Mail Manager's
  * ReplaceRecipient). */
 #include "actions/action.h"
-#include "config/lua_fields.h"
+#include "lua/lua_fields.h"
 #include "core/address.h"
 #include "core/xalloc.h"
 

@@ -4,7 +4,7 @@
  * AWS SigV4; the payload's SHA-256 goes in x-amz-content-sha256, which S3 expects and libcurl
  * 7.88 does not add. The key is the queue id, so a retried PUT overwrites, never duplicates. */
 #include "actions/action.h"
-#include "config/lua_fields.h"
+#include "lua/lua_fields.h"
 #include "core/xalloc.h"
 #include "spool/spool.h"
 

@@ -1,6 +1,6 @@
 /* stop { scope = "rule_set" | "rule" }: ends the chain (SES StopAction) or just this rule. */
 #include "actions/action.h"
-#include "config/lua_fields.h"
+#include "lua/lua_fields.h"
 #include "core/xalloc.h"
 
 #include <stdio.h>

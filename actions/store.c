@@ -3,10 +3,9 @@
 #include "actions/action.h"
 #include "delivery/maildir.h"
 #include "actions/path_template.h"
-#include "config/lua_fields.h"
+#include "lua/lua_fields.h"
 #include "core/message.h"
 #include "core/xalloc.h"
-#include "rules/ruleset.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -43,7 +42,7 @@ static enum action_status store_run(const void *state, struct action_ctx *ctx)
     for (size_t i = 0; i < ctx->nrcpts; i++) {
         const char *rcpt = m->rcpts[ctx->rcpts[i]];
         char path[PATH_MAX];
-        if (path_template_expand(s->maildir, rcpt, ctx->rule->name, path, sizeof path, ctx->error,
+        if (path_template_expand(s->maildir, rcpt, ctx->rule_name, path, sizeof path, ctx->error,
                                  sizeof ctx->error) < 0)
             return ACTION_FAILED;
         if (ctx->dry_run) {

@@ -6,7 +6,7 @@
 #include "actions/action.h"
 #include "delivery/http_post.h"
 #include "actions/notification.h"
-#include "config/lua_fields.h"
+#include "lua/lua_fields.h"
 #include "core/xalloc.h"
 #include "spool/spool.h"
 

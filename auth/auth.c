@@ -3,7 +3,6 @@
 #include "auth/checks.h"
 #include "auth/rdns.h"
 #include "auth/dns.h"
-#include "config/config.h"
 #include "core/log.h"
 #include "core/message.h"
 #include "core/xalloc.h"
@@ -94,15 +93,16 @@ static void remove_forged(struct message *m, const struct hdr_list *h, const cha
     log_msg(LOG_INFO, "qid=%s removed %zu forged authentication header(s)", m->qid, nforged);
 }
 
-void auth_check(const struct config *cfg, struct message *m)
+void auth_check(const char *hostname, const struct dns_cfg *dns, bool dmarc_tree_walk,
+                struct message *m)
 {
-    const char *authserv_id = m->hostname ? m->hostname : cfg->server.hostname;
+    const char *authserv_id = m->hostname ? m->hostname : hostname;
     if (!authserv_id)
         authserv_id = "localhost";
     auth_details_free(m->auth);
     struct auth_details *a = m->auth = xcalloc(1, sizeof *a);
     m->auth_free = auth_details_free; /* the message owns a from here */
-    dns_begin(cfg);
+    dns_begin(dns);
 
     if (!m->client_rdns)
         m->client_rdns = rdns_lookup(m->client_ip);
@@ -114,7 +114,7 @@ void auth_check(const struct config *cfg, struct message *m)
     headers_parse(m->body.data, m->body.len, &h);
     m->verdicts.dkim = dkim_check(m->body.data, m->body.len, &h, a);
     m->verdicts.dmarc =
-        dmarc_check(m->body.data, &h, a, cfg->dmarc.tree_walk, &m->verdicts.dmarc_policy);
+        dmarc_check(m->body.data, &h, a, dmarc_tree_walk, &m->verdicts.dmarc_policy);
     /* After DKIM, which must see the message as signed. */
     remove_forged(m, &h, authserv_id);
     free(h.f);

@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-struct config;
+struct dns_cfg;
 struct message;
 
 /* Results as RFC 8601 names them; the *_name() functions give those names. */
@@ -71,8 +71,11 @@ struct auth_details {
     bool dmarc_dkim_aligned, dmarc_spf_aligned;
 };
 
-/* Runs on a worker thread (it blocks on DNS, at most dns { timeout_ms } per lookup). */
-void auth_check(const struct config *cfg, struct message *m);
+/* Runs on a worker thread (it blocks on DNS, at most dns { timeout_ms } per lookup). hostname
+ * (server { hostname }, may be NULL) is the authserv-id when m has none of its own; dns is
+ * where the lookups go; dmarc_tree_walk is dmarc { tree_walk }. */
+void auth_check(const char *hostname, const struct dns_cfg *dns, bool dmarc_tree_walk,
+                struct message *m);
 void auth_details_free(struct auth_details *a);
 
 const char *spf_res_name(enum spf_res r);

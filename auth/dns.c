@@ -4,7 +4,6 @@
  * waits on ub_fd() until the deadline, then cancels. */
 #include "auth/dns.h"
 #include "auth/dns_cache.h"
-#include "config/config.h"
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/xalloc.h"
@@ -149,21 +148,21 @@ static char *settings_key(const struct dns_cfg *d)
     return k;
 }
 
-void dns_begin(const struct config *cfg)
+void dns_begin(const struct dns_cfg *d)
 {
     struct dns_thread *t = self();
-    char *key = settings_key(&cfg->dns);
+    char *key = settings_key(d);
     if (!t->key || strcmp(t->key, key) != 0) {
         if (t->ctx)
             ub_ctx_delete(t->ctx);
-        t->ctx = make_ctx(&cfg->dns);
+        t->ctx = make_ctx(d);
         dns_cache_clear(t->cache);
         free(t->key);
         t->key = key;
     } else {
         free(key);
     }
-    t->timeout_ms = cfg->dns.timeout_ms > 0 ? cfg->dns.timeout_ms : 2000;
+    t->timeout_ms = d->timeout_ms > 0 ? d->timeout_ms : 2000;
     t->budget_end = now_ms() + DNS_BUDGET_TIMEOUTS * t->timeout_ms;
     t->last_error[0] = '\0';
 }

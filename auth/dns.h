@@ -12,8 +12,16 @@
 
 #include <stddef.h>
 
-struct config;
 struct ub_result;
+
+/* dns { servers = { "ip:port", ... }, timeout_ms = N }: where the authentication checks send
+ * their lookups. No servers: the system resolver's (/etc/resolv.conf). */
+struct dns_cfg {
+    int line; /* 0 when the block is absent */
+    char **servers;
+    size_t nservers;
+    long long timeout_ms;
+};
 
 enum dns_status {
     DNS_OK,       /* answer with data */
@@ -22,9 +30,9 @@ enum dns_status {
     DNS_TEMPFAIL, /* timeout, SERVFAIL, refused, resolver error */
 };
 
-/* Binds the calling thread's resolver to cfg's dns settings (re-creating it when they
+/* Binds the calling thread's resolver to the dns settings d (re-creating it when they
  * changed) and starts a new lookup budget for one message. Call before dns_query. */
-void dns_begin(const struct config *cfg);
+void dns_begin(const struct dns_cfg *d);
 /* Looks up name/rrtype (class IN). On DNS_OK/NXDOMAIN/NODATA *res (when res is not NULL) is
  * the libunbound result, which the caller frees with ub_resolve_free; on DNS_TEMPFAIL *res is
  * NULL. */

@@ -394,11 +394,11 @@ int cmd_test(int argc, char **argv)
     }
     struct verdicts forced = m->verdicts;
     if ((given & 7) != 7 && cfg->server.auth_checks) {
-        auth_check(cfg, m);
+        auth_check(cfg->server.hostname, &cfg->dns, cfg->dmarc.tree_walk, m);
         dns_thread_cleanup();
     }
     if ((given & 24) != 24)
-        scan_message(cfg, rs, m);
+        scan_message(&cfg->scan, rs, m);
     /* Verdicts given on the command line win over computed ones. */
     if (given & 1)
         m->verdicts.spf = forced.spf;

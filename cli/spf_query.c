@@ -24,7 +24,7 @@
 static void run_one(const struct config *cfg, const char *ip, const char *helo, const char *from)
 {
     struct auth_details a = {0};
-    dns_begin(cfg);
+    dns_begin(&cfg->dns);
     spf_check(ip, helo, from, &a);
     printf("%s ", spf_res_name(a.spf));
     for (const char *p = a.spf_reason ? a.spf_reason : ""; *p; p++)

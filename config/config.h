@@ -9,6 +9,9 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "auth/dns.h"  /* struct dns_cfg */
+#include "scan/scan.h" /* struct scan_cfg */
+
 struct rule_set;
 struct cidr;
 
@@ -59,24 +62,6 @@ struct receipt_filter {
     bool allow;
     struct cidr *nets;
     size_t nnets;
-};
-
-/* dns { servers = { "ip:port", ... }, timeout_ms = N }: where the authentication checks send
- * their lookups. No servers: the system resolver's (/etc/resolv.conf). */
-struct dns_cfg {
-    int line; /* 0 when the block is absent */
-    char **servers;
-    size_t nservers;
-    long long timeout_ms;
-};
-
-/* scan { rspamd, clamd, timeout_ms, max_size } (config/config_scan.c). line is 0 when absent. */
-struct scan_cfg {
-    int line;
-    char *rspamd;         /* base URL "http://host:port", NULL when not configured */
-    char *clamd;          /* "ip:port" or "unix:/path", NULL when not configured */
-    long long timeout_ms; /* budget for all scanners of one message together */
-    long long max_size;   /* larger messages are not sent: PROCESSING_FAILED */
 };
 
 /* dmarc { tree_walk = true }: find DMARC policy records and organizational domains by RFC

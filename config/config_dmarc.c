@@ -2,7 +2,7 @@
 #include "config/config_dmarc.h"
 #include "config/config.h"
 #include "config/config_dsl.h"
-#include "config/lua_fields.h"
+#include "lua/lua_fields.h"
 
 #include <lauxlib.h>
 #include <lua.h>

@@ -3,7 +3,7 @@
  * `sluice dmarc-report` builds the aggregate reports from them. */
 #include "config/config_dmarc_reports.h"
 #include "config/config.h"
-#include "config/lua_fields.h"
+#include "lua/lua_fields.h"
 
 #include <lauxlib.h>
 #include <lua.h>

@@ -3,7 +3,7 @@
 #include "config/config_dns.h"
 #include "config/config.h"
 #include "config/config_dsl.h"
-#include "config/lua_fields.h"
+#include "lua/lua_fields.h"
 #include "core/sockaddr.h"
 
 #include <lauxlib.h>

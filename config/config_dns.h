@@ -1,4 +1,4 @@
-/* The dns { } block of the config DSL (struct dns_cfg lives in config.h). */
+/* The dns { } block of the config DSL (struct dns_cfg lives in auth/dns.h, which the DNS layer reads). */
 #ifndef SLUICE_CONFIG_DNS_H
 #define SLUICE_CONFIG_DNS_H
 

@@ -3,13 +3,14 @@
  * structs as they are called, so every error knows the file and line of the call that caused
  * it. Nothing of the Lua state survives the load. */
 #include "actions/action.h"
+#include "actions/action_dsl.h"
 #include "config/config.h"
 #include "config/config_dsl.h"
 #include "config/config_dmarc.h"
 #include "config/config_dns.h"
 #include "config/config_scan.h"
 #include "config/config_dmarc_reports.h"
-#include "config/lua_fields.h"
+#include "lua/lua_fields.h"
 #include "config/server_params.h"
 #include "core/xalloc.h"
 #include "rules/metrics.h"
@@ -567,6 +568,9 @@ static int validate(struct loader *ld, char *err, size_t errlen)
 
 struct config *config_load(const char *path, char *err, size_t errlen)
 {
+    static const struct action_dsl dsl = {.take_actions = config_take_actions,
+                                          .path = config_dsl_path};
+    action_dsl_register(&dsl);
     struct config *cfg = xcalloc(1, sizeof *cfg);
     cfg->refs = 1;
     cfg->path = xstrdup(path);

@@ -3,7 +3,7 @@
 #include "config/config_scan.h"
 #include "config/config.h"
 #include "config/config_dsl.h"
-#include "config/lua_fields.h"
+#include "lua/lua_fields.h"
 #include "core/sockaddr.h"
 #include "core/xalloc.h"
 #include "rules/ruleset.h"

@@ -3,7 +3,7 @@
  * log_format, xclient) have a parse function of their own, referenced from their row. */
 #include "config/server_params.h"
 #include "config/config.h"
-#include "config/lua_fields.h"
+#include "lua/lua_fields.h"
 #include "core/address.h"
 #include "core/log.h"
 #include "core/sockaddr.h"

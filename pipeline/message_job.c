@@ -97,9 +97,9 @@ static void job_run(struct work *w)
     struct message_job *j = (struct message_job *)w;
     /* Authentication first: DKIM must see the bytes as received, and rspamd gets the verdicts. */
     if (j->cfg->server.auth_checks)
-        auth_check(j->cfg, j->msg);
-    scan_message(j->cfg, j->rs, j->msg);
-    dns_begin(j->cfg); /* a fresh lookup budget for the rules' scripts */
+        auth_check(j->cfg->server.hostname, &j->cfg->dns, j->cfg->dmarc.tree_walk, j->msg);
+    scan_message(&j->cfg->scan, j->rs, j->msg);
+    dns_begin(&j->cfg->dns); /* a fresh lookup budget for the rules' scripts */
     rules_evaluate(j->rs, j->msg,
                    &(struct rules_settings){j->cfg->server.hostname, j->cfg->server.bounce_relay},
                    &j->res);

@@ -111,7 +111,7 @@ static void attempt_run(struct work *w)
 {
     struct pending *p = (struct pending *)w;
     p->err[0] = '\0';
-    dns_begin(p->cfg); /* this thread's resolver, with the settings in force */
+    dns_begin(&p->cfg->dns); /* this thread's resolver, with the settings in force */
     if (spool_job_load_content(p->job, p->err, sizeof p->err) < 0) {
         p->ok = 0;
         return;

@@ -52,7 +52,7 @@ int dmarc_rua_authorized(const struct config *cfg, const char *domain, const cha
     dmarc_org_domain(ad, org2, sizeof org2);
     if (org1[0] && strcasecmp(org1, org2) == 0)
         return 1;
-    dns_begin(cfg);
+    dns_begin(&cfg->dns);
     char *name = xasprintf("%s._report._dmarc.%s", domain, ad);
     struct ub_result *res = NULL;
     enum dns_status st = dns_query(name, 16 /* TXT */, &res);

@@ -3,7 +3,7 @@
  * so (?i) is the operator's choice. */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "rules/conditions.h"
-#include "config/lua_fields.h"
+#include "lua/lua_fields.h"
 #include "core/address.h"
 #include "core/cidr.h"
 #include "core/headers.h"

@@ -68,7 +68,7 @@ struct eval_state {
 static enum action_status deliver_now(const struct rule_set *rs, const struct action *a, size_t ai,
                                       struct action_ctx *ctx)
 {
-    struct spool_job *j = spool_job_new(ctx->msg, rs->name, ctx->rule->name, (int)ai, a->type->name,
+    struct spool_job *j = spool_job_new(ctx->msg, rs->name, ctx->rule_name, (int)ai, a->type->name,
                                         ctx->rcpts, ctx->nrcpts, 0);
     message_trace_headers(ctx->msg, NULL, &j->content);
     buf_append(&j->content, ctx->msg->body.data, ctx->msg->body.len);
@@ -94,8 +94,8 @@ static enum action_status deliver_each_now(const struct rule_set *rs, const stru
 {
     struct plan *plan = ctx->eval->plan;
     size_t n = ctx->nrcpts;
-    struct spool_job *j = spool_job_new(ctx->msg, rs->name, ctx->rule->name, (int)ai, a->type->name,
-                                        ctx->rcpts, n, 0);
+    struct spool_job *j =
+        spool_job_new(ctx->msg, rs->name, ctx->rule_name, (int)ai, a->type->name, ctx->rcpts, n, 0);
     message_trace_headers(ctx->msg, NULL, &j->content);
     buf_append(&j->content, ctx->msg->body.data, ctx->msg->body.len);
     struct rcpt_reply *rep = xcalloc(n, sizeof *rep);
@@ -131,7 +131,7 @@ static enum action_status deliver_each_now(const struct rule_set *rs, const stru
         log_msg(LOG_WARN,
                 "qid=%s rule %s: %s (line %d): %zu recipient(s) not delivered (%s); other copies "
                 "are delivered, so these go to the spool and are retried",
-                ctx->msg->qid, ctx->rule->name, a->type->name, a->line, ntemp,
+                ctx->msg->qid, ctx->rule_name, a->type->name, a->line, ntemp,
                 err[0] ? err : first_temp);
     } else if (ntemp > 0) {
         snprintf(ctx->error, sizeof ctx->error, "%.250s", err[0] ? err : first_temp);
@@ -146,7 +146,7 @@ static enum action_status deliver_each_now(const struct rule_set *rs, const stru
 static void defer(struct plan *plan, const struct rule_set *rs, const struct action *a, size_t ai,
                   struct action_ctx *ctx)
 {
-    struct spool_job *j = spool_job_new(ctx->msg, rs->name, ctx->rule->name, (int)ai, a->type->name,
+    struct spool_job *j = spool_job_new(ctx->msg, rs->name, ctx->rule_name, (int)ai, a->type->name,
                                         ctx->rcpts, ctx->nrcpts, (int)plan->njobs + 1);
     j->expire_after_ms = a->expire_after_ms;
     j->on_failure =
@@ -158,7 +158,7 @@ static void defer(struct plan *plan, const struct rule_set *rs, const struct act
 static void explain_delivery(const struct rule_set *rs, const struct action *a, size_t ai,
                              struct action_ctx *ctx)
 {
-    struct spool_job *j = spool_job_new(ctx->msg, rs->name, ctx->rule->name, (int)ai, a->type->name,
+    struct spool_job *j = spool_job_new(ctx->msg, rs->name, ctx->rule_name, (int)ai, a->type->name,
                                         ctx->rcpts, ctx->nrcpts, 1);
     message_trace_headers(ctx->msg, NULL, &j->content);
     buf_append(&j->content, ctx->msg->body.data, ctx->msg->body.len);
@@ -378,7 +378,7 @@ void rules_evaluate_opts(const struct rule_set *rs, struct message *m,
         buf_puts(&plan->rules, r->name);
 
         struct action_ctx ctx = {.msg = m,
-                                 .rule = r,
+                                 .rule_name = r->name,
                                  .rcpts = st.idx,
                                  .nrcpts = n,
                                  .batch = &plan->copies,

@@ -1,7 +1,6 @@
 /* When to scan, the verdicts, and the X-Sluice-* headers. The scanners run one after the other
  * within one budget (timeout_ms), so an outage costs a message at most timeout_ms. */
 #include "scan/scan.h"
-#include "config/config.h"
 #include "core/headers.h"
 #include "core/log.h"
 #include "core/message.h"
@@ -65,14 +64,13 @@ static void score_header(const struct spam_result *s, struct buf *out)
     buf_puts(out, ")");
 }
 
-void scan_message(const struct config *cfg, const struct rule_set *rs, struct message *m)
+void scan_message(const struct scan_cfg *sc, const struct rule_set *rs, struct message *m)
 {
     for (size_t i = 0; our_headers[i]; i++)
         headers_remove_named(&m->body, our_headers[i]);
     if (!scan_wanted(rs, m))
         return;
 
-    const struct scan_cfg *sc = &cfg->scan;
     struct spam_result spam = {.verdict = VERDICT_PROCESSING_FAILED};
     struct virus_result virus = {.verdict = VERDICT_PROCESSING_FAILED};
     bool too_big = (long long)m->body.len > sc->max_size;

@@ -78,10 +78,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     strcpy(m->client_ip, "192.0.2.1");
     message_add_rcpt(m, "user@example.test");
     buf_append(&m->body, (const char *)data, size);
-    struct rule rule = {.name = "fuzz"};
     size_t idx = 0;
     struct rcpt_outcome out = {0};
-    struct action_ctx ctx = {.msg = m, .rule = &rule, .rcpts = &idx, .nrcpts = 1, .outcomes = &out};
+    struct action_ctx ctx = {
+        .msg = m, .rule_name = "fuzz", .rcpts = &idx, .nrcpts = 1, .outcomes = &out};
     if (lua_action->run(state, &ctx) == ACTION_FAILED && strstr(ctx.error, "INVARIANT")) {
         fprintf(stderr, "fuzz_mime: %s\n", ctx.error);
         abort();

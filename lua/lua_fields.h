@@ -1,6 +1,7 @@
-/* Typed field access for config tables. Every function reads t[key] from the table at stack
- * index idx and returns 0, or -1 with a message naming the field in err. Strings are copied
- * (the caller frees). Absent optional fields leave *out untouched. */
+/* Typed field access for Lua tables (the config DSL, action and condition parsers). Every function
+ * reads t[key] from the table at stack index idx and returns 0, or -1 with a message naming the
+ * field in err. Strings are copied (the caller frees). Absent optional fields leave *out untouched.
+ */
 #ifndef SLUICE_LUA_FIELDS_H
 #define SLUICE_LUA_FIELDS_H
 

@@ -1,5 +1,5 @@
 /* Config table readers with uniform, field-naming error messages. */
-#include "config/lua_fields.h"
+#include "lua/lua_fields.h"
 #include "core/cidr.h"
 #include "core/xalloc.h"
 
