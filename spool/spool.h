@@ -72,7 +72,8 @@ int spool_write_job(const char *data_dir, const struct spool_job *j, char *err, 
 /* Removes the job file; with last = true the message file too. */
 void spool_remove_job(const char *data_dir, const struct spool_job *j, bool last);
 /* Loads every job of the spool (caller frees each and the array). Unreadable job files are
- * logged and moved aside as .bad, never silently dropped. */
+ * logged and moved aside as .bad, never silently dropped; a job file of an unknown (newer)
+ * format version is logged and left where it is, untouched. */
 size_t spool_load_jobs(const char *data_dir, struct spool_job ***out);
 /* Reads j->msg_path into j->content unless loaded. Returns 0 or -1. */
 int spool_job_load_content(struct spool_job *j, char *err, size_t errlen);

@@ -17,6 +17,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* The job file format this sluice writes, and the oldest it still reads. A file without a
+ * "version" field is version 1 (sluice before the field existed wrote exactly that format). */
+#define JOB_VERSION 1
+#define JOB_VERSION_MIN 1
+
 void spool_dirs(const char *data_dir, char *msg_dir, char *job_dir, size_t len)
 {
     snprintf(msg_dir, len, "%s/spool/msg", data_dir);
@@ -63,6 +68,7 @@ int spool_write_job(const char *data_dir, const struct spool_job *j, char *err, 
         snprintf(err, errlen, "cannot encode job %s", j->id);
         return -EINVAL;
     }
+    json_object_set_new(o, "version", json_integer(JOB_VERSION));
     if (j->dsn_report)
         json_object_set_new(o, "dsn",
                             json_pack("{s:s, s:s, s:s, s:s}", "report", j->dsn_report, "from",
@@ -143,6 +149,28 @@ static struct spool_job *job_from_json(json_t *o)
     return j;
 }
 
+/* A job written by a newer sluice (an unknown version) is left exactly where it is, neither
+ * misread nor moved aside as .bad: that sluice, reinstalled, must still find and run it. */
+static bool job_version_readable(json_t *o, const char *path)
+{
+    json_t *v = json_object_get(o, "version");
+    if (!v)
+        return true;
+    json_int_t version = json_is_integer(v) ? json_integer_value(v) : -1;
+    if (version >= JOB_VERSION_MIN && version <= JOB_VERSION)
+        return true;
+    if (json_is_integer(v))
+        log_msg(LOG_ERR,
+                "spool job %s has version %lld; this sluice reads versions %d-%d: left in place",
+                path, (long long)version, JOB_VERSION_MIN, JOB_VERSION);
+    else
+        log_msg(LOG_ERR,
+                "spool job %s has a version that is not an integer; this sluice reads versions "
+                "%d-%d: left in place",
+                path, JOB_VERSION_MIN, JOB_VERSION);
+    return false;
+}
+
 size_t spool_load_jobs(const char *data_dir, struct spool_job ***out)
 {
     char msg_dir[PATH_MAX], job_dir[PATH_MAX];
@@ -161,6 +189,10 @@ size_t spool_load_jobs(const char *data_dir, struct spool_job ***out)
         snprintf(path, sizeof path, "%s/%s", job_dir, e->d_name);
         json_error_t jerr;
         json_t *o = json_load_file(path, 0, &jerr);
+        if (o && !job_version_readable(o, path)) {
+            json_decref(o);
+            continue;
+        }
         struct spool_job *j = o ? job_from_json(o) : NULL;
         json_decref(o);
         if (!j) {
