@@ -200,6 +200,15 @@ server {
         return c
 
 
+def tls_client_context():
+    """A client TLS context for the tests' self-signed certificate: no verification."""
+    import ssl
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
 def wait_for(pred, timeout=15):
     """Polls pred until it is true (returns True) or timeout seconds pass (returns False)."""
     deadline = time.time() + timeout

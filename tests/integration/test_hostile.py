@@ -5,7 +5,7 @@ import socket
 import ssl
 import unittest
 
-from sluice_harness import SluiceTestCase, read_file, strip_trace
+from sluice_harness import SluiceTestCase, read_file, strip_trace, tls_client_context
 
 
 class CommandLines(SluiceTestCase):
@@ -201,13 +201,6 @@ class Data(SluiceTestCase):
         self.assertEqual(self.sluice.all_stored(), [])
         d = self.session()
         d.expect(221, "QUIT\r\n")
-
-
-def tls_client_context():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 class StartTLS(SluiceTestCase):

@@ -6,7 +6,7 @@ import signal
 import ssl
 import unittest
 
-from sluice_harness import SluiceTestCase
+from sluice_harness import SluiceTestCase, tls_client_context
 
 NEED_HELO = "503 5.5.1 Error: send HELO/EHLO first"
 NEED_MAIL = "503 5.5.1 Error: need MAIL command"
@@ -30,13 +30,6 @@ MAIL = "MAIL FROM:<a@example.net>\r\n"
 RCPT = "RCPT TO:<user@example.test>\r\n"
 EHLO_PLAIN = ("250-mx.example.test\n250-PIPELINING\n250-SIZE 26214400\n250-8BITMIME\n"
               "250 ENHANCEDSTATUSCODES")
-
-
-def tls_client_context():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 class StatesCase(SluiceTestCase):
@@ -178,6 +171,15 @@ COURSE = ["greeted -> helo", "helo -> mail", "mail -> rcpt", "rcpt -> data", "da
           "busy -> helo"]
 
 
+def run_transaction(tc, sluice):
+    """One whole transaction on a new connection, ending with QUIT."""
+    c = sluice.raw()
+    c.expect(220)
+    for line, code in zip(TRANSACTION, (250, 250, 250, 354, 250, 221)):
+        c.expect(code, line)
+    tc.assertTrue(c.closed())
+
+
 class DebugTrace(SluiceTestCase):
     """server { log_level = "debug" } traces each state change of a session (old -> new); a
     reload back to "info" stops it."""
@@ -185,11 +187,7 @@ class DebugTrace(SluiceTestCase):
     server_extra = 'log_level = "debug",'
 
     def transaction(self):
-        c = self.sluice.raw()
-        c.expect(220)
-        for line, code in zip(TRANSACTION, (250, 250, 250, 354, 250, 221)):
-            c.expect(code, line)
-        self.assertTrue(c.closed())
+        run_transaction(self, self.sluice)
         self.sluice.wait_log(r"event=session|\"event\":\"session\"|session .* ended|result=")
 
     def test_debug_traces_each_state_change_until_reload(self):
@@ -212,11 +210,7 @@ class DefaultLogLevel(SluiceTestCase):
     tls = False
 
     def test_info_by_default_no_trace(self):
-        c = self.sluice.raw()
-        c.expect(220)
-        for line, code in zip(TRANSACTION, (250, 250, 250, 354, 250, 221)):
-            c.expect(code, line)
-        self.assertTrue(c.closed())
+        run_transaction(self, self.sluice)
         self.sluice.stop()
         log = self.sluice.read_log()
         self.assertIn("qid=", log)
