@@ -52,7 +52,7 @@ int cmd_dmarc_report(int argc, char **argv)
         {"config", required_argument, NULL, 'c'}, {"dry-run", required_argument, NULL, 'd'},
         {"begin", required_argument, NULL, 'b'},  {"end", required_argument, NULL, 'e'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
-    const char *path = "/etc/sluice/sluice.lua", *dir = NULL;
+    const char *path = SLUICE_CONFIG_FILE, *dir = NULL;
     time_t begin = 0, end = 0;
     int have_begin = 0, have_end = 0, c;
     optind = 1;

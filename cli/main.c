@@ -44,7 +44,7 @@ static const char *parse_config_opt(int argc, char **argv)
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    const char *path = "/etc/sluice/sluice.lua";
+    const char *path = SLUICE_CONFIG_FILE;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {

@@ -65,7 +65,7 @@ int cmd_spf_query(int argc, char **argv)
         {"config", required_argument, NULL, 'c'}, {"ip", required_argument, NULL, 'i'},
         {"helo", required_argument, NULL, 'H'},   {"from", required_argument, NULL, 'f'},
         {"batch", no_argument, NULL, 'b'},        {NULL, 0, NULL, 0}};
-    const char *path = "/etc/sluice/sluice.lua", *ip = NULL, *helo = NULL, *from = NULL;
+    const char *path = SLUICE_CONFIG_FILE, *ip = NULL, *helo = NULL, *from = NULL;
     int c, batch = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {

@@ -66,6 +66,58 @@ class Install(unittest.TestCase):
         missing = sorted(w for w in wanted if w not in words)
         self.assertEqual(missing, [], "sluice.lua(5) does not document these")
 
+    def configured_config_path(self):
+        with open(os.path.join(BUILD, "sluice.service")) as f:
+            return re.search(r"sluice serve -c (\S+)", f.read()).group(1)
+
+    def test_first_config_installed_once_then_kept(self):
+        conf = self.configured_config_path()
+        with open(self.path(conf)) as f, open(os.path.join(SRC, "examples",
+                                                           "dmarc_bounce.lua")) as g:
+            self.assertEqual(f.read(), g.read())
+        r = subprocess.run([self.path("/usr/sbin/sluice"), "check", "-c", self.path(conf)],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(self.path(conf), "a") as f:
+            f.write("-- edited by the operator\n")
+        r = subprocess.run(["cmake", "--install", BUILD, "--prefix", "/usr"],
+                           env=dict(os.environ, DESTDIR=self.root), capture_output=True,
+                           text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("Kept: " + self.path(conf), r.stdout)
+        with open(self.path(conf)) as f:
+            self.assertTrue(f.read().endswith("-- edited by the operator\n"))
+
+    def test_default_config_is_the_installed_one(self):
+        # Without -c, sluice reads the config make install put in place (named in the error
+        # when it is not there, as here: the staged copy is under DESTDIR).
+        conf = self.configured_config_path()
+        if os.path.exists(conf):
+            self.skipTest(conf + " exists on this machine")
+        r = subprocess.run([self.path("/usr/sbin/sluice"), "check"], capture_output=True,
+                           text=True)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(conf, r.stderr)
+
+    def test_paths_follow_the_prefix(self):
+        scratch = tempfile.mkdtemp(prefix="sluice-prefix-")
+        self.addCleanup(shutil.rmtree, scratch, True)
+        r = subprocess.run(["cmake", "-S", SRC, "-B", scratch, "-DCMAKE_INSTALL_PREFIX=/srv/sl"],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(os.path.join(scratch, "man", "sluice.8")) as f:
+            self.assertIn("\n.I /srv/sl/etc/sluice/sluice.lua\n", f.read())
+        with open(os.path.join(scratch, "man", "sluice.lua.5")) as f:
+            page = f.read()
+        self.assertIn("\n.B /srv/sl/etc/sluice/sluice.lua\n", page)
+        self.assertIn("\n.I /srv/sl/share/doc/sluice/examples/\n", page)
+        with open(os.path.join(scratch, "sluice.service")) as f:
+            unit = f.read()
+        self.assertIn("ExecStart=/srv/sl/sbin/sluice serve -c /srv/sl/etc/sluice/sluice.lua", unit)
+        self.assertIn("/srv/sl/share/doc/sluice/examples/dmarc_bounce.lua", unit)
+        for text in (page, unit):
+            self.assertEqual(re.findall(r"@[A-Z_]+@", text), [])
+
     @unittest.skipUnless(shutil.which("systemd-analyze"), "systemd-analyze not installed")
     def test_systemd_unit_verifies(self):
         unit = self.path("/usr/lib/systemd/system/sluice.service")
