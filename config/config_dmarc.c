@@ -15,7 +15,7 @@ static int dmarc_ctor(lua_State *L)
     char err[512] = "";
     if (lf_check_keys(L, 1, "dmarc", keys, err, sizeof err) < 0 ||
         lf_bool(L, 1, "tree_walk", &cfg->dmarc.tree_walk, err, sizeof err) < 0)
-        return config_dsl_raise(L, line, err);
+        return config_dsl_raise(L, line, "dmarc", err);
     return 0;
 }
 

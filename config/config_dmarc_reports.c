@@ -3,6 +3,7 @@
  * `sluice dmarc-report` builds the aggregate reports from them. */
 #include "config/config_dmarc_reports.h"
 #include "config/config.h"
+#include "config/config_dsl.h"
 #include "lua/lua_fields.h"
 
 #include <lauxlib.h>
@@ -70,32 +71,20 @@ static int parse(lua_State *L, struct dmarc_reports_cfg *d, char *err, size_t er
 
 static int ctor(lua_State *L)
 {
-    struct config *cfg = lua_touserdata(L, lua_upvalueindex(1));
-    const char *path = lua_touserdata(L, lua_upvalueindex(2));
-    lua_Debug ar;
-    int line = 0;
-    if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "l", &ar) && ar.currentline > 0)
-        line = ar.currentline;
-    if (lua_gettop(L) != 1 || !lua_istable(L, 1))
-        return luaL_error(L, "%s:%d: dmarc_reports expects a table: dmarc_reports { ... }", path,
-                          line);
-    if (cfg->dmarc_reports.line)
-        return luaL_error(L, "%s:%d: dmarc_reports { } is given twice (first at line %d)", path,
-                          line, cfg->dmarc_reports.line);
-    cfg->dmarc_reports.line = line;
+    struct config *cfg = config_dsl_config(L);
+    int line =
+        config_dsl_block(L, "dmarc_reports", "dmarc_reports { ... }", &cfg->dmarc_reports.line);
     char err[512] = "";
     if (parse(L, &cfg->dmarc_reports, err, sizeof err) < 0)
-        return luaL_error(L, "%s:%d: %s", path, line, err);
+        return config_dsl_raise(L, line, "dmarc_reports", err);
     return 0;
 }
 
 void config_dmarc_reports_register(lua_State *L, struct config *cfg, const char *path)
 {
     cfg->dmarc_reports.interval_s = 86400;
-    lua_pushlightuserdata(L, cfg);
-    lua_pushlightuserdata(L, (void *)path);
-    lua_pushcclosure(L, ctor, 2);
-    lua_setglobal(L, "dmarc_reports");
+    (void)path;
+    lua_register(L, "dmarc_reports", ctor);
 }
 
 void dmarc_reports_cfg_describe(const struct config *cfg, FILE *out)

@@ -46,7 +46,7 @@ static int dns_ctor(lua_State *L)
     int line = config_dsl_block(L, "dns", "dns { servers = { ... } }", &cfg->dns.line);
     char err[512] = "";
     if (dns_parse(L, &cfg->dns, err, sizeof err) < 0)
-        return config_dsl_raise(L, line, err);
+        return config_dsl_raise(L, line, "dns", err);
     return 0;
 }
 

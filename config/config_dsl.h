@@ -23,7 +23,8 @@ struct config *config_dsl_config(struct lua_State *L);
  * given at, 0 if never); records and returns the line of the call. Raises "FILE:LINE: ..."
  * otherwise. */
 int config_dsl_block(struct lua_State *L, const char *name, const char *usage, int *seen);
-/* Raises "FILE:LINE: msg" for the config being loaded; never returns. */
-int config_dsl_raise(struct lua_State *L, int line, const char *msg);
+/* Raises "FILE:LINE: BLOCK: msg" for the config being loaded (BLOCK left out when msg starts
+ * with it already); never returns. */
+int config_dsl_raise(struct lua_State *L, int line, const char *block, const char *msg);
 
 #endif

@@ -12,6 +12,7 @@
 #include "config/config_dmarc_reports.h"
 #include "lua/lua_fields.h"
 #include "config/server_params.h"
+#include "core/buf.h"
 #include "core/xalloc.h"
 #include "rules/metrics.h"
 #include "rules/rcpt_index.h"
@@ -62,6 +63,17 @@ static int raise_at(lua_State *L, int line, const char *msg)
     return lua_error(L);
 }
 
+/* Raises "FILE:LINE: BLOCK: msg". The shared field readers (lua/lua_fields.c) know the field
+ * but not the block it is in, so the block is named here, unless msg already starts with it. */
+static int raise_in(lua_State *L, int line, const char *block, const char *msg)
+{
+    size_t n = strlen(block);
+    if (strncmp(msg, block, n) == 0 && strchr(":. '{", msg[n]) && msg[n])
+        return raise_at(L, line, msg);
+    lua_pushfstring(L, "%s:%d: %s: %s", get_loader(L)->path, line, block, msg);
+    return lua_error(L);
+}
+
 static bool valid_name(const char *s)
 {
     size_t n = strlen(s);
@@ -87,7 +99,7 @@ static int action_ctor(lua_State *L)
     char err[512];
     if (lua_gettop(L) != 1 || !lua_istable(L, 1)) {
         snprintf(err, sizeof err, "%s expects a table: %s { ... }", type->name, type->name);
-        return raise_at(L, line, err);
+        return raise_in(L, line, type->name, err);
     }
     struct action **box = lua_newuserdatauv(L, sizeof *box, 0);
     *box = NULL;
@@ -100,11 +112,11 @@ static int action_ctor(lua_State *L)
     err[0] = '\0';
     if (action_policy_parse(L, 1, a, err, sizeof err) < 0 ||
         type->parse(L, 1, &a->state, err, sizeof err) < 0)
-        return raise_at(L, line, err);
+        return raise_in(L, line, type->name, err);
     if (type->variant)
         a->type = type->variant(a->state);
     if (action_policy_check(a, err, sizeof err) < 0)
-        return raise_at(L, line, err);
+        return raise_in(L, line, type->name, err);
     return 1;
 }
 
@@ -129,9 +141,9 @@ struct config *config_dsl_config(lua_State *L)
     return get_loader(L)->cfg;
 }
 
-int config_dsl_raise(lua_State *L, int line, const char *msg)
+int config_dsl_raise(lua_State *L, int line, const char *block, const char *msg)
 {
-    return raise_at(L, line, msg);
+    return raise_in(L, line, block, msg);
 }
 
 int config_dsl_block(lua_State *L, const char *name, const char *usage, int *seen)
@@ -288,7 +300,7 @@ static int rule_ctor(lua_State *L)
     *box = r;
     char err[512] = "";
     if (parse_rule(L, r, err, sizeof err) < 0)
-        return raise_at(L, line, err);
+        return raise_in(L, line, "rule", err);
     return 1;
 }
 
@@ -417,7 +429,7 @@ static int receipt_filter_ctor(lua_State *L)
     f->line = line;
     char err[512] = "";
     if (parse_filter(L, f, err, sizeof err) < 0)
-        return raise_at(L, line, err);
+        return raise_in(L, line, "receipt_filter", err);
     for (size_t i = 0; i + 1 < c->nfilters; i++) {
         if (strcmp(c->filters[i].name, f->name) == 0) {
             snprintf(err, sizeof err, "duplicate receipt_filter name '%s' (first at line %d)",
@@ -442,7 +454,7 @@ static int server_ctor(lua_State *L)
     ld->cfg->server.line = line;
     char err[512] = "";
     if (server_params_parse(L, 1, &ld->cfg->server, line, err, sizeof err) < 0)
-        return raise_at(L, line, err);
+        return raise_in(L, line, "server", err);
     return 0;
 }
 
@@ -503,8 +515,122 @@ static void open_libs(lua_State *L)
     }
 }
 
+#define BASE_GLOBALS_KEY "sluice.base_globals"
+
+/* Remembers which globals Lua itself defines, so that the names the DSL adds can be listed
+ * when a config calls one that does not exist. */
+static void remember_base_globals(lua_State *L)
+{
+    lua_newtable(L);
+    lua_pushglobaltable(L);
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        lua_pop(L, 1);
+        lua_pushvalue(L, -1);
+        lua_pushboolean(L, 1);
+        lua_rawset(L, -5);
+    }
+    lua_pop(L, 1);
+    lua_setfield(L, LUA_REGISTRYINDEX, BASE_GLOBALS_KEY);
+}
+
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63)
+        return 64;
+    size_t row[64];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+static bool is_action_name(const char *name)
+{
+    for (size_t i = 0; action_types[i]; i++)
+        if (strcmp(action_types[i]->name, name) == 0)
+            return true;
+    return false;
+}
+
+/* Lua says "FILE:LINE: attempt to call a nil value (global 'add_headr')" for a misspelled
+ * block or action. Rewrites that into what an operator can act on: the closest valid name and
+ * the valid ones. Leaves err alone for any other message. */
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Lua says "FILE:LINE: attempt to call a nil value (global 'add_headr')" for a misspelled
+ * block or action. Rewrites that into what an operator can act on: the closest valid name and
+ * the valid ones, in alphabetical order. Leaves err alone for any other message. */
+static void explain_unknown_name(lua_State *L, const char *msg, char *err, size_t errlen)
+{
+    static const char marker[] = "attempt to call a nil value (global '";
+    const char *m = strstr(msg, marker);
+    if (!m)
+        return;
+    const char *start = m + sizeof marker - 1, *end = strchr(start, '\'');
+    if (!end || end - start >= 64)
+        return;
+    char name[64];
+    memcpy(name, start, (size_t)(end - start));
+    name[end - start] = '\0';
+
+    /* The names the DSL added to the globals (the strings stay alive in _G meanwhile). */
+    const char *names[256];
+    size_t n = 0;
+    lua_getfield(L, LUA_REGISTRYINDEX, BASE_GLOBALS_KEY);
+    lua_pushglobaltable(L);
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        bool fn = lua_isfunction(L, -1) && lua_type(L, -2) == LUA_TSTRING;
+        lua_pop(L, 1);
+        if (!fn || n == sizeof names / sizeof *names)
+            continue;
+        lua_pushvalue(L, -1);
+        lua_rawget(L, -4);
+        if (!lua_toboolean(L, -1))
+            names[n++] = lua_tostring(L, -2);
+        lua_pop(L, 1);
+    }
+    qsort(names, n, sizeof *names, cmp_names);
+    struct buf blocks = {0}, actions = {0};
+    char hint[96] = "";
+    size_t best = 3; /* a suggestion at most two edits away, and less than half the name */
+    for (size_t i = 0; i < n; i++) {
+        struct buf *list = is_action_name(names[i]) ? &actions : &blocks;
+        buf_printf(list, "%s%s", list->len ? ", " : "", names[i]);
+        size_t d = edit_distance(name, names[i]);
+        if (d < best && d * 2 < strlen(name)) {
+            best = d;
+            snprintf(hint, sizeof hint, " (did you mean '%s'?)", names[i]);
+        }
+    }
+    snprintf(err, errlen, "%.*sunknown block or action '%s'%s; blocks: %s; actions: %s",
+             (int)(m - msg), msg, name, hint, buf_cstr(&blocks), buf_cstr(&actions));
+    lua_pop(L, 2);
+    buf_free(&blocks);
+    buf_free(&actions);
+}
+
 static void register_dsl(lua_State *L, struct loader *ld)
 {
+    remember_base_globals(L);
     lua_pushlightuserdata(L, ld);
     lua_setfield(L, LUA_REGISTRYINDEX, LOADER_KEY);
     luaL_newmetatable(L, ACTION_MT);
@@ -598,8 +724,11 @@ struct config *config_load(const char *path, char *err, size_t errlen)
             snprintf(err, errlen, "%s: cannot read config: %s", path, msg ? msg : "?");
         else if (rc == LUA_ERRMEM)
             snprintf(err, errlen, "%s: config uses too much memory", path);
-        else
+        else {
             snprintf(err, errlen, "%s", msg ? msg : "unknown error");
+            if (msg)
+                explain_unknown_name(L, msg, err, errlen);
+        }
     }
     lua_close(L); /* runs __gc for every rule/action not moved into the config */
     if (rc == LUA_OK && validate(&ld, err, errlen) == 0)

@@ -81,7 +81,7 @@ static int scan_ctor(lua_State *L)
         lf_integer(L, 1, "timeout_ms", 1, 3600000, &s->timeout_ms, err, sizeof err) < 0 ||
         lf_integer(L, 1, "max_size", 1, 1LL << 40, &s->max_size, err, sizeof err) < 0 ||
         validate(s, err, sizeof err) < 0)
-        return config_dsl_raise(L, line, err);
+        return config_dsl_raise(L, line, "scan", err);
     return 0;
 }
 

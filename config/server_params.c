@@ -105,10 +105,14 @@ static int parse_tls(lua_State *L, int idx, struct server_cfg *s, int line, char
     if (lua_istable(L, -1)) {
         static const char *const keys[] = {"cert", "key", NULL};
         int t = lua_gettop(L);
-        if (lf_check_keys(L, t, "server.tls", keys, err, errlen) < 0 ||
-            lf_string(L, t, "cert", true, &s->tls_cert, err, errlen) < 0 ||
-            lf_string(L, t, "key", true, &s->tls_key, err, errlen) < 0)
+        char why[256] = "";
+        if (lf_check_keys(L, t, "server.tls", keys, err, errlen) < 0)
             rc = -1;
+        else if (lf_string(L, t, "cert", true, &s->tls_cert, why, sizeof why) < 0 ||
+                 lf_string(L, t, "key", true, &s->tls_key, why, sizeof why) < 0) {
+            snprintf(err, errlen, "server.tls: %s", why);
+            rc = -1;
+        }
     } else if (!lua_isnil(L, -1)) {
         snprintf(err, errlen, "server: 'tls' must be a table { cert = ..., key = ... }");
         rc = -1;

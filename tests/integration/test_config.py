@@ -89,6 +89,60 @@ class CheckErrors(unittest.TestCase):
         self.assertConfigError(SERVER + 'rule_set "main" {\n  rule { name = "a",\n'
                                '    actions = { sotre { maildir = "x" } } },\n}\n', 8, "sotre")
 
+    def test_misspelled_action_names_the_closest_and_lists_the_valid_ones(self):
+        path, r = check(SERVER + 'rule_set "main" { rule { name = "a", actions = {\n'
+                        '  add_headr { name = "X-A", value = "1" } } } }\n')
+        self.assertEqual(r.returncode, 1)
+        first = r.stderr.strip().splitlines()[0]
+        self.assertEqual(first, path + ":7: unknown block or action 'add_headr' (did you mean "
+                         "'add_header'?); blocks: dmarc, dmarc_reports, dns, receipt_filter, "
+                         "rule, rule_set, scan, server; actions: add_header, bounce, "
+                         "bounce_on_dmarc_fail, dmarc_report_ingest, drop, lmtp, lua, relay, "
+                         "replace_recipient, s3, stop, store, webhook")
+        self.assertNotIn("nil value", r.stderr)
+
+    def test_misspelled_block(self):
+        self.assertConfigError("servr {\n}\n" + RULES, 1,
+                               "unknown block or action 'servr' (did you mean 'server'?)")
+        self.assertConfigError(SERVER + 'rule_sett "main" { }\n', 6,
+                               "unknown block or action 'rule_sett' (did you mean 'rule_set'?)")
+
+    def test_unknown_name_far_from_any_gets_the_list_only(self):
+        path, r = check(SERVER + "frobnicate { }\n" + RULES)
+        first = r.stderr.strip().splitlines()[0]
+        self.assertTrue(first.startswith(path + ":6: unknown block or action 'frobnicate'; "
+                                         "blocks: "), first)
+        self.assertNotIn("did you mean", first)
+
+    def test_errors_name_their_block(self):
+        rules = 'rule_set "main" { rule { name = "a", actions = { stop {} } } }\n'
+        for text, line, fragment in (
+                (SERVER.replace("}\n", '  tls = { cert = "c.pem" },\n}\n', 1) + RULES, 1,
+                 "server.tls: missing required field 'key'"),
+                (SERVER + 'rule_set "main" { rule { name = "a", actions = {\n'
+                 '  add_header { name = "X-A" } } } }\n', 7,
+                 "add_header: missing required field 'value'"),
+                (SERVER + 'dns { timeout_ms = "soon" }\n' + rules, 6,
+                 "dns: field 'timeout_ms' must be an integer, got string"),
+                (SERVER + 'scan { timeout_ms = "soon" }\n' + rules, 6,
+                 "scan: field 'timeout_ms' must be an integer, got string"),
+                (SERVER + 'dmarc_reports { org_name = "Example" }\n' + rules, 6,
+                 "dmarc_reports: missing required field 'email'"),
+                (SERVER + 'receipt_filter { name = "f" }\n' + rules, 6,
+                 "receipt_filter: missing required field 'policy'"),
+                (SERVER + 'rule_set "main" { rule { name = 5, actions = { stop {} } } }\n', 6,
+                 "rule: field 'name' must be a string, got number")):
+            with self.subTest(fragment=fragment):
+                self.assertConfigError(text, line, fragment)
+
+    def test_dmarc_reports_errors_carry_one_position(self):
+        path, r = check(SERVER + 'dmarc_reports { org_name = "Example" }\n' + RULES)
+        first = r.stderr.strip().splitlines()[0]
+        self.assertEqual(first.count(path), 1, first)
+        self.assertConfigError(SERVER + 'dmarc_reports { org_name = "E", email = "d@x.test" }\n'
+                               'dmarc_reports { org_name = "E", email = "d@x.test" }\n' + RULES,
+                               7, "dmarc_reports { } is given twice (first at line 6)")
+
     def test_unknown_template_variable(self):
         self.assertConfigError(SERVER + 'rule_set "main" { rule { name = "a", actions = {\n'
                                '  store { maildir = "var/{domian}/{user}" } } } }\n', 7,
