@@ -6,12 +6,13 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-int durable_mkdirs(const char *path, mode_t mode)
+static int mkdirs(const char *path, mode_t mode, bool exact, gid_t gid)
 {
     struct stat st;
     if (stat(path, &st) == 0)
@@ -25,16 +26,31 @@ int durable_mkdirs(const char *path, mode_t mode)
     }
     if (slash && slash != parent) {
         *slash = '\0';
-        int rc = durable_mkdirs(parent, mode);
+        int rc = mkdirs(parent, mode, exact, gid);
         if (rc < 0)
             return rc;
     } else {
         snprintf(parent, sizeof parent, "%s", slash == parent ? "/" : ".");
     }
-    if (mkdir(path, mode) < 0 && errno != EEXIST)
+    if (mkdir(path, mode) < 0) {
+        if (errno != EEXIST)
+            return -errno;
+    } else if ((exact && chmod(path, mode) < 0) ||
+               (gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) < 0)) {
         return -errno;
+    }
     /* Also after EEXIST: whoever made it may not have synced the parent yet. */
     return fsync_dir(parent);
+}
+
+int durable_mkdirs(const char *path, mode_t mode)
+{
+    return mkdirs(path, mode, false, (gid_t)-1);
+}
+
+int durable_mkdirs_owned(const char *path, mode_t mode, gid_t gid)
+{
+    return mkdirs(path, mode, true, gid);
 }
 
 static int write_all(int fd, const char *data, size_t len)

@@ -11,6 +11,11 @@
  * directory it creates. Existing directories are fine. Returns 0 or a negative errno
  * (-ENOTDIR when something other than a directory is in the way). */
 int durable_mkdirs(const char *path, mode_t mode);
+/* The same, but each directory it creates gets exactly mode (not mode less the umask) and, when
+ * gid is not (gid_t)-1, that group, before it is made durable in its parent (a reader such as
+ * Dovecot running as another user then never sees it with the wrong owner). Existing
+ * directories are left as they are. */
+int durable_mkdirs_owned(const char *path, mode_t mode, gid_t gid);
 
 /* Writes len bytes of data to dir/name so that after a crash there is either no new file or
  * all of it: creates dir (durable_mkdirs with dir_mode), writes a temporary dot-file in dir (whose

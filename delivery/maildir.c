@@ -18,7 +18,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-static int ensure_maildir(const char *root)
+static int ensure_maildir(const char *root, const struct maildir_perms *perms)
 {
     static const char *sub[] = {"tmp", "new", "cur"};
     char p[PATH_MAX];
@@ -28,7 +28,7 @@ static int ensure_maildir(const char *root)
         return 0;
     for (size_t i = 0; i < 3; i++) {
         snprintf(p, sizeof p, "%s/%s", root, sub[i]);
-        int rc = durable_mkdirs(p, 0700);
+        int rc = durable_mkdirs_owned(p, perms->dir_mode, perms->gid);
         if (rc < 0)
             return rc;
     }
@@ -85,10 +85,10 @@ static int write_all(int fd, const struct buf *head, const struct buf *body)
     return 0;
 }
 
-int maildir_stage(struct maildir_batch *b, const char *root, const struct buf *head,
-                  const struct buf *body, int tag, char *err, size_t errlen)
+int maildir_stage(struct maildir_batch *b, const char *root, const struct maildir_perms *perms,
+                  const struct buf *head, const struct buf *body, int tag, char *err, size_t errlen)
 {
-    int rc = ensure_maildir(root);
+    int rc = ensure_maildir(root, perms);
     if (rc < 0) {
         snprintf(err, errlen, "cannot create maildir %s: %s", root, strerror(-rc));
         return rc;
@@ -100,6 +100,17 @@ int maildir_stage(struct maildir_batch *b, const char *root, const struct buf *h
     if (fd < 0) {
         rc = -errno;
         snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+        free(tmp);
+        return rc;
+    }
+    /* Exactly the configured mode (open's is less the umask) and group, before the data, so
+     * the file is never readable by more than asked. */
+    if (fchmod(fd, perms->file_mode) < 0 ||
+        (perms->gid != (gid_t)-1 && fchown(fd, (uid_t)-1, perms->gid) < 0)) {
+        rc = -errno;
+        snprintf(err, errlen, "cannot set the mode or group of %s: %s", tmp, strerror(errno));
+        close(fd);
+        unlink(tmp);
         free(tmp);
         return rc;
     }

@@ -1,10 +1,15 @@
 """Actions beyond store, through real SMTP sessions: bounce in the session (the reply to DATA
 is the bounce, no backscatter), partial bounces, drop, and bounce_on_dmarc_fail's wiring."""
+import grp
+import os
 import re
+import shutil
+import stat
 import subprocess
+import tempfile
 import unittest
 
-from sluice_harness import SluiceTestCase, read_file
+from sluice_harness import BIN, SluiceTestCase, read_file
 from test_config import assert_action_errors, check
 
 STORE = 'store { maildir = "var/mail/{domain}/{user}" }'
@@ -152,6 +157,88 @@ class BounceConfigErrors(unittest.TestCase):
         self.assertIn("reject=\"550 5.7.1 Unauthenticated email is not accepted due to the "
                       "sending domain's DMARC policy.\" quarantine=[add_header X-Q: 1, store "
                       "maildir=var/junk/{user}]", r.stdout)
+
+
+class StorePermissions(SluiceTestCase):
+    """store { mode, dir_mode, group }: an IMAP server running as another user (Dovecot as
+    vmail, in group mail) can read what sluice delivers, and nobody else can."""
+    rules = """
+rule_set "main" {
+  rule { name = "shared", recipients = { "shared@example.test" },
+         actions = { store { maildir = "var/mail/{domain}/{user}", mode = "0640",
+                             dir_mode = "0750", group = "mail" }, stop {} } },
+  rule { name = "private", actions = { %s } },
+}
+""" % STORE
+
+    def mode(self, path):
+        return stat.S_IMODE(os.stat(path).st_mode)
+
+    def test_files_and_new_directories_get_the_mode_and_group(self):
+        old = os.umask(0o077)  # sluice inherits it: the modes must not depend on it
+        try:
+            self.sluice.stop()
+            self.sluice.start()
+        finally:
+            os.umask(old)
+        code, _ = transaction(self.sluice, ["shared@example.test"], b"Subject: s\r\n\r\nx\r\n")
+        self.assertEqual(code, 250)
+        (path,) = self.sluice.maildir("example.test", "shared")
+        mail = grp.getgrnam("mail").gr_gid
+        self.assertEqual((self.mode(path), os.stat(path).st_gid), (0o640, mail))
+        root = os.path.join(self.sluice.dir, "var", "mail", "example.test", "shared")
+        for d in (root, *(os.path.join(root, sub) for sub in ("new", "cur", "tmp"))):
+            self.assertEqual((self.mode(d), os.stat(d).st_gid), (0o750, mail), d)
+
+    def test_default_stays_private(self):
+        code, _ = transaction(self.sluice, ["alice@example.test"], b"Subject: p\r\n\r\nx\r\n")
+        self.assertEqual(code, 250)
+        (path,) = self.sluice.maildir("example.test", "alice")
+        self.assertEqual(self.mode(path), 0o600)
+        self.assertEqual(self.mode(os.path.dirname(path)), 0o700)
+
+    def test_check_describes_the_permissions(self):
+        r = self.sluice.run_cli("check", "-c", self.sluice.config_path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("maildir=var/mail/{domain}/{user} mode=0640 dir_mode=0750 group=mail",
+                      r.stdout)
+
+
+class StorePermissionErrors(unittest.TestCase):
+    def test_bad_modes_and_groups(self):
+        assert_action_errors(self, (
+            ('store { maildir = "m", mode = "0999" }',
+             'store: mode must be an octal mode such as "0640", got "0999"'),
+            ('store { maildir = "m", mode = "rw-r-----" }', "must be an octal mode"),
+            ('store { maildir = "m", mode = "01640" }', "must be an octal mode"),
+            ('store { maildir = "m", mode = 640 }', "field 'mode' must be a string"),
+            ('store { maildir = "m", mode = "0440" }',
+             'mode "0440" must give the owner rw (0600) and nobody else write access'),
+            ('store { maildir = "m", mode = "0646" }', "nobody else write access"),
+            ('store { maildir = "m", dir_mode = "0640" }',
+             'dir_mode "0640" must give the owner rwx (0700)'),
+            ('store { maildir = "m", group = "no-such-group-here" }',
+             'group "no-such-group-here" does not exist'),
+            ('store { maildir = "m", owner = "mail" }', "unknown key 'owner'")))
+
+    @unittest.skipUnless(os.geteuid() == 0 and shutil.which("setpriv"),
+                         "needs root to run sluice check as another user")
+    def test_a_group_sluice_is_not_in_is_refused_at_load(self):
+        d = tempfile.mkdtemp(prefix="sluice-perm-")
+        self.addCleanup(shutil.rmtree, d, True)
+        os.chmod(d, 0o755)
+        conf = os.path.join(d, "sluice.lua")
+        with open(conf, "w") as f:
+            f.write('server { listen = { "127.0.0.1:2599" }, domains = { "example.test" } }\n'
+                    'rule_set "main" { rule { name = "r", actions = {\n'
+                    'store { maildir = "m", group = "mail" } } } }\n')
+        os.chmod(conf, 0o644)
+        r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                            os.path.abspath(BIN), "check", "-c", conf],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn(conf + ':3: store: group "mail" is not one of this process\'s groups '
+                      "(uid 65534): files could not be given to it", r.stderr)
 
 
 if __name__ == "__main__":

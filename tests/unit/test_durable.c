@@ -144,6 +144,21 @@ int main(void)
     CHECK_INT(durable_write_file(p, "two.job", "x", 1, 0700, 0600, err, sizeof err), -ENOTDIR);
     CHECK(strstr(err, "cannot create") != NULL && strstr(err, "/f/y") != NULL);
 
+    /* Owned: exactly the mode whatever the umask, the group on every new directory, existing
+     * ones left alone, each new one synced in its parent. */
+    mode_t old_umask = umask(077);
+    nsynced = 0;
+    snprintf(p, sizeof p, "%s/o/p", base);
+    CHECK_INT(durable_mkdirs_owned(p, 0750, getegid()), 0);
+    umask(old_umask);
+    CHECK(stat(p, &st) == 0 && (st.st_mode & 07777) == 0750 && st.st_gid == getegid());
+    snprintf(q, sizeof q, "%s/o", base);
+    CHECK(stat(q, &st) == 0 && (st.st_mode & 07777) == 0750);
+    CHECK(was_synced(base) && was_synced(q));
+    snprintf(q, sizeof q, "%s/a", base);
+    CHECK_INT(durable_mkdirs_owned(q, 0755, (gid_t)-1), 0);
+    CHECK(stat(q, &st) == 0 && (st.st_mode & 07777) == 0700);
+
     char cmd[PATH_MAX + 16];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
     CHECK(system(cmd) == 0);
