@@ -142,8 +142,8 @@ static int send_via_mx(const struct spool_job *job, const struct buf *dsn, char 
         for (int a = 0; res->data[a] && res->len[a] == 4 && rc == SMTP_SEND_TEMPFAIL; a++) {
             char ip[INET_ADDRSTRLEN];
             inet_ntop(AF_INET, res->data[a], ip, sizeof ip);
-            rc = smtp_send(ip, 25, SMTP_TLS_OPPORTUNISTIC, "", rcpt, 1, dsn->data, dsn->len, 30,
-                           err, errlen);
+            rc = smtp_send(ip, 25, SMTP_TLS_OPPORTUNISTIC, NULL, "", rcpt, 1, dsn->data, dsn->len,
+                           30, err, errlen);
         }
         ub_resolve_free(res);
     }
@@ -162,8 +162,8 @@ static int dsn_deliver(const void *state, struct spool_job *job, char *err, size
         snprintf(host, sizeof host, "%.*s", colon ? (int)(colon - job->dsn_relay) : 255,
                  job->dsn_relay);
         char *rcpt[1] = {job->mail_from};
-        rc = smtp_send(host, port, SMTP_TLS_OPPORTUNISTIC, "", rcpt, 1, dsn.data, dsn.len, 30, err,
-                       errlen);
+        rc = smtp_send(host, port, SMTP_TLS_OPPORTUNISTIC, NULL, "", rcpt, 1, dsn.data, dsn.len, 30,
+                       err, errlen);
     } else {
         rc = send_via_mx(job, &dsn, err, errlen);
     }

@@ -1,4 +1,4 @@
-/* relay { to = "host:port", tls = "none"|"opportunistic"|"require",
+/* relay { to = "host:port", tls = "none"|"opportunistic"|"require"|"verify", tls_ca = FILE,
  *         mail_from = "preserve"|"replace", sender = "..." }: forwards the message (with the
  * headers sluice added) over SMTP after acceptance, from the spool (SES Mail Manager's Relay).
  * A 5xx from the next hop is final; anything else is retried until expire_after. */
@@ -9,14 +9,17 @@
 #include "core/xalloc.h"
 #include "spool/spool.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct relay_state {
     char *host;
     int port;
     enum smtp_tls tls;
+    char *tls_ca; /* tls = "verify": the CAs to trust (PEM); NULL for the system's */
     int replace_from;
     char *sender;
     long long timeout_ms;
@@ -24,7 +27,8 @@ struct relay_state {
 
 static int relay_parse(struct lua_State *L, int idx, void **state, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"to", "tls", "mail_from", "sender", "timeout_ms", NULL};
+    static const char *const keys[] = {"to",     "tls",        "tls_ca", "mail_from",
+                                       "sender", "timeout_ms", NULL};
     struct relay_state *s = xcalloc(1, sizeof *s);
     *state = s;
     s->timeout_ms = 30000;
@@ -33,6 +37,7 @@ static int relay_parse(struct lua_State *L, int idx, void **state, char *err, si
     if (lf_check_keys(L, idx, "relay", keys, err, errlen) < 0 ||
         lf_string(L, idx, "to", true, &to, err, errlen) < 0 ||
         lf_string(L, idx, "tls", false, &tls, err, errlen) < 0 ||
+        lf_string(L, idx, "tls_ca", false, &s->tls_ca, err, errlen) < 0 ||
         lf_string(L, idx, "mail_from", false, &from, err, errlen) < 0 ||
         lf_string(L, idx, "sender", false, &s->sender, err, errlen) < 0 ||
         lf_integer(L, idx, "timeout_ms", 1000, 600000, &s->timeout_ms, err, errlen) < 0)
@@ -57,8 +62,19 @@ static int relay_parse(struct lua_State *L, int idx, void **state, char *err, si
         s->tls = SMTP_TLS_NONE;
     else if (strcmp(tls, "require") == 0)
         s->tls = SMTP_TLS_REQUIRE;
+    else if (strcmp(tls, "verify") == 0)
+        s->tls = SMTP_TLS_VERIFY;
     else {
-        snprintf(err, errlen, "relay: tls must be \"none\", \"opportunistic\" or \"require\"");
+        snprintf(err, errlen,
+                 "relay: tls must be \"none\", \"opportunistic\", \"require\" or \"verify\"");
+        goto done;
+    }
+    if (s->tls_ca && s->tls != SMTP_TLS_VERIFY) {
+        snprintf(err, errlen, "relay: tls_ca is only used with tls = \"verify\"");
+        goto done;
+    }
+    if (s->tls_ca && access(s->tls_ca, R_OK) != 0) {
+        snprintf(err, errlen, "relay: tls_ca '%s' cannot be read: %s", s->tls_ca, strerror(errno));
         goto done;
     }
     if (from && strcmp(from, "replace") == 0) {
@@ -89,17 +105,19 @@ static int relay_deliver(const void *state, struct spool_job *job, char *err, si
     const char *from = s->replace_from ? s->sender : job->mail_from;
     size_t len = job->content.len;
     const char *data = smtp_skip_return_path(job->content.data, &len);
-    int rc = smtp_send(s->host, s->port, s->tls, from, job->rcpts, job->nrcpts, data, len,
-                       (long)((s->timeout_ms + 999) / 1000), err, errlen);
+    int rc = smtp_send(s->host, s->port, s->tls, s->tls_ca, from, job->rcpts, job->nrcpts, data,
+                       len, (long)((s->timeout_ms + 999) / 1000), err, errlen);
     return rc == SMTP_SEND_REJECTED ? ACTION_DELIVER_REJECTED : rc == 0 ? 0 : -1;
 }
 
 static void relay_describe(const void *state, struct buf *out)
 {
     const struct relay_state *s = state;
-    static const char *const tls[] = {"none", "opportunistic", "require"};
+    static const char *const tls[] = {"none", "opportunistic", "require", "verify"};
     buf_printf(out, "to=%s:%d tls=%s mail_from=%s", s->host, s->port, tls[s->tls],
                s->replace_from ? s->sender : "preserve");
+    if (s->tls_ca)
+        buf_printf(out, " tls_ca=%s", s->tls_ca);
 }
 
 static void relay_free(void *state)
@@ -109,6 +127,7 @@ static void relay_free(void *state)
         return;
     free(s->host);
     free(s->sender);
+    free(s->tls_ca);
     free(s);
 }
 

@@ -5,6 +5,7 @@
  * uncompressed); without, they are mailed (reports/dmarc_send.c) when send = true. */
 #include "cli/commands.h"
 #include "auth/dns.h"
+#include "delivery/smtp_client.h"
 #include "config/config.h"
 #include "core/buf.h"
 #include "reports/dmarc_run.h"
@@ -81,6 +82,7 @@ int cmd_dmarc_report(int argc, char **argv)
         fprintf(stderr, "sluice: %s\n", err);
         return 1;
     }
+    smtp_client_set_helo(cfg->server.hostname);
     int rc = 1;
     const struct dmarc_reports_cfg *dr = &cfg->dmarc_reports;
     if (!dr->line) {

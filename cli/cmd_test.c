@@ -5,6 +5,7 @@
 #include "cli/commands.h"
 #include "auth/auth.h"
 #include "auth/dns.h"
+#include "delivery/smtp_client.h"
 #include "config/config.h"
 #include "core/address.h"
 #include "core/message.h"
@@ -344,6 +345,7 @@ int cmd_test(int argc, char **argv)
         free(a.to);
         return 1;
     }
+    smtp_client_set_helo(cfg->server.hostname); /* --apply may relay or send a DSN */
     int rc = 1;
     struct message *m = message_new();
     const struct rule_set *rs =

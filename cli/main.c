@@ -3,6 +3,7 @@
 #include "auth/script_resolver.h"
 #include "config/config.h"
 #include "config/config_scan.h"
+#include "delivery/smtp_client.h"
 #include "core/log.h"
 #include "receiver/server.h"
 #include "receiver/tls.h"
@@ -104,6 +105,7 @@ static int cmd_serve(int argc, char **argv)
     }
     log_set_json(cfg->server.log_json);
     log_set_level((enum log_level)cfg->server.log_level);
+    smtp_client_set_helo(cfg->server.hostname);
     script_resolver_install();
     struct server *srv = server_new(cfg, err, sizeof err);
     if (!srv) {

@@ -1,9 +1,15 @@
 /* SMTP client on libetpan's mailsmtp. */
 #include "delivery/smtp_client.h"
 
+#include "delivery/tls_verify.h"
+#include "core/log.h"
+
 #include <libetpan/libetpan.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* 5xx replies are final; everything else (4xx, network trouble) is worth retrying. */
 static int failure(mailsmtp *s, int r, const char *step, char *err, size_t errlen)
@@ -15,17 +21,103 @@ static int failure(mailsmtp *s, int r, const char *step, char *err, size_t errle
     return code >= 500 && code <= 599 ? SMTP_SEND_REJECTED : SMTP_SEND_TEMPFAIL;
 }
 
-static int greet(mailsmtp *s)
+static pthread_mutex_t helo_lock = PTHREAD_MUTEX_INITIALIZER;
+static char helo_name[256] = "localhost";
+
+void smtp_client_set_helo(const char *name)
 {
-    int r = mailesmtp_ehlo(s);
-    if (r == MAILSMTP_ERROR_NOT_IMPLEMENTED)
-        r = mailsmtp_helo(s);
-    return r;
+    pthread_mutex_lock(&helo_lock);
+    snprintf(helo_name, sizeof helo_name, "%s", name && *name ? name : "localhost");
+    pthread_mutex_unlock(&helo_lock);
 }
 
-int smtp_send(const char *host, int port, enum smtp_tls tls, const char *mail_from,
-              char *const *rcpts, size_t n, const char *data, size_t len, long timeout_s, char *err,
-              size_t errlen)
+/* One command and its (possibly multi-line) reply, over libetpan's stream: libetpan's own
+ * EHLO can only give the machine's name or address, not the one the config says. Returns the
+ * reply code (0 when the connection failed); first holds the first line of the reply, and
+ * *starttls whether a line advertised STARTTLS. */
+static int command(mailsmtp *s, const char *cmd, char *first, size_t firstlen, int *starttls)
+{
+    if (mailstream_write(s->stream, cmd, strlen(cmd)) < 0 || mailstream_flush(s->stream) < 0)
+        return 0;
+    MMAPString *line = mmap_string_new("");
+    if (!line)
+        return 0;
+    int code = 0, more = 1;
+    first[0] = '\0';
+    while (more) {
+        const char *l = mailstream_read_line_remove_eol(s->stream, line);
+        if (!l || strlen(l) < 3) {
+            code = 0;
+            break;
+        }
+        code = atoi(l);
+        more = l[3] == '-';
+        if (!first[0])
+            snprintf(first, firstlen, "%s", l);
+        if (starttls && strlen(l) >= 12 && strncasecmp(l + 4, "STARTTLS", 8) == 0 &&
+            (l[12] == '\0' || l[12] == ' '))
+            *starttls = 1;
+    }
+    mmap_string_free(line);
+    return code;
+}
+
+/* EHLO with our name, HELO when the server does not know EHLO. Sets what libetpan's later
+ * calls read of the greeting (ESMTP, STARTTLS offered). */
+static int greet(mailsmtp *s, const char *step, char *err, size_t errlen)
+{
+    char name[256], cmd[300], first[512];
+    pthread_mutex_lock(&helo_lock);
+    snprintf(name, sizeof name, "%s", helo_name);
+    pthread_mutex_unlock(&helo_lock);
+    int starttls = 0;
+    snprintf(cmd, sizeof cmd, "EHLO %s\r\n", name);
+    int code = command(s, cmd, first, sizeof first, &starttls);
+    if (code == 250) {
+        s->esmtp = MAILSMTP_ESMTP | (starttls ? MAILSMTP_ESMTP_STARTTLS : 0);
+        return 0;
+    }
+    if (code >= 500 && code <= 504) {
+        snprintf(cmd, sizeof cmd, "HELO %s\r\n", name);
+        code = command(s, cmd, first, sizeof first, NULL);
+        if (code == 250) {
+            s->esmtp = 0;
+            return 0;
+        }
+    }
+    if (code == 0) {
+        snprintf(err, errlen, "%s: connection lost", step);
+        return SMTP_SEND_TEMPFAIL;
+    }
+    snprintf(err, errlen, "%s: %s", step, first);
+    return code >= 500 && code <= 599 ? SMTP_SEND_REJECTED : SMTP_SEND_TEMPFAIL;
+}
+
+/* After the handshake: the chain libetpan saw, checked for host. */
+static int verify_peer(mailsmtp *s, const char *host, const char *ca_file, char *err, size_t errlen)
+{
+    carray *chain = mailstream_get_certificate_chain(s->stream);
+    size_t n = chain ? carray_count(chain) : 0;
+    const unsigned char *ders[16];
+    size_t lens[16];
+    if (n > 16)
+        n = 16;
+    for (size_t i = 0; i < n; i++) {
+        MMAPString *der = carray_get(chain, (unsigned int)i);
+        ders[i] = (const unsigned char *)der->str;
+        lens[i] = der->len;
+    }
+    int rc = tls_verify_chain(ders, lens, n, host, ca_file, err, errlen);
+    if (chain)
+        mailstream_certificate_chain_free(chain);
+    return rc;
+}
+
+static const char *tls_names[] = {"none", "opportunistic", "require", "verify"};
+
+int smtp_send(const char *host, int port, enum smtp_tls tls, const char *ca_file,
+              const char *mail_from, char *const *rcpts, size_t n, const char *data, size_t len,
+              long timeout_s, char *err, size_t errlen)
 {
     mailsmtp *s = mailsmtp_new(0, NULL);
     if (!s) {
@@ -39,24 +131,40 @@ int smtp_send(const char *host, int port, enum smtp_tls tls, const char *mail_fr
         mailsmtp_free(s);
         return SMTP_SEND_TEMPFAIL;
     }
-    if ((r = greet(s)) != MAILSMTP_NO_ERROR) {
-        rc = failure(s, r, "EHLO", err, errlen);
+    if ((rc = greet(s, "EHLO", err, errlen)) != 0)
         goto out;
-    }
+    const char *how = "no TLS (tls = \"none\")";
     if (tls != SMTP_TLS_NONE) {
         if (s->esmtp & MAILSMTP_ESMTP_STARTTLS) {
-            if ((r = mailsmtp_socket_starttls(s)) != MAILSMTP_NO_ERROR ||
-                (r = greet(s)) != MAILSMTP_NO_ERROR) {
+            if ((r = mailsmtp_socket_starttls(s)) != MAILSMTP_NO_ERROR) {
                 rc = failure(s, r, "STARTTLS", err, errlen);
                 goto out;
             }
-        } else if (tls == SMTP_TLS_REQUIRE) {
-            snprintf(err, errlen, "%s:%d does not offer STARTTLS and tls = \"require\"", host,
-                     port);
+            char why[256];
+            if (tls == SMTP_TLS_VERIFY) {
+                if (verify_peer(s, host, ca_file, why, sizeof why) < 0) {
+                    snprintf(err, errlen, "STARTTLS: %s (tls = \"verify\")", why);
+                    rc = SMTP_SEND_TEMPFAIL;
+                    goto out;
+                }
+                how = "TLS, certificate verified";
+            } else {
+                how = verify_peer(s, host, ca_file, why, sizeof why) == 0
+                          ? "TLS, certificate valid (not required)"
+                          : "TLS, certificate not verified";
+            }
+            if ((rc = greet(s, "EHLO after STARTTLS", err, errlen)) != 0)
+                goto out;
+        } else if (tls == SMTP_TLS_REQUIRE || tls == SMTP_TLS_VERIFY) {
+            snprintf(err, errlen, "%s:%d does not offer STARTTLS and tls = \"%s\"", host, port,
+                     tls_names[tls]);
             rc = SMTP_SEND_TEMPFAIL;
             goto out;
+        } else {
+            how = "no TLS (not offered)";
         }
     }
+    log_msg(LOG_INFO, "smtp: to %s:%d: %s", host, port, how);
     if ((r = mailsmtp_mail(s, mail_from)) != MAILSMTP_NO_ERROR) {
         rc = failure(s, r, "MAIL FROM", err, errlen);
         goto out;

@@ -5,17 +5,24 @@
 
 #include <stddef.h>
 
-enum smtp_tls { SMTP_TLS_NONE, SMTP_TLS_OPPORTUNISTIC, SMTP_TLS_REQUIRE };
+/* none: plain; opportunistic: STARTTLS when offered, any certificate; require: STARTTLS or
+ * nothing, any certificate; verify: STARTTLS with a certificate valid for the host. */
+enum smtp_tls { SMTP_TLS_NONE, SMTP_TLS_OPPORTUNISTIC, SMTP_TLS_REQUIRE, SMTP_TLS_VERIFY };
 
 #define SMTP_SEND_TEMPFAIL (-1) /* try again later */
 #define SMTP_SEND_REJECTED (-2) /* a 5xx: retrying will not help */
 
+/* The name sluice gives in EHLO/HELO (the config's hostname), for every message it sends from
+ * now on: DSNs, relays, DMARC reports. Thread-safe; set at load and on every reload. */
+void smtp_client_set_helo(const char *name);
+
 /* Sends data (a CRLF message, not dot-stuffed) from mail_from ("" for <>) to rcpts through
- * host:port. Returns 0, SMTP_SEND_TEMPFAIL or SMTP_SEND_REJECTED with the reason (the
- * server's reply when there is one) in err. */
-int smtp_send(const char *host, int port, enum smtp_tls tls, const char *mail_from,
-              char *const *rcpts, size_t n, const char *data, size_t len, long timeout_s, char *err,
-              size_t errlen);
+ * host:port. ca_file: the CAs for tls = verify (NULL: the system's). Logs the TLS the
+ * connection had (verified, not verified, none) at info level. Returns 0, SMTP_SEND_TEMPFAIL or
+ * SMTP_SEND_REJECTED with the reason (the server's reply when there is one) in err. */
+int smtp_send(const char *host, int port, enum smtp_tls tls, const char *ca_file,
+              const char *mail_from, char *const *rcpts, size_t n, const char *data, size_t len,
+              long timeout_s, char *err, size_t errlen);
 
 /* Return-Path belongs to final delivery (RFC 5321 4.4): a message sluice passes on, by SMTP or
  * to the LMTP server that delivers it, goes without the one sluice put first. Returns where

@@ -2,6 +2,7 @@
 #include "receiver/server.h"
 #include "config/config.h"
 #include "core/cidr.h"
+#include "delivery/smtp_client.h"
 #include "core/log.h"
 #include "core/sd_notify.h"
 #include "core/sockaddr.h"
@@ -365,6 +366,7 @@ static void reload_config(struct server *srv)
     srv->tls = tls;
     log_set_json(next->server.log_json);
     log_set_level((enum log_level)next->server.log_level);
+    smtp_client_set_helo(next->server.hostname);
     log_msg(LOG_INFO, "config reloaded from %s (generation %u, %zu rule sets)", next->path,
             next->generation, next->nsets);
 }
