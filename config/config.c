@@ -28,6 +28,7 @@ static void server_cfg_free(struct server_cfg *s)
         free(s->listen[i].trusted);
     }
     free(s->xclient);
+    free(s->bare_newline_exclusions);
     free(s->listen);
     free(s->hostname);
     for (size_t i = 0; i < s->ndomains; i++)

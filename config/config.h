@@ -53,6 +53,14 @@ struct server_cfg {
     char *bounce_relay;         /* "host:port" DSNs are sent through; NULL: none sent */
     struct cidr *xclient;       /* clients offered XCLIENT */
     size_t nxclient;
+    /* bare_newline = "normalize": a line ending in a bare LF is taken as ending in CRLF
+     * (commands and DATA; only CRLF.CRLF ends DATA still). Otherwise ("reject") a bare LF
+     * is refused and the session ends, except for clients in the exclusions, which are
+     * normalized. The refusal's code: 550 (Postfix's default) or 521. */
+    bool bare_lf_normalize;
+    long long bare_newline_reject_code;
+    struct cidr *bare_newline_exclusions;
+    size_t nbare_newline_exclusions;
 };
 
 /* receipt_filter { name, policy = "block"|"allow", cidr = { ... } } (SES receipt filters). */

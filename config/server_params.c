@@ -174,6 +174,33 @@ static int parse_xclient(lua_State *L, int idx, struct server_cfg *s, int line, 
     return lf_cidr_list(L, idx, "xclient", "server", &s->xclient, &s->nxclient, err, errlen);
 }
 
+static int parse_bare_newline(lua_State *L, int idx, struct server_cfg *s, int line, char *err,
+                              size_t errlen)
+{
+    (void)line;
+    char *mode = NULL;
+    if (lf_string(L, idx, "bare_newline", false, &mode, err, errlen) < 0)
+        return -1;
+    int rc = 0;
+    if (mode && strcmp(mode, "normalize") == 0)
+        s->bare_lf_normalize = true;
+    else if (mode && strcmp(mode, "reject") != 0) {
+        snprintf(err, errlen,
+                 "server: bare_newline must be \"reject\" or \"normalize\", got \"%s\"", mode);
+        rc = -1;
+    }
+    free(mode);
+    return rc;
+}
+
+static int parse_bare_newline_exclusions(lua_State *L, int idx, struct server_cfg *s, int line,
+                                         char *err, size_t errlen)
+{
+    (void)line;
+    return lf_cidr_list(L, idx, "bare_newline_exclusions", "server", &s->bare_newline_exclusions,
+                        &s->nbare_newline_exclusions, err, errlen);
+}
+
 /* --- checks and computed defaults ---------------------------------------------------------- */
 
 static int check_domains(struct server_cfg *s, bool given, char *err, size_t errlen)
@@ -190,6 +217,19 @@ static int check_domains(struct server_cfg *s, bool given, char *err, size_t err
             return -1;
         }
         ascii_lower(s->domains[i]);
+    }
+    return 0;
+}
+
+/* 550 (Postfix's smtpd_forbid_bare_newline_reject_code default) or 521 (RFC 7504: this
+ * server will not talk to you), nothing in between. */
+static int check_bare_newline_code(struct server_cfg *s, bool given, char *err, size_t errlen)
+{
+    (void)given;
+    if (s->bare_newline_reject_code != 550 && s->bare_newline_reject_code != 521) {
+        snprintf(err, errlen, "server: bare_newline_reject_code must be 550 or 521, got %lld",
+                 s->bare_newline_reject_code);
+        return -1;
     }
     return 0;
 }
@@ -284,6 +324,9 @@ const struct server_param server_params[] = {
     STRING(rule_set),
     BOOL(auth_checks, true),
     CUSTOM("xclient", parse_xclient),
+    CUSTOM("bare_newline", parse_bare_newline),
+    CUSTOM("bare_newline_exclusions", parse_bare_newline_exclusions),
+    INTEGER(bare_newline_reject_code, 550, 521, 550, .check = check_bare_newline_code),
     STRING(metrics, .check = check_metrics),
     INTEGER(retry_initial_ms, 60 * 1000, 10, 86400000),
     INTEGER(retry_max_ms, 30 * 60 * 1000, 10, 86400000),

@@ -342,9 +342,9 @@ static void finish_data(struct session *s)
         enter_state(s, idle_state(s));
         if (must_close) {
             /* The session ends anyway: no error count, no second 421. And no 221, which
-             * answers QUIT only (RFC 5321 §4.1.1.10); the 550 is the last word, as in
+             * answers QUIT only (RFC 5321 §4.1.1.10); the 550 (or 521) is the last word, as in
              * Postfix's smtpd_forbid_bare_newline reject mode. */
-            reply(s, "%s", verdict);
+            reply(s, "%lld%s", scfg(s)->bare_newline_reject_code, verdict + 3);
             close_when_flushed(s, "smuggling defence: bare CR or LF in DATA");
             return;
         }
@@ -461,10 +461,20 @@ static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
     reply(s, "250 2.1.5 Ok");
 }
 
+/* Postfix's smtpd_forbid_bare_newline, with its exclusions: on the final client address, under
+ * the transaction's config (or the server's between transactions). */
+static int bare_lf_normalized(struct session *s)
+{
+    const struct server_cfg *c = scfg(s);
+    return c->bare_lf_normalize ||
+           cidr_list_match(c->bare_newline_exclusions, c->nbare_newline_exclusions, s->ip);
+}
+
 static void cmd_data(struct session *s, const struct smtp_cmd *c)
 {
     (void)c;
-    data_reader_init(&s->data, &s->msg->body, (size_t)s->cfg->server.max_message_size);
+    data_reader_init(&s->data, &s->msg->body, (size_t)s->cfg->server.max_message_size,
+                     bare_lf_normalized(s));
     enter_state(s, S_DATA);
     arm_timer(s, s->cfg->server.data_timeout);
     reply(s, "354 End data with <CR><LF>.<CR><LF>");
@@ -708,15 +718,18 @@ static int take_line(struct session *s, struct evbuffer *in, char *buf, size_t *
         return 2;
     }
     evbuffer_remove(in, buf, n);
-    if (n < 2 || buf[n - 2] != '\r') {
-        reply(s, "550 5.5.2 Error: bare <LF> received");
+    size_t end = n - 1; /* where the line ending starts */
+    if (n >= 2 && buf[n - 2] == '\r')
+        end = n - 2;
+    else if (!bare_lf_normalized(s)) {
+        reply(s, "%lld 5.5.2 Error: bare <LF> received", scfg(s)->bare_newline_reject_code);
         return -1;
     }
-    if (memchr(buf, '\r', n - 2)) {
-        reply(s, "550 5.5.2 Error: bare <CR> received");
+    if (memchr(buf, '\r', end)) {
+        reply(s, "%lld 5.5.2 Error: bare <CR> received", scfg(s)->bare_newline_reject_code);
         return -1;
     }
-    *len = n - 2;
+    *len = end;
     buf[*len] = '\0';
     return 1;
 }

@@ -5,14 +5,16 @@
 enum {
     S_LINE_START, /* after CRLF (or at the start of data) */
     S_IN_LINE,
-    S_CR,     /* saw CR inside a line */
-    S_DOT,    /* line started with '.' */
-    S_DOT_CR, /* line is "." CR so far */
+    S_CR,       /* saw CR inside a line */
+    S_DOT,      /* line started with '.' */
+    S_DOT_CR,   /* line is "." CR so far */
+    S_AFTER_LF, /* after a bare LF taken as CRLF: a line start that can never end the data */
 };
 
-void data_reader_init(struct data_reader *r, struct buf *out, size_t max_size)
+void data_reader_init(struct data_reader *r, struct buf *out, size_t max_size, int normalize_lf)
 {
-    *r = (struct data_reader){.state = S_LINE_START, .out = out, .max_size = max_size};
+    *r = (struct data_reader){
+        .state = S_LINE_START, .out = out, .max_size = max_size, .normalize_lf = normalize_lf};
 }
 
 static void emit(struct data_reader *r, const char *p, size_t n)
@@ -28,6 +30,13 @@ static void emit(struct data_reader *r, const char *p, size_t n)
 /* One ordinary content byte inside a line (not CR). */
 static void content_byte(struct data_reader *r, char c)
 {
+    if (c == '\n' && r->normalize_lf) {
+        emit(r, "\r\n", 2);
+        r->normalized++;
+        r->line_len = 0;
+        r->state = S_AFTER_LF;
+        return;
+    }
     if (c == '\n')
         r->defects |= DATA_BARE_LF;
     else if (c == '\0')
@@ -55,6 +64,17 @@ size_t data_reader_feed(struct data_reader *r, const char *p, size_t n, int *don
             } else {
                 content_byte(r, c);
             }
+            break;
+        case S_AFTER_LF:
+            /* Unstuffed like any line, but "." CRLF here is content: the end of data is
+             * CRLF "." CRLF and nothing else, so no mix of endings can smuggle one. */
+            r->line_len = 0;
+            if (c == '.')
+                r->state = S_IN_LINE;
+            else if (c == '\r')
+                r->state = S_CR;
+            else
+                content_byte(r, c);
             break;
         case S_DOT:
             if (c == '\r')

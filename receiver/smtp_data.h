@@ -23,19 +23,24 @@ enum data_defect {
 
 struct data_reader {
     int state;
-    size_t line_len;  /* octets of the current text line after unstuffing, CRLF excluded */
-    size_t max_size;  /* content octets kept at most; more sets DATA_TOO_BIG */
-    size_t received;  /* content octets seen after unstuffing, including discarded ones */
-    unsigned defects; /* enum data_defect bits */
-    struct buf *out;  /* unstuffed content, CRLF line endings; owned by the caller */
+    size_t line_len;   /* octets of the current text line after unstuffing, CRLF excluded */
+    size_t max_size;   /* content octets kept at most; more sets DATA_TOO_BIG */
+    size_t received;   /* content octets seen after unstuffing, including discarded ones */
+    unsigned defects;  /* enum data_defect bits */
+    int normalize_lf;  /* a bare LF ends a line as CRLF would, except that it never makes the end */
+    size_t normalized; /* bare LFs taken as CRLF */
+    struct buf *out;   /* unstuffed content, CRLF line endings; owned by the caller */
 };
 
-void data_reader_init(struct data_reader *r, struct buf *out, size_t max_size);
+/* normalize_lf: take a bare LF as the end of a line (stored as CRLF; the next line is unstuffed
+ * as usual) instead of a defect; only CRLF "." CRLF ends the data either way. */
+void data_reader_init(struct data_reader *r, struct buf *out, size_t max_size, int normalize_lf);
 /* Consumes bytes from p. Returns how many were consumed: all of n, or fewer when the end of
  * data was reached (then *done is set to 1 and the rest belongs to the next command). */
 size_t data_reader_feed(struct data_reader *r, const char *p, size_t n, int *done);
 /* The reply for a finished message with defects, or NULL when it has none. Sets *close when
- * the session must end after the reply (smuggling attempts, as Postfix does). */
+ * the session must end after the reply (bare CR or LF: 550, as Postfix's
+ * smtpd_forbid_bare_newline does; the session may say 521 instead). */
 const char *data_reader_verdict(const struct data_reader *r, int *close);
 
 #endif

@@ -1,8 +1,8 @@
-/* libFuzzer target: the DATA reader. The first two input bytes choose a size limit and a chunk
- * pattern; the rest is the client's byte stream. The same stream fed whole and fed in chunks
- * (as TCP may deliver it) must give the same content, defects, verdict and end position:
- * the end of data must never depend on packet boundaries. The line limit is checked against
- * the unstuffed content. */
+/* libFuzzer target: the DATA reader. The first two input bytes choose a size limit, a chunk
+ * pattern and whether bare LFs are normalized; the rest is the client's byte stream. The same
+ * stream fed whole and fed in chunks (as TCP may deliver it) must give the same content, defects,
+ * verdict and end position: the end of data must never depend on packet boundaries. The line limit
+ * is checked against the unstuffed content. */
 #include "receiver/smtp_data.h"
 
 #include <stdint.h>
@@ -33,11 +33,11 @@ struct run {
     int done;
 };
 
-static void feed_all(struct run *x, const char *p, size_t n, size_t max_size, const uint8_t *chunks,
-                     size_t nchunks)
+static void feed_all(struct run *x, const char *p, size_t n, size_t max_size, int normalize,
+                     const uint8_t *chunks, size_t nchunks)
 {
     memset(x, 0, sizeof *x);
-    data_reader_init(&x->r, &x->out, max_size);
+    data_reader_init(&x->r, &x->out, max_size, normalize);
     size_t off = 0, k = 0;
     while (off < n && !x->done) {
         size_t want = n - off;
@@ -60,6 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     size_t max_size = 64 + (size_t)data[0] * 64;
     size_t nchunks = data[1] % 8;
+    int normalize = (data[1] & 8) != 0;
     const uint8_t *chunks = data + 2;
     if (nchunks > size - 2)
         nchunks = size - 2;
@@ -67,8 +68,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t n = size - 2;
 
     struct run whole, chunked;
-    feed_all(&whole, stream, n, max_size, NULL, 0);
-    feed_all(&chunked, stream, n, max_size, nchunks ? chunks : (const uint8_t *)"\0", 1);
+    feed_all(&whole, stream, n, max_size, normalize, NULL, 0);
+    feed_all(&chunked, stream, n, max_size, normalize, nchunks ? chunks : (const uint8_t *)"\0", 1);
+    if (normalize && (whole.r.defects & DATA_BARE_LF))
+        abort();
     if (whole.done != chunked.done || whole.consumed != chunked.consumed ||
         whole.r.defects != chunked.r.defects || whole.r.received != chunked.r.received)
         abort();
@@ -90,7 +93,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *v2 = data_reader_verdict(&chunked.r, &c2);
     if ((v1 == NULL) != (v2 == NULL) || (v1 && strcmp(v1, v2) != 0) || c1 != c2)
         abort();
-    /* The end of data is only ever CRLF.CRLF (or the stream's very start being ".CRLF"). */
+    /* The end of data is only ever CRLF.CRLF (or the stream's very start being ".CRLF"), with
+     * bare LFs normalized or not: never LF.CRLF. */
     if (whole.done) {
         size_t e = whole.consumed;
         if (e < 3 || memcmp(stream + e - 3, ".\r\n", 3) != 0)

@@ -47,6 +47,7 @@ static const struct {
     {"retry_initial_ms", 60000, 10, 86400000},
     {"retry_max_ms", 1800000, 10, 86400000},
     {"listen_backlog", 4096, 1, 65535},
+    {"bare_newline_reject_code", 550, 521, 550},
 };
 
 static void check_integers(void)
@@ -95,7 +96,8 @@ static void check_integers(void)
             struct config *c = load(extra, err, sizeof err);
             CHECK(c == NULL);
             config_release(c);
-            snprintf(want, sizeof want, "%s:2: field '%s' must be between %lld and %lld, got %lld",
+            snprintf(want, sizeof want,
+                     "%s:2: server: field '%s' must be between %lld and %lld, got %lld",
                      path, p->name, p->min, p->max, bad[k]);
             CHECK_STR(err, want);
         }

@@ -24,7 +24,7 @@ static void feed(const char *in, size_t n, size_t max_size, size_t piece, struct
 {
     memset(r, 0, sizeof *r);
     struct data_reader dr;
-    data_reader_init(&dr, &r->out, max_size);
+    data_reader_init(&dr, &r->out, max_size, 0);
     size_t off = 0;
     while (off < n && !r->done) {
         size_t len = piece && n - off > piece ? piece : n - off;
@@ -46,7 +46,7 @@ static void feed_split(const char *in, size_t n, size_t max_size, size_t pos, st
 {
     memset(r, 0, sizeof *r);
     struct data_reader dr;
-    data_reader_init(&dr, &r->out, max_size);
+    data_reader_init(&dr, &r->out, max_size, 0);
     size_t used = data_reader_feed(&dr, in, pos, &r->done);
     r->consumed = used;
     if (!r->done) {
@@ -355,6 +355,37 @@ static void max_size(void)
     free(big);
 }
 
+/* bare_newline = "normalize": a bare LF ends a line as CRLF would (stored as CRLF, the next
+ * line unstuffed), but LF "." CRLF and LF "." LF are content, split anywhere. */
+static void normalized_bare_lf(void)
+{
+    static const char in[] = "a\n.\r\n..b\nc\n.\nd\r\n.\r\nNEXT";
+    static const char want[] = "a\r\n\r\n.b\r\nc\r\n\r\nd\r\n";
+    for (size_t pos = 0; pos <= sizeof in - 1; pos++) {
+        struct result r = {0};
+        struct data_reader dr;
+        data_reader_init(&dr, &r.out, BIG, 1);
+        size_t used = data_reader_feed(&dr, in, pos, &r.done);
+        if (!r.done)
+            used += data_reader_feed(&dr, in + pos, sizeof in - 1 - pos, &r.done);
+        CHECK(r.done);
+        CHECK_INT(used, sizeof in - 1 - 4); /* up to the real CRLF.CRLF, not NEXT */
+        CHECK_INT(dr.defects, 0);
+        CHECK_INT(dr.normalized, 4);
+        CHECK(data_reader_verdict(&dr, &r.close) == NULL);
+        CHECK(r.out.len == sizeof want - 1 && memcmp(r.out.data, want, r.out.len) == 0);
+        buf_free(&r.out);
+    }
+    /* A bare CR is still a defect. */
+    struct result r = {0};
+    struct data_reader dr;
+    data_reader_init(&dr, &r.out, BIG, 1);
+    data_reader_feed(&dr, "a\rb\r\n.\r\n", 9, &r.done);
+    CHECK(r.done);
+    CHECK_INT(dr.defects, DATA_BARE_CR);
+    buf_free(&r.out);
+}
+
 int main(void)
 {
     plain_message_and_unstuffing();
@@ -363,5 +394,6 @@ int main(void)
     line_length();
     nul_bytes();
     max_size();
+    normalized_bare_lf();
     return CHECK_DONE();
 }
