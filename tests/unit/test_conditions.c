@@ -171,6 +171,58 @@ static void check_holds(void)
     message_free(msgs[1]);
 }
 
+/* Every row of the table has a case that holds and one that does not, and no case names a
+ * field the table lacks. */
+static void check_every_field(void)
+{
+    for (size_t f = 0; f < cond_nfields(); f++) {
+        const char *name = cond_field_name(f);
+        int yes = 0, no = 0;
+        for (size_t i = 0; i < sizeof holds / sizeof holds[0]; i++)
+            if (strcmp(holds[i].field, name) == 0)
+                *(holds[i].holds ? &yes : &no) += 1;
+        if (!yes || !no)
+            fprintf(stderr, "  field %s: %d cases that hold, %d that do not\n", name, yes, no);
+        CHECK(yes > 0 && no > 0);
+    }
+    CHECK(cond_field_name(cond_nfields()) == NULL);
+    for (size_t i = 0; i < sizeof holds / sizeof holds[0]; i++) {
+        size_t f = 0;
+        while (f < cond_nfields() && strcmp(cond_field_name(f), holds[i].field) != 0)
+            f++;
+        CHECK(f < cond_nfields());
+        /* The case's condition is of the field it is filed under. */
+        struct cond_list l;
+        char err[512], label[128], want[128];
+        CHECK_INT(parse(holds[i].when, &l, err, sizeof err), 0);
+        CHECK(l.n >= 1);
+        cond_label(&l.items[0], "when", label, sizeof label);
+        snprintf(want, sizeof want, "when.%s", holds[i].field);
+        CHECK_PREFIX(label, want);
+        cond_list_free(&l);
+    }
+}
+
+/* How parse errors and `sluice test` name a condition; header ones are one per name. */
+static void check_labels(void)
+{
+    struct cond_list l;
+    char err[512], label[128];
+    CHECK_INT(parse("{ subject = \"x\", header = { [\"X-B\"] = \"1\", [\"X-A\"] = \"2\" } }", &l,
+                    err, sizeof err),
+              0);
+    CHECK_INT(l.n, 3);
+    CHECK_INT(cond_label(&l.items[0], "when", label, sizeof label), 18);
+    CHECK_STR(label, "when.header[\"X-A\"]");
+    cond_label(&l.items[1], "unless", label, sizeof label);
+    CHECK_STR(label, "unless.header[\"X-B\"]");
+    cond_label(&l.items[2], "unless", label, sizeof label);
+    CHECK_STR(label, "unless.subject");
+    cond_label(&l.items[2], "when", label, 8); /* truncated like snprintf */
+    CHECK_STR(label, "when.su");
+    cond_list_free(&l);
+}
+
 /* Several conditions: all needs every one, any one; the one named is the first in field order
  * (the table's), whatever order Lua iterates the keys in. */
 static void check_lists(void)
@@ -314,12 +366,63 @@ static void check_describe(void)
     }
 }
 
+/* The terms of the man page's CONDITIONS section: each ".TP" followed by ".B name" or
+ * ".BR a \", \" b ..." (several fields in one entry). Every field of the table is there, and
+ * nothing else. */
+static void check_man_page(void)
+{
+    const char *src = getenv("SLUICE_SOURCE_DIR");
+    char file[4096], line[512], prev[512] = "";
+    snprintf(file, sizeof file, "%s/docs/man/sluice.lua.5", src ? src : ".");
+    FILE *f = fopen(file, "r");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    bool in = false;
+    size_t n = cond_nfields(), found = 0;
+    int *seen = calloc(n, sizeof *seen);
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (strncmp(line, ".SH ", 4) == 0)
+            in = strcmp(line, ".SH CONDITIONS") == 0;
+        else if (in && strcmp(prev, ".TP") == 0 &&
+                 (strncmp(line, ".B ", 3) == 0 || strncmp(line, ".BR ", 4) == 0)) {
+            /* The terms are the words outside the quoted punctuation. */
+            char terms[512];
+            snprintf(terms, sizeof terms, "%s", strchr(line, ' ') + 1);
+            for (char *t = strtok(terms, " "); t; t = strtok(NULL, " ")) {
+                if (strchr(t, '"'))
+                    continue;
+                size_t i = 0;
+                while (i < n && strcmp(cond_field_name(i), t) != 0)
+                    i++;
+                if (i == n)
+                    fprintf(stderr, "  man page documents unknown condition %s\n", t);
+                CHECK(i < n);
+                if (i < n && !seen[i]++)
+                    found++;
+            }
+        }
+        snprintf(prev, sizeof prev, "%s", line);
+    }
+    fclose(f);
+    for (size_t i = 0; i < n; i++)
+        if (!seen[i])
+            fprintf(stderr, "  condition %s is not in the man page's CONDITIONS\n",
+                    cond_field_name(i));
+    CHECK_INT(found, n);
+    free(seen);
+}
+
 int main(void)
 {
     g_mime_init(); /* the subject condition decodes RFC 2047 words, as sluice does */
     check_holds();
+    check_every_field();
+    check_labels();
     check_lists();
     check_errors();
     check_describe();
+    check_man_page();
     return CHECK_DONE();
 }
