@@ -1,9 +1,7 @@
-/* Rule conditions: one table of fields (at the end), each row a name, a kind and the function
- * that reads the field's value from the message. A kind says how the alternatives are parsed
- * from the config and described for `sluice check`; the generic code below the table
- * iterates it. String comparisons (exact, contains, starts_with, ends_with) ignore ASCII case;
- * regexes (PCRE2) are as written, so (?i) is the operator's choice. */
-#define PCRE2_CODE_UNIT_WIDTH 8
+/* Rule conditions: one table of fields (below the kinds and the functions its rows name), each
+ * row a name, a kind and the function that reads the field's value from the message. A kind
+ * says how alternatives are parsed from the config and described for `sluice check` (string
+ * alternatives: rules/str_match.h); the code after the table only iterates it. */
 #include "rules/conditions.h"
 #include "lua/lua_fields.h"
 #include "core/address.h"
@@ -17,20 +15,10 @@
 #include <gmime/gmime.h>
 #include <lauxlib.h>
 #include <lua.h>
-#include <pcre2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-enum str_op { OP_EXACT, OP_CONTAINS, OP_STARTS, OP_ENDS, OP_REGEX };
-static const char *const op_names[] = {"exact", "contains", "starts_with", "ends_with", "regex"};
-
-struct str_match {
-    enum str_op op;
-    char *text;
-    pcre2_code *re;
-};
 
 /* The values verdict and policy conditions compare (enum verdict, enum dmarc_policy). */
 struct value_set {
@@ -70,112 +58,16 @@ struct cond_field {
     size_t verdict; /* verdicts and policies: offsetof(struct verdicts, the field) */
 };
 
-/* --- string alternatives (exact, contains, starts_with, ends_with, regex) ----------------- */
-
-/* One string alternative at the top of the stack: "text" or { op = "text" }. */
-static int parse_str_alt(lua_State *L, const char *what, struct str_match *sm, char *err,
-                         size_t errlen)
-{
-    if (lua_type(L, -1) == LUA_TSTRING) {
-        sm->op = OP_EXACT;
-        sm->text = xstrdup(lua_tostring(L, -1));
-        return 0;
-    }
-    if (!lua_istable(L, -1)) {
-        snprintf(err, errlen,
-                 "%s: expected a string or { contains|starts_with|ends_with|regex = "
-                 "\"...\" }, got %s",
-                 what, luaL_typename(L, -1));
-        return -1;
-    }
-    int t = lua_gettop(L);
-    static const char *const keys[] = {"exact",     "contains", "starts_with",
-                                       "ends_with", "regex",    NULL};
-    if (lf_check_keys(L, t, what, keys, err, errlen) < 0)
-        return -1;
-    int found = 0;
-    for (int op = 0; op < 5; op++) {
-        char *v = NULL;
-        if (lf_string(L, t, op_names[op], false, &v, err, errlen) < 0)
-            return -1;
-        if (!v)
-            continue;
-        if (found++) {
-            free(v);
-            snprintf(err, errlen, "%s: give one operator per alternative", what);
-            return -1;
-        }
-        sm->op = (enum str_op)op;
-        sm->text = v;
-    }
-    if (!found) {
-        snprintf(err, errlen, "%s: empty string operator table", what);
-        return -1;
-    }
-    if (sm->op == OP_REGEX) {
-        int code;
-        PCRE2_SIZE off;
-        sm->re = pcre2_compile((PCRE2_SPTR)sm->text, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &code, &off,
-                               NULL);
-        if (!sm->re) {
-            PCRE2_UCHAR msg[256];
-            pcre2_get_error_message(code, msg, sizeof msg);
-            snprintf(err, errlen, "%s: bad regex \"%s\" at offset %zu: %s", what, sm->text,
-                     (size_t)off, (char *)msg);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static bool str_match_one(const struct str_match *sm, const char *s)
-{
-    size_t sl = strlen(s), tl = strlen(sm->text);
-    switch (sm->op) {
-    case OP_EXACT:
-        return strcasecmp(s, sm->text) == 0;
-    case OP_CONTAINS:
-        return strcasestr(s, sm->text) != NULL;
-    case OP_STARTS:
-        return sl >= tl && strncasecmp(s, sm->text, tl) == 0;
-    case OP_ENDS:
-        return sl >= tl && strcasecmp(s + sl - tl, sm->text) == 0;
-    case OP_REGEX: {
-        pcre2_match_data *md = pcre2_match_data_create_from_pattern(sm->re, NULL);
-        int rc = pcre2_match(sm->re, (PCRE2_SPTR)s, sl, 0, 0, md, NULL);
-        pcre2_match_data_free(md);
-        return rc >= 0;
-    }
-    }
-    return false;
-}
-
-static bool str_match_any(const struct condition *c, const char *s)
-{
-    for (size_t i = 0; i < c->nstrs; i++)
-        if (str_match_one(&c->strs[i], s))
-            return true;
-    return false;
-}
-
 /* --- the kinds: parsing and describing their alternatives -------------------------------- */
 
 static int parse_string(lua_State *L, struct parse_arg *a)
 {
-    struct condition *c = a->c;
-    c->strs = xrealloc(c->strs, (c->nstrs + 1) * sizeof *c->strs);
-    memset(&c->strs[c->nstrs], 0, sizeof *c->strs);
-    int rc = parse_str_alt(L, a->what, &c->strs[c->nstrs], a->err, a->errlen);
-    c->nstrs++; /* counted even on error so free releases it */
-    return rc;
+    return str_list_add(L, &a->c->strs, a->what, a->err, a->errlen);
 }
 
 static void describe_strings(const struct condition *c, struct buf *out)
 {
-    for (size_t j = 0; j < c->nstrs; j++)
-        buf_printf(out, "%s%s%s\"%s\"", j ? "|" : "",
-                   c->strs[j].op == OP_EXACT ? "" : op_names[c->strs[j].op],
-                   c->strs[j].op == OP_EXACT ? "" : ":", c->strs[j].text);
+    str_list_describe(&c->strs, out);
 }
 
 static const struct cond_kind strings = {parse_string, true, describe_strings, NULL};
@@ -400,7 +292,7 @@ static bool holds_sender(const struct condition *c, const struct message *m)
 
 static bool holds_helo(const struct condition *c, const struct message *m)
 {
-    return m->helo && str_match_any(c, m->helo);
+    return m->helo && str_list_match(&c->strs, m->helo);
 }
 
 static bool holds_header(const struct condition *c, const struct message *m)
@@ -408,7 +300,7 @@ static bool holds_header(const struct condition *c, const struct message *m)
     struct buf v = {0};
     bool hit = false;
     for (int nth = 0; !hit && header_find(m->body.data, m->body.len, c->key, nth, &v); nth++) {
-        hit = str_match_any(c, buf_cstr(&v));
+        hit = str_list_match(&c->strs, buf_cstr(&v));
         buf_reset(&v);
     }
     buf_free(&v);
@@ -422,10 +314,10 @@ static bool holds_subject(const struct condition *c, const struct message *m)
     if (header_find(m->body.data, m->body.len, "Subject", 0, &v)) {
         /* RFC 2047 encoded words decoded, so operators match what a reader sees. */
         char *decoded = g_mime_utils_header_decode_text(NULL, buf_cstr(&v));
-        hit = str_match_any(c, decoded ? decoded : buf_cstr(&v));
+        hit = str_list_match(&c->strs, decoded ? decoded : buf_cstr(&v));
         g_free(decoded);
     } else {
-        hit = str_match_any(c, "");
+        hit = str_list_match(&c->strs, "");
     }
     buf_free(&v);
     return hit;
@@ -462,7 +354,7 @@ static bool holds_tls_version(const struct condition *c, const struct message *m
     char *v = strstr(norm, "TLSv");
     if (v)
         memmove(v + 3, v + 4, strlen(v + 4) + 1);
-    return str_match_any(c, m->tls_version) || str_match_any(c, norm);
+    return str_list_match(&c->strs, m->tls_version) || str_list_match(&c->strs, norm);
 }
 
 static bool holds_size(const struct condition *c, const struct message *m)
@@ -627,11 +519,7 @@ void cond_list_free(struct cond_list *l)
     for (size_t i = 0; i < l->n; i++) {
         struct condition *c = &l->items[i];
         free(c->key);
-        for (size_t j = 0; j < c->nstrs; j++) {
-            free(c->strs[j].text);
-            pcre2_code_free(c->strs[j].re);
-        }
-        free(c->strs);
+        str_list_free(&c->strs);
         for (size_t j = 0; j < c->naddrs; j++)
             rcpt_cond_free(&c->addrs[j]);
         free(c->addrs);

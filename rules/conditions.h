@@ -11,12 +11,12 @@
 #include <stddef.h>
 
 #include "core/buf.h"
+#include "rules/str_match.h"
 
 struct lua_State;
 struct message;
 
 struct cond_field; /* a row of the field table */
-struct str_match;
 struct rcpt_cond;
 struct cidr;
 
@@ -24,8 +24,7 @@ struct cidr;
 struct condition {
     const struct cond_field *field;
     char *key; /* fields keyed by name (header = { ["X-Name"] = ... }): the name */
-    struct str_match *strs;
-    size_t nstrs;
+    struct str_list strs;
     struct rcpt_cond *addrs; /* addresses (sender, from) */
     size_t naddrs;
     bool null_sender; /* the envelope sender: "<>" among the alternatives */
