@@ -56,7 +56,8 @@ bool cond_list_any(const struct cond_list *l, const struct message *m,
 size_t cond_nfields(void);
 const char *cond_field_name(size_t i);
 /* Writes how messages name c in list ("when", "unless"): "when.subject",
- * "when.header[\"X-Name\"]" (parse errors, `sluice test`'s reasons). Returns snprintf's. */
+ * "when.header[\"X-Name\"]" (parse errors, `sluice test`'s reasons). Returns the full length,
+ * as snprintf does. */
 int cond_label(const struct condition *c, const char *list, char *out, size_t len);
 /* Appends "field=alternatives; ..." for `sluice check`. */
 void cond_list_describe(const struct cond_list *l, struct buf *out);
