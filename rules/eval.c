@@ -308,13 +308,13 @@ void action_replace_rcpts(struct action_ctx *ctx, char *const *addrs, size_t n)
     st->rehit = 1;
 }
 
+/* Why a rule is skipped: "when.subject does not hold", "unless.header[\"X-Spam\"] holds". */
 static const char *cond_reason(char *out, size_t len, const char *list, const struct condition *c,
                                const char *what)
 {
-    if (c->field == COND_HEADER)
-        snprintf(out, len, "%s.header[\"%s\"] %s", list, c->header, what);
-    else
-        snprintf(out, len, "%s.%s %s", list, cond_field_name(c->field), what);
+    int n = cond_label(c, list, out, len);
+    if (n >= 0 && (size_t)n < len)
+        snprintf(out + n, len - (size_t)n, " %s", what);
     return out;
 }
 

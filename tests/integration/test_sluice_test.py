@@ -147,6 +147,23 @@ rule_set "main" {
                      "--verdicts", ALL_PASS, cwd=self.dir)
         self.assertTrue(t["rules"][0]["applied"])
 
+    def test_reasons_name_the_header(self):
+        cfg = os.path.join(self.dir, "h.lua")
+        with open(cfg, "w") as f:
+            f.write("""
+server { listen = { "127.0.0.1:2599" }, hostname = "mx.example.test", domains = { "example.test" } }
+rule_set "main" {
+  rule { name = "tagged", recipients = { "u@example.test" },
+         when = { header = { ["X-Tag"] = "yes" } }, actions = { stop {} } },
+  rule { name = "unskipped", recipients = { "u@example.test" },
+         unless = { header = { ["X-Skip"] = { contains = "y" } } }, actions = { stop {} } },
+}
+""")
+        t = run_json(cfg, "--from", "a@example.com", "--to", "u@example.test", "--verdicts",
+                     ALL_PASS, message=b"X-Skip: yes\nSubject: hi\n\nbody\n", cwd=self.dir)
+        self.assertEqual(t["rules"][0]["reason"], 'when.header["X-Tag"] does not hold')
+        self.assertEqual(t["rules"][1]["reason"], 'unless.header["X-Skip"] holds')
+
     def test_dry_run_writes_nothing_apply_does(self):
         run_json(self.cfg, "--from", "a@example.com", "--to", "u@example.test", "--verdicts",
                  ALL_PASS, cwd=self.dir)
