@@ -84,6 +84,9 @@ struct action_type {
      * evaluator uses it instead of deliver, so that each recipient gets its own answer. */
     void (*deliver_each)(const void *state, struct spool_job *job, struct rcpt_reply *replies,
                          char *err, size_t errlen);
+    /* Optional, for `sluice check`: writes into why (and returns 1) what will make the action
+     * fail when it runs although the config is valid (an unset credential variable). */
+    int (*warn)(const void *state, char *why, size_t whylen);
     /* Optional: on_failure when the config gives none (ON_FAILURE_DEFAULT: tempfail in the
      * session, retry after acceptance). */
     enum on_failure default_on_failure;

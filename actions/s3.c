@@ -162,9 +162,29 @@ static void s3_free(void *state)
     free(s);
 }
 
+/* The credentials are read from the environment at each upload (so a restart is not needed to
+ * rotate them): sluice check says when the one it runs in lacks them. */
+static int s3_warn(const void *state, char *why, size_t whylen)
+{
+    const struct s3_state *s = state;
+    const char *key = getenv(s->access_env), *secret = getenv(s->secret_env);
+    if (key && *key && secret && *secret)
+        return 0;
+    snprintf(why, whylen,
+             "s3: the credential variable%s %s%s%s %s not set in this environment: every upload "
+             "will fail until the service has them",
+             (!key || !*key) && (!secret || !*secret) ? "s" : "",
+             !key || !*key ? s->access_env : "",
+             (!key || !*key) && (!secret || !*secret) ? " and " : "",
+             !secret || !*secret ? s->secret_env : "",
+             (!key || !*key) && (!secret || !*secret) ? "are" : "is");
+    return 1;
+}
+
 const struct action_type action_s3 = {
     .name = "s3",
     .parse = s3_parse,
+    .warn = s3_warn,
     .describe = s3_describe,
     .free_state = s3_free,
     .deliver = s3_deliver,

@@ -3,6 +3,7 @@
 #include "auth/script_resolver.h"
 #include "config/config.h"
 #include "config/config_scan.h"
+#include "config/config_warn.h"
 #include "delivery/smtp_client.h"
 #include "core/log.h"
 #include "receiver/server.h"
@@ -88,6 +89,7 @@ static int cmd_check(int argc, char **argv)
     if (rc == 0) {
         config_describe(cfg, stdout);
         config_scan_warn(cfg, stderr);
+        config_warn(cfg, stderr);
     }
     config_release(cfg);
     metrics_shutdown();

@@ -14,7 +14,7 @@ server {
 rule_set "tenants" {
   rule {
     name       = "alpha",
-    recipients = { "alpha.example", ".alpha.example" },
+    recipients = { "alpha.example" },
     actions    = {
       add_header { name = "X-Tenant", value = "alpha" },
       store { maildir = "/srv/mail/alpha/{user}" },

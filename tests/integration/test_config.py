@@ -47,6 +47,80 @@ def assert_action_errors(tc, cases):
         tc.assertIn(fragment, r.stderr)
 
 
+class CheckWarnings(unittest.TestCase):
+    """Configs that load but surely do not do what their author meant: `sluice check` exits 0,
+    prints the rules, and says so on stderr with the line."""
+
+    def warnings(self, text, env=None):
+        d = tempfile.mkdtemp(prefix="sluice-cfg-")
+        path = os.path.join(d, "warn.lua")
+        with open(path, "w") as f:
+            f.write(text)
+        r = subprocess.run([BIN, "check", "-c", path], capture_output=True, text=True,
+                           env=env if env is not None else os.environ)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("rule set", r.stdout)
+        return path, [l for l in r.stderr.splitlines() if ": warning: " in l]
+
+    SERVER = ('server { listen = { "127.0.0.1:2599" }, domains = { "example.test", '
+              '".sub.test" } }\n')
+
+    def rules(self, rule):
+        return self.SERVER + 'rule_set "main" {\n  %s,\n  rule { name = "all", actions = {\n'\
+            '    store { maildir = "var/mail/{domain}/{user}" } } },\n}\n' % rule
+
+    def test_a_clean_config_has_none(self):
+        _, w = self.warnings(self.rules('rule { name = "r", recipients = { "a@example.test", '
+                                        '"x.sub.test", ".sub.test" }, actions = { stop {} } }'))
+        self.assertEqual(w, [])
+
+    def test_wildcard_recipient(self):
+        path, w = self.warnings(self.rules('rule { name = "r", recipients = { "*@example.test" }, '
+                                           'actions = { stop {} } }'))
+        self.assertEqual(w, [path + ":3: warning: rule 'r': recipient '*@example.test' matches "
+                             "only that literal mailbox (recipients have no wildcards; "
+                             "\"example.test\" is the whole domain)"])
+
+    def test_recipient_domain_not_accepted(self):
+        path, w = self.warnings(self.rules('rule { name = "r", recipients = { "b@other.test", '
+                                           '"example.test", ".example.test", "sub.test" }, '
+                                           'actions = { stop {} } }'))
+        self.assertEqual(w, [path + ":3: warning: rule 'r': recipient '%s' is in no domain of "
+                             "server.domains: RCPT refuses it (550 5.7.1), so this never matches"
+                             % t for t in ("b@other.test", ".example.test", "sub.test")])
+
+    def test_actions_after_stop(self):
+        path, w = self.warnings(self.rules('rule { name = "r", actions = { stop {},\n'
+                                           '    add_header { name = "X-A", value = "1" } } }'))
+        self.assertEqual(w, [path + ":4: warning: rule 'r': add_header (line 4) and what follows "
+                             "come after stop {} (line 3) and never run"])
+
+    def test_s3_without_credentials_in_the_environment(self):
+        env = {k: v for k, v in os.environ.items() if k not in ("S3_KEY", "S3_SECRET")}
+        text = self.rules('rule { name = "r", actions = { s3 { endpoint = "http://127.0.0.1:1", '
+                          'bucket = "mail", access_key_env = "S3_KEY", '
+                          'secret_key_env = "S3_SECRET" } } }')
+        path, w = self.warnings(text, env)
+        self.assertEqual(w, [path + ":3: warning: rule 'r': s3: the credential variables S3_KEY "
+                             "and S3_SECRET are not set in this environment: every upload will "
+                             "fail until the service has them"])
+        _, w = self.warnings(text, dict(env, S3_KEY="k"))
+        self.assertIn("variable S3_SECRET is not set", w[0])
+        _, w = self.warnings(text, dict(env, S3_KEY="k", S3_SECRET="s"))
+        self.assertEqual(w, [])
+
+    def test_dmarc_reports_sent_nowhere(self):
+        text = self.SERVER + ('dmarc_reports { org_name = "E", email = "d@example.test", '
+                              'send = true }\n') + RULES
+        path, w = self.warnings(text)
+        self.assertEqual(w, [path + ":2: warning: dmarc_reports { send = true } but server "
+                             "{ bounce_relay } is not set: the reports have nowhere to go and "
+                             "are not sent"])
+        _, w = self.warnings(text.replace('".sub.test" }', '".sub.test" }, bounce_relay = '
+                                          '"127.0.0.1:25"'))
+        self.assertEqual(w, [])
+
+
 class CheckErrors(unittest.TestCase):
     def assertConfigError(self, text, line, fragment):
         path, r = check(text)
@@ -250,9 +324,11 @@ rule_set "main" {
             if name.endswith(".lua"):
                 r = subprocess.run([BIN, "check", "-c", os.path.join(examples, name)],
                                    capture_output=True, text=True, cwd=tempfile.mkdtemp())
-                # TLS files of the quick start are made by `make run`; everything else is OK.
+                # TLS files of the quick start are made by `make run`; everything else is OK,
+                # and an example a user copies draws no warning.
                 if r.returncode != 0:
                     self.assertIn("TLS", r.stderr, name + ": " + r.stderr)
+                self.assertNotIn("warning:", r.stderr, name)
 
 
 class CommandLine(unittest.TestCase):
