@@ -477,27 +477,27 @@ static bool match_from(const struct condition *c, const struct message *m)
 
 static bool match_tls_version(const struct condition *c, const struct message *m)
 {
-    if (!m->tls)
+    if (!m->env.tls)
         return false;
     /* OpenSSL says "TLSv1.3"; accept "TLS1.3" in configs too. */
     char norm[32];
-    snprintf(norm, sizeof norm, "%s", m->tls_version);
+    snprintf(norm, sizeof norm, "%s", m->env.tls_version);
     char *v = strstr(norm, "TLSv");
     if (v)
         memmove(v + 3, v + 4, strlen(v + 4) + 1);
-    return str_match_any(c, m->tls_version) || str_match_any(c, norm);
+    return str_match_any(c, m->env.tls_version) || str_match_any(c, norm);
 }
 
 static bool cond_holds(const struct condition *c, const struct message *m)
 {
-    const struct verdicts *v = &m->verdicts;
+    const struct verdicts *v = &m->env.verdicts;
     switch (c->field) {
     case COND_SENDER:
-        if (!m->mail_from || !m->mail_from[0])
+        if (!m->env.mail_from || !m->env.mail_from[0])
             return c->null_sender;
-        return addr_match_any(c, m->mail_from);
+        return addr_match_any(c, m->env.mail_from);
     case COND_HELO:
-        return m->helo && str_match_any(c, m->helo);
+        return m->env.helo && str_match_any(c, m->env.helo);
     case COND_FROM:
         return match_from(c, m);
     case COND_HEADER:
@@ -508,9 +508,9 @@ static bool cond_holds(const struct condition *c, const struct message *m)
         return (c->gt < 0 || (long long)m->body.len > c->gt) &&
                (c->lt < 0 || (long long)m->body.len < c->lt);
     case COND_CLIENT_IP:
-        return cidr_list_match(c->cidrs, c->ncidrs, m->client_ip);
+        return cidr_list_match(c->cidrs, c->ncidrs, m->env.client_ip);
     case COND_TLS:
-        return m->tls == c->flag;
+        return m->env.tls == c->flag;
     case COND_TLS_VERSION:
         return match_tls_version(c, m);
     case COND_SPF:
