@@ -183,7 +183,9 @@ class Versions(SpoolCase):
         with open(newer_path, "rb") as f:
             self.assertEqual(f.read(), newer_bytes)
         self.assertTrue(os.path.exists(os.path.join(self.msgs, "FEDCBA9876543210.eml")))
-        self.assertEqual(sorted(os.listdir(self.jobs)), ["FEDCBA9876543210-1.job"])
+        # The delivered jobs' files go once the webhook answered, which the sink sees first.
+        self.assertTrue(wait_for(lambda: os.listdir(self.jobs) == ["FEDCBA9876543210-1.job"]),
+                        os.listdir(self.jobs))
 
 
 class Written(SpoolCase):
