@@ -27,7 +27,8 @@ enum on_failure {
  * after a restart. Freed with spool_job_free(). */
 struct spool_job {
     char id[64]; /* "<qid>-<n>": also the idempotency key */
-    /* The message's envelope, but its recipients are only those the rule matched. */
+    /* The message's envelope, but its recipients are only those the rule matched; mail_from is
+     * never NULL ("" for the null sender), as the actions pass it on as it is. */
     struct envelope env;
     char *rule_set;
     char *rule;
