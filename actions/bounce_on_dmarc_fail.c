@@ -37,7 +37,7 @@ static int dmarc_bounce_parse(struct lua_State *L, int idx, void **state, char *
 static enum action_status dmarc_bounce_run(const void *state, struct action_ctx *ctx)
 {
     const struct dmarc_bounce_state *s = state;
-    const struct verdicts *v = &ctx->msg->verdicts;
+    const struct verdicts *v = &ctx->msg->env.verdicts;
     if (v->dmarc != VERDICT_FAIL)
         return ACTION_OK;
     if (v->dmarc_policy == DMARC_POLICY_REJECT) {

@@ -128,9 +128,9 @@ static enum action_status ingest_run(const void *state, struct action_ctx *ctx)
         goto done;
     }
     json_object_set_new(doc, "received",
-                        json_pack("{s:s, s:s, s:s, s:I}", "qid", m->qid, "mail_from",
-                                  m->mail_from ? m->mail_from : "", "client_ip", m->client_ip,
-                                  "arrival", (json_int_t)m->arrival));
+                        json_pack("{s:s, s:s, s:s, s:I}", "qid", m->env.qid, "mail_from",
+                                  m->env.mail_from ? m->env.mail_from : "", "client_ip",
+                                  m->env.client_ip, "arrival", (json_int_t)m->env.arrival));
     const char *domain = field(doc, "policy_published", "domain");
     const char *org = field(doc, "report_metadata", "org_name");
     const char *id = field(doc, "report_metadata", "report_id");
@@ -162,8 +162,8 @@ static enum action_status ingest_run(const void *state, struct action_ctx *ctx)
     struct stat sb;
     snprintf(existing, sizeof existing, "%s/%s", s->store ? s->store : "", buf_cstr(&name));
     if (s->store && stat(existing, &sb) == 0) {
-        log_msg(LOG_INFO, "qid=%s dmarc report from %s id %s for %s already ingested as %s", m->qid,
-                org, id, domain, buf_cstr(&name));
+        log_msg(LOG_INFO, "qid=%s dmarc report from %s id %s for %s already ingested as %s",
+                m->env.qid, org, id, domain, buf_cstr(&name));
         action_note(ctx, "already ingested");
         st = ACTION_OK;
         goto done;
@@ -172,10 +172,10 @@ static enum action_status ingest_run(const void *state, struct action_ctx *ctx)
                                   &ctx->sys_errno) < 0)
         goto done;
     dmarc_metrics_add_report(doc);
-    log_msg(LOG_INFO, "qid=%s dmarc report (%s) from %s id %s for %s: %zu records%s%s", m->qid,
+    log_msg(LOG_INFO, "qid=%s dmarc report (%s) from %s id %s for %s: %zu records%s%s", m->env.qid,
             kind, org, id, domain, nrec, s->store ? " stored as " : "",
             s->store ? buf_cstr(&name) : "");
-    if (s->webhook && post(s, text, m->qid, ctx->error, sizeof ctx->error) < 0)
+    if (s->webhook && post(s, text, m->env.qid, ctx->error, sizeof ctx->error) < 0)
         goto done;
     st = ACTION_OK;
 done:

@@ -19,7 +19,7 @@ void dsn_build(const struct spool_job *job, struct buf *out)
 {
     GMimeMessage *msg = g_mime_message_new(TRUE);
     g_mime_message_add_mailbox(msg, GMIME_ADDRESS_TYPE_FROM, "Mail Delivery System", job->dsn_from);
-    g_mime_message_add_mailbox(msg, GMIME_ADDRESS_TYPE_TO, NULL, job->mail_from);
+    g_mime_message_add_mailbox(msg, GMIME_ADDRESS_TYPE_TO, NULL, job->env.mail_from);
     g_mime_message_set_subject(msg, "Undelivered Mail Returned to Sender", NULL);
     GDateTime *now = g_date_time_new_now_local();
     g_mime_message_set_date(msg, now);
@@ -47,10 +47,10 @@ void dsn_build(const struct spool_job *job, struct buf *out)
     struct buf status = {0};
     char date[64];
     struct tm tm;
-    localtime_r(&job->arrival, &tm);
+    localtime_r(&job->env.arrival, &tm);
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
     buf_printf(&status, "Reporting-MTA: dns; %s\nX-Sluice-Queue-ID: %s\nArrival-Date: %s\n",
-               job->hostname, job->qid, date);
+               job->hostname, job->env.qid, date);
     buf_puts(&status, job->dsn_report);
     GMimePart *ds = mime_part_new("message", "delivery-status", status.data, status.len);
     g_mime_multipart_add(report, GMIME_OBJECT(ds));
@@ -119,17 +119,17 @@ static int find_mx(const char *domain, struct mx *out, int max, char *err, size_
  * gives for each (port 25). */
 static int send_via_mx(const struct spool_job *job, const struct buf *dsn, char *err, size_t errlen)
 {
-    const char *domain = strrchr(job->mail_from, '@');
+    const char *domain = strrchr(job->env.mail_from, '@');
     struct mx mx[8];
     int n = domain ? find_mx(domain + 1, mx, 8, err, errlen) : 0;
     if (n == -2)
         return SMTP_SEND_REJECTED;
     if (n <= 0) {
         if (n == 0)
-            snprintf(err, errlen, "no mail exchanger for %s", job->mail_from);
+            snprintf(err, errlen, "no mail exchanger for %s", job->env.mail_from);
         return SMTP_SEND_TEMPFAIL;
     }
-    char *rcpt[1] = {job->mail_from};
+    char *rcpt[1] = {job->env.mail_from};
     int rc = SMTP_SEND_TEMPFAIL;
     for (int i = 0; i < n && rc == SMTP_SEND_TEMPFAIL; i++) {
         struct ub_result *res = NULL;
@@ -161,7 +161,7 @@ static int dsn_deliver(const void *state, struct spool_job *job, char *err, size
         int port = colon ? atoi(colon + 1) : 25;
         snprintf(host, sizeof host, "%.*s", colon ? (int)(colon - job->dsn_relay) : 255,
                  job->dsn_relay);
-        char *rcpt[1] = {job->mail_from};
+        char *rcpt[1] = {job->env.mail_from};
         rc = smtp_send(host, port, SMTP_TLS_OPPORTUNISTIC, NULL, "", rcpt, 1, dsn.data, dsn.len, 30,
                        err, errlen);
     } else {

@@ -96,13 +96,13 @@ static void lmtp_deliver_each(const void *state, struct spool_job *job, struct r
                               char *err, size_t errlen)
 {
     const struct lmtp_state *s = state;
-    char **addrs = xcalloc(job->nrcpts ? job->nrcpts : 1, sizeof *addrs);
-    size_t *slot = xcalloc(job->nrcpts ? job->nrcpts : 1, sizeof *slot);
+    char **addrs = xcalloc(job->env.nrcpts ? job->env.nrcpts : 1, sizeof *addrs);
+    size_t *slot = xcalloc(job->env.nrcpts ? job->env.nrcpts : 1, sizeof *slot);
     size_t naddrs = 0;
-    for (size_t i = 0; i < job->nrcpts; i++) {
+    for (size_t i = 0; i < job->env.nrcpts; i++) {
         char out[512], why[256];
         slot[i] = (size_t)-1;
-        if (address_template_expand(s->rcpt, job->rcpts[i], job->rule, out, sizeof out, why,
+        if (address_template_expand(s->rcpt, job->env.rcpts[i], job->rule, out, sizeof out, why,
                                     sizeof why) < 0) {
             replies[i].code = 550;
             snprintf(replies[i].text, sizeof replies[i].text, "550 5.1.3 %.200s", why);
@@ -120,10 +120,10 @@ static void lmtp_deliver_each(const void *state, struct spool_job *job, struct r
     if (naddrs > 0) {
         size_t len = job->content.len;
         const char *data = smtp_skip_return_path(job->content.data, &len);
-        lmtp_send(s->pool, job->mail_from, addrs, naddrs, data, len, s->timeout_ms, got, err,
+        lmtp_send(s->pool, job->env.mail_from, addrs, naddrs, data, len, s->timeout_ms, got, err,
                   errlen);
     }
-    for (size_t i = 0; i < job->nrcpts; i++)
+    for (size_t i = 0; i < job->env.nrcpts; i++)
         if (slot[i] != (size_t)-1)
             replies[i] = got[slot[i]];
     for (size_t j = 0; j < naddrs; j++)
@@ -137,7 +137,7 @@ static void lmtp_deliver_each(const void *state, struct spool_job *job, struct r
  * in it for the next attempt (the retry scheduler rewrites the job file). */
 static int lmtp_deliver(const void *state, struct spool_job *job, char *err, size_t errlen)
 {
-    size_t n = job->nrcpts, keep = 0, delivered = 0;
+    size_t n = job->env.nrcpts, keep = 0, delivered = 0;
     struct rcpt_reply *replies = xcalloc(n ? n : 1, sizeof *replies);
     char xerr[256];
     lmtp_deliver_each(state, job, replies, xerr, sizeof xerr);
@@ -147,19 +147,19 @@ static int lmtp_deliver(const void *state, struct spool_job *job, char *err, siz
         if (cls == 4) {
             if (!temp)
                 temp = replies[i].text;
-            job->rcpts[keep++] = job->rcpts[i];
+            job->env.rcpts[keep++] = job->env.rcpts[i];
             continue;
         }
         if (cls == 2)
             delivered++;
         else {
             final = final ? final : replies[i].text;
-            log_msg(LOG_ERR, "job=%s action=lmtp rcpt=%s refused: %s", job->id, job->rcpts[i],
+            log_msg(LOG_ERR, "job=%s action=lmtp rcpt=%s refused: %s", job->id, job->env.rcpts[i],
                     replies[i].text);
         }
-        free(job->rcpts[i]);
+        free(job->env.rcpts[i]);
     }
-    job->nrcpts = keep;
+    job->env.nrcpts = keep;
     int rc = 0;
     if (keep > 0) {
         snprintf(err, errlen, "%s", xerr[0] ? xerr : temp);
@@ -176,13 +176,13 @@ static void lmtp_explain(const void *state, struct spool_job *job, struct buf *o
 {
     const struct lmtp_state *s = state;
     buf_printf(out, "LMTP %s", lmtp_pool_target(s->pool));
-    for (size_t i = 0; i < job->nrcpts; i++) {
+    for (size_t i = 0; i < job->env.nrcpts; i++) {
         char addr[512], why[256];
-        if (address_template_expand(s->rcpt, job->rcpts[i], job->rule, addr, sizeof addr, why,
+        if (address_template_expand(s->rcpt, job->env.rcpts[i], job->rule, addr, sizeof addr, why,
                                     sizeof why) < 0)
-            buf_printf(out, "; %s: %s", job->rcpts[i], why);
+            buf_printf(out, "; %s: %s", job->env.rcpts[i], why);
         else
-            buf_printf(out, "; %s -> RCPT TO:<%s>", job->rcpts[i], addr);
+            buf_printf(out, "; %s -> RCPT TO:<%s>", job->env.rcpts[i], addr);
     }
 }
 

@@ -278,7 +278,7 @@ static enum action_status lua_script_run(const void *state, struct action_ctx *c
 {
     const struct lua_script *s = state;
     struct invocation inv = {
-        .s = s, .ctx = ctx, .origin = {.script = s->path, .qid = ctx->msg->qid}};
+        .s = s, .ctx = ctx, .origin = {.script = s->path, .qid = ctx->msg->env.qid}};
     struct sandbox sb;
     if (sandbox_open(&sb, s->memory, s->timeout_ms, s->path) < 0) {
         snprintf(ctx->error, sizeof ctx->error, "%s: cannot create a Lua state within %zu KiB",
@@ -291,8 +291,10 @@ static enum action_status lua_script_run(const void *state, struct action_ctx *c
     sandbox_start(&sb);
     char err[512];
     if (sandbox_pcall(&sb, 1, 0, err, sizeof err) != LUA_OK) {
-        struct log_kv kv[] = {
-            {"qid", ctx->msg->qid}, {"rule", ctx->rule_name}, {"script", s->path}, {"error", err}};
+        struct log_kv kv[] = {{"qid", ctx->msg->env.qid},
+                              {"rule", ctx->rule_name},
+                              {"script", s->path},
+                              {"error", err}};
         log_event(LOG_WARN, "script_failed", kv, 4);
         snprintf(ctx->error, sizeof ctx->error, "%.255s", err);
         sandbox_close(&sb);
@@ -448,26 +450,18 @@ static void lua_script_free(void *state)
  * it asks for is logged, not sent. */
 static int lua_script_deliver(const void *state, struct spool_job *job, char *err, size_t errlen)
 {
-    struct message *m = message_new();
-    snprintf(m->qid, sizeof m->qid, "%s", job->qid);
-    m->arrival = job->arrival;
-    m->mail_from = xstrdup(job->mail_from ? job->mail_from : "");
-    m->helo = xstrdup(job->helo ? job->helo : "");
-    snprintf(m->client_ip, sizeof m->client_ip, "%s", job->client_ip);
-    m->tls = job->tls;
-    m->verdicts = job->verdicts;
+    struct message *m = message_new(&job->env); /* the job's recipients, the rule's */
     buf_append(&m->body, job->content.data, job->content.len);
-    size_t *idx = xcalloc(job->nrcpts ? job->nrcpts : 1, sizeof *idx);
-    for (size_t i = 0; i < job->nrcpts; i++) {
-        message_add_rcpt(m, job->rcpts[i]);
+    size_t *idx = xcalloc(job->env.nrcpts ? job->env.nrcpts : 1, sizeof *idx);
+    for (size_t i = 0; i < job->env.nrcpts; i++)
         idx[i] = i;
-    }
-    struct rcpt_outcome *outcomes = xcalloc(job->nrcpts ? job->nrcpts : 1, sizeof *outcomes);
+    struct rcpt_outcome *outcomes =
+        xcalloc(job->env.nrcpts ? job->env.nrcpts : 1, sizeof *outcomes);
     struct maildir_batch batch = {0};
     struct action_ctx ctx = {.msg = m,
                              .rule_name = job->rule,
                              .rcpts = idx,
-                             .nrcpts = job->nrcpts,
+                             .nrcpts = job->env.nrcpts,
                              .batch = &batch,
                              .outcomes = outcomes};
     enum action_status st = lua_script_run(state, &ctx);
@@ -475,7 +469,7 @@ static int lua_script_deliver(const void *state, struct spool_job *job, char *er
     if (st == ACTION_FAILED) {
         snprintf(err, errlen, "%s", ctx.error);
         rc = -1;
-    } else if (job->nrcpts && outcomes[0].refused) {
+    } else if (job->env.nrcpts && outcomes[0].refused) {
         struct log_kv kv[] = {{"job", job->id}, {"reply", outcomes[0].reply}};
         log_event(LOG_WARN, "script_bounce_ignored", kv, 2);
     }

@@ -87,11 +87,11 @@ static json_t *build_mail(const struct spool_job *j, size_t headers_max)
     buf_free(&value);
     json_object_set_new(common, "from", from);
     json_object_set_new(common, "to", to);
-    for (size_t i = 0; i < j->nrcpts; i++)
-        json_array_append_new(dest, json_string(j->rcpts[i]));
+    for (size_t i = 0; i < j->env.nrcpts; i++)
+        json_array_append_new(dest, json_string(j->env.rcpts[i]));
     json_t *mail =
-        json_pack("{s:o, s:s, s:s, s:o, s:b, s:o, s:o}", "timestamp", iso_time(j->arrival),
-                  "source", j->mail_from, "messageId", j->qid, "destination", dest,
+        json_pack("{s:o, s:s, s:s, s:o, s:b, s:o, s:o}", "timestamp", iso_time(j->env.arrival),
+                  "source", j->env.mail_from, "messageId", j->env.qid, "destination", dest,
                   "headersTruncated", truncated, "headers", headers, "commonHeaders", common);
     return mail;
 }
@@ -116,19 +116,19 @@ json_t *notification_build(const struct spool_job *j, json_t *action,
                            enum notification_content content, int base64, size_t headers_max)
 {
     json_t *rcpts = json_array();
-    for (size_t i = 0; i < j->nrcpts; i++)
-        json_array_append_new(rcpts, json_string(j->rcpts[i]));
+    for (size_t i = 0; i < j->env.nrcpts; i++)
+        json_array_append_new(rcpts, json_string(j->env.rcpts[i]));
     json_t *receipt = json_pack(
         "{s:o, s:I, s:o, s:o}", "timestamp", iso_time(j->created), "processingTimeMillis",
-        (json_int_t)((j->created - j->arrival) * 1000), "recipients", rcpts, "action", action);
-    put_verdict(receipt, "spamVerdict", j->verdicts.spam);
-    put_verdict(receipt, "virusVerdict", j->verdicts.virus);
-    put_verdict(receipt, "spfVerdict", j->verdicts.spf);
-    put_verdict(receipt, "dkimVerdict", j->verdicts.dkim);
-    put_verdict(receipt, "dmarcVerdict", j->verdicts.dmarc);
-    if (j->verdicts.dmarc_policy != DMARC_POLICY_UNSET)
+        (json_int_t)((j->created - j->env.arrival) * 1000), "recipients", rcpts, "action", action);
+    put_verdict(receipt, "spamVerdict", j->env.verdicts.spam);
+    put_verdict(receipt, "virusVerdict", j->env.verdicts.virus);
+    put_verdict(receipt, "spfVerdict", j->env.verdicts.spf);
+    put_verdict(receipt, "dkimVerdict", j->env.verdicts.dkim);
+    put_verdict(receipt, "dmarcVerdict", j->env.verdicts.dmarc);
+    if (j->env.verdicts.dmarc_policy != DMARC_POLICY_UNSET)
         json_object_set_new(receipt, "dmarcPolicy",
-                            json_string(dmarc_policy_name(j->verdicts.dmarc_policy)));
+                            json_string(dmarc_policy_name(j->env.verdicts.dmarc_policy)));
     json_t *n = json_pack("{s:s, s:o, s:o}", "notificationType", "Received", "receipt", receipt,
                           "mail", build_mail(j, headers_max));
     if (content != CONTENT_NONE)

@@ -67,7 +67,7 @@ void action_refuse_rcpt(struct action_ctx *ctx, size_t rcpt, const char *reply, 
 {
     struct rcpt_outcome *o = &ctx->outcomes[rcpt];
     o->refused = 1;
-    action_note(ctx, "%s refused: %s", ctx->msg->rcpts[rcpt], reply);
+    action_note(ctx, "%s refused: %s", ctx->msg->env.rcpts[rcpt], reply);
     snprintf(o->reply, sizeof o->reply, "%s", reply);
     snprintf(o->sender, sizeof o->sender, "%s", sender ? sender : "");
     maildir_discard_tag(ctx->batch, (int)rcpt);
@@ -83,7 +83,7 @@ void action_drop_rcpts(struct action_ctx *ctx)
 {
     for (size_t i = 0; i < ctx->nrcpts; i++) {
         ctx->outcomes[ctx->rcpts[i]].dropped = 1;
-        action_note(ctx, "%s dropped", ctx->msg->rcpts[ctx->rcpts[i]]);
+        action_note(ctx, "%s dropped", ctx->msg->env.rcpts[ctx->rcpts[i]]);
     }
 }
 

@@ -102,11 +102,11 @@ done:
 static int relay_deliver(const void *state, struct spool_job *job, char *err, size_t errlen)
 {
     const struct relay_state *s = state;
-    const char *from = s->replace_from ? s->sender : job->mail_from;
+    const char *from = s->replace_from ? s->sender : job->env.mail_from;
     size_t len = job->content.len;
     const char *data = smtp_skip_return_path(job->content.data, &len);
-    int rc = smtp_send(s->host, s->port, s->tls, s->tls_ca, from, job->rcpts, job->nrcpts, data,
-                       len, (long)((s->timeout_ms + 999) / 1000), err, errlen);
+    int rc = smtp_send(s->host, s->port, s->tls, s->tls_ca, from, job->env.rcpts, job->env.nrcpts,
+                       data, len, (long)((s->timeout_ms + 999) / 1000), err, errlen);
     return rc == SMTP_SEND_REJECTED ? ACTION_DELIVER_REJECTED : rc == 0 ? 0 : -1;
 }
 

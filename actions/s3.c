@@ -94,7 +94,7 @@ static int s3_deliver(const void *state, struct spool_job *job, char *err, size_
                  s->secret_env);
         return -1;
     }
-    char *url = xasprintf("%s/%s/%s%s", s->endpoint, s->bucket, s->prefix, job->qid);
+    char *url = xasprintf("%s/%s/%s%s", s->endpoint, s->bucket, s->prefix, job->env.qid);
     char *userpwd = xasprintf("%s:%s", key, secret);
     char *sigv4 = xasprintf("aws:amz:%s:s3", s->region);
     char hash[2 * EVP_MAX_MD_SIZE + 1], line[128 + sizeof hash];

@@ -105,7 +105,7 @@ static enum action_status store_run(const void *state, struct action_ctx *ctx)
     const struct store_state *s = state;
     struct message *m = ctx->msg;
     for (size_t i = 0; i < ctx->nrcpts; i++) {
-        const char *rcpt = m->rcpts[ctx->rcpts[i]];
+        const char *rcpt = m->env.rcpts[ctx->rcpts[i]];
         char path[PATH_MAX];
         if (path_template_expand(s->maildir, rcpt, ctx->rule_name, path, sizeof path, ctx->error,
                                  sizeof ctx->error) < 0)

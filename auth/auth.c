@@ -90,7 +90,7 @@ static void remove_forged(struct message *m, const struct hdr_list *h, const cha
     buf_append(&out, data + pos, m->body.len - pos);
     buf_free(&m->body);
     m->body = out;
-    log_msg(LOG_INFO, "qid=%s removed %zu forged authentication header(s)", m->qid, nforged);
+    log_msg(LOG_INFO, "qid=%s removed %zu forged authentication header(s)", m->env.qid, nforged);
 }
 
 void auth_check(const char *hostname, const struct dns_cfg *dns, bool dmarc_tree_walk,
@@ -104,17 +104,17 @@ void auth_check(const char *hostname, const struct dns_cfg *dns, bool dmarc_tree
     m->auth_free = auth_details_free; /* the message owns a from here */
     dns_begin(dns);
 
-    if (!m->client_rdns)
-        m->client_rdns = rdns_lookup(m->client_ip);
-    spf_check(m->client_ip, m->helo, m->mail_from ? m->mail_from : "", a);
-    m->verdicts.spf = spf_verdict(a->spf);
+    if (!m->env.client_rdns)
+        m->env.client_rdns = rdns_lookup(m->env.client_ip);
+    spf_check(m->env.client_ip, m->env.helo, m->env.mail_from ? m->env.mail_from : "", a);
+    m->env.verdicts.spf = spf_verdict(a->spf);
 
     buf_cstr(&m->body); /* never NULL below */
     struct hdr_list h;
     headers_parse(m->body.data, m->body.len, &h);
-    m->verdicts.dkim = dkim_check(m->body.data, m->body.len, &h, a);
-    m->verdicts.dmarc =
-        dmarc_check(m->body.data, &h, a, dmarc_tree_walk, &m->verdicts.dmarc_policy);
+    m->env.verdicts.dkim = dkim_check(m->body.data, m->body.len, &h, a);
+    m->env.verdicts.dmarc =
+        dmarc_check(m->body.data, &h, a, dmarc_tree_walk, &m->env.verdicts.dmarc_policy);
     /* After DKIM, which must see the message as signed. */
     remove_forged(m, &h, authserv_id);
     free(h.f);

@@ -58,16 +58,16 @@ static void spf_comment(struct buf *b, const struct message *m, const struct aut
     switch (a->spf) {
     case SPF_RES_PASS:
         buf_printf(&c, "%s: domain of %s designates %s as permitted sender", authserv_id, id,
-                   m->client_ip);
+                   m->env.client_ip);
         break;
     case SPF_RES_FAIL:
     case SPF_RES_SOFTFAIL:
         buf_printf(&c, "%s: domain of %s does not designate %s as permitted sender", authserv_id,
-                   id, m->client_ip);
+                   id, m->env.client_ip);
         break;
     case SPF_RES_NEUTRAL:
         buf_printf(&c, "%s: %s is neither permitted nor denied by domain of %s", authserv_id,
-                   m->client_ip, id);
+                   m->env.client_ip, id);
         break;
     default:
         buf_printf(&c, "%s: %s", authserv_id, a->spf_reason ? a->spf_reason : "no SPF result");
@@ -87,10 +87,10 @@ static void add_received_spf(struct message *m, const struct auth_details *a,
     struct buf b = {0};
     buf_puts(&b, spf_res_name(a->spf));
     spf_comment(&b, m, a, authserv_id);
-    buf_printf(&b, "\r\n\tclient-ip=%s; envelope-from=", m->client_ip);
-    put_token(&b, m->mail_from ? m->mail_from : "", false);
+    buf_printf(&b, "\r\n\tclient-ip=%s; envelope-from=", m->env.client_ip);
+    put_token(&b, m->env.mail_from ? m->env.mail_from : "", false);
     buf_puts(&b, "; helo=");
-    put_token(&b, m->helo ? m->helo : "", false);
+    put_token(&b, m->env.helo ? m->env.helo : "", false);
     buf_puts(&b, ";\r\n\treceiver=");
     put_token(&b, authserv_id, false);
     buf_printf(&b, "; identity=%s;", a->spf_helo ? "helo" : "mailfrom");
@@ -107,8 +107,8 @@ static void add_authentication_results(struct message *m, const struct auth_deta
     buf_printf(&b, ";\r\n\tspf=%s", spf_res_name(a->spf));
     spf_comment(&b, m, a, authserv_id);
     buf_printf(&b, " %s=", a->spf_helo ? "smtp.helo" : "smtp.mailfrom");
-    put_value(&b,
-              a->spf_helo ? (m->helo ? m->helo : "") : (a->spf_identity ? a->spf_identity : ""));
+    put_value(&b, a->spf_helo ? (m->env.helo ? m->env.helo : "")
+                              : (a->spf_identity ? a->spf_identity : ""));
 
     if (a->nsigs == 0)
         buf_puts(&b, ";\r\n\tdkim=none");
@@ -140,11 +140,11 @@ static void add_authentication_results(struct message *m, const struct auth_deta
         put_comment(&b, buf_cstr(&c));
         buf_free(&c);
     }
-    if (m->verdicts.dmarc_policy != DMARC_POLICY_UNSET) {
+    if (m->env.verdicts.dmarc_policy != DMARC_POLICY_UNSET) {
         buf_puts(&b, " policy.dmarc=");
-        buf_puts(&b, m->verdicts.dmarc_policy == DMARC_POLICY_REJECT       ? "reject"
-                     : m->verdicts.dmarc_policy == DMARC_POLICY_QUARANTINE ? "quarantine"
-                                                                           : "none");
+        buf_puts(&b, m->env.verdicts.dmarc_policy == DMARC_POLICY_REJECT       ? "reject"
+                     : m->env.verdicts.dmarc_policy == DMARC_POLICY_QUARANTINE ? "quarantine"
+                                                                               : "none");
     }
     if (a->from_domain) {
         buf_puts(&b, " header.from=");
@@ -158,11 +158,12 @@ void auth_results_add(struct message *m, const char *authserv_id)
 {
     const struct auth_details *a = m->auth;
     /* Added bottom-up: the stored copy shows the newest added header first. */
-    if (m->verdicts.dmarc_policy != DMARC_POLICY_UNSET)
-        message_add_header(m, "X-Sluice-DMARC-Policy", dmarc_policy_name(m->verdicts.dmarc_policy));
-    message_add_header(m, "X-Sluice-DMARC-Verdict", verdict_name(m->verdicts.dmarc));
-    message_add_header(m, "X-Sluice-DKIM-Verdict", verdict_name(m->verdicts.dkim));
-    message_add_header(m, "X-Sluice-SPF-Verdict", verdict_name(m->verdicts.spf));
+    if (m->env.verdicts.dmarc_policy != DMARC_POLICY_UNSET)
+        message_add_header(m, "X-Sluice-DMARC-Policy",
+                           dmarc_policy_name(m->env.verdicts.dmarc_policy));
+    message_add_header(m, "X-Sluice-DMARC-Verdict", verdict_name(m->env.verdicts.dmarc));
+    message_add_header(m, "X-Sluice-DKIM-Verdict", verdict_name(m->env.verdicts.dkim));
+    message_add_header(m, "X-Sluice-SPF-Verdict", verdict_name(m->env.verdicts.spf));
     add_received_spf(m, a, authserv_id);
     add_authentication_results(m, a, authserv_id);
 }

@@ -54,11 +54,11 @@ static void bench(const char *label, const char *source)
     void *state = load(t, path);
     unlink(path);
 
-    struct message *m = message_new();
-    strcpy(m->qid, "BENCH");
-    m->mail_from = strdup("sender@example.net");
-    m->helo = strdup("client.example.net");
-    strcpy(m->client_ip, "192.0.2.1");
+    struct message *m = message_new(NULL);
+    strcpy(m->env.qid, "BENCH");
+    m->env.mail_from = strdup("sender@example.net");
+    m->env.helo = strdup("client.example.net");
+    strcpy(m->env.client_ip, "192.0.2.1");
     message_add_rcpt(m, "user@example.test");
     const char *body = "From: Sender <sender@example.net>\r\nTo: user@example.test\r\n"
                        "Subject: hello\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n"

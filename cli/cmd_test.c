@@ -287,7 +287,7 @@ static void trace_applied(void *arg, size_t rule, const struct message *m, const
     json_object_set_new(r, "reason", json_string("applies"));
     json_t *list = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(list, json_string(m->rcpts[rcpts[i]]));
+        json_array_append_new(list, json_string(m->env.rcpts[rcpts[i]]));
     json_object_set_new(r, "recipients", list);
     t->actions = json_object_get(r, "actions");
 }
@@ -347,7 +347,7 @@ int cmd_test(int argc, char **argv)
     }
     smtp_client_set_helo(cfg->server.hostname); /* --apply may relay or send a DSN */
     int rc = 1;
-    struct message *m = message_new();
+    struct message *m = message_new(NULL);
     const struct rule_set *rs =
         a.rule_set ? config_find_rule_set(cfg, a.rule_set) : config_rule_set_for(cfg, NULL);
     if (!rs) {
@@ -363,13 +363,13 @@ int cmd_test(int argc, char **argv)
         goto out;
     }
     m->hostname = cfg->server.hostname;
-    m->mail_from = xstrdup(a.from);
-    m->helo = xstrdup(a.helo);
-    m->esmtp = true;
-    m->tls = a.tls;
+    m->env.mail_from = xstrdup(a.from);
+    m->env.helo = xstrdup(a.helo);
+    m->env.esmtp = true;
+    m->env.tls = a.tls;
     if (a.tls)
-        snprintf(m->tls_version, sizeof m->tls_version, "TLSv1.3");
-    snprintf(m->client_ip, sizeof m->client_ip, "%s", a.ip);
+        snprintf(m->env.tls_version, sizeof m->env.tls_version, "TLSv1.3");
+    snprintf(m->env.client_ip, sizeof m->env.client_ip, "%s", a.ip);
 
     json_t *report = json_object();
     json_t *rcpts = json_array();
@@ -388,13 +388,13 @@ int cmd_test(int argc, char **argv)
     free(hits);
 
     int given = 0;
-    if (a.verdicts && parse_verdicts(a.verdicts, &m->verdicts, &given, err, sizeof err) < 0) {
+    if (a.verdicts && parse_verdicts(a.verdicts, &m->env.verdicts, &given, err, sizeof err) < 0) {
         fprintf(stderr, "sluice test: %s\n", err);
         json_decref(report);
         json_decref(rcpts);
         goto out;
     }
-    struct verdicts forced = m->verdicts;
+    struct verdicts forced = m->env.verdicts;
     if ((given & 7) != 7 && cfg->server.auth_checks) {
         auth_check(cfg->server.hostname, &cfg->dns, cfg->dmarc.tree_walk, m);
         dns_thread_cleanup();
@@ -403,17 +403,17 @@ int cmd_test(int argc, char **argv)
         scan_message(&cfg->scan, rs, m);
     /* Verdicts given on the command line win over computed ones. */
     if (given & 1)
-        m->verdicts.spf = forced.spf;
+        m->env.verdicts.spf = forced.spf;
     if (given & 2)
-        m->verdicts.dkim = forced.dkim;
+        m->env.verdicts.dkim = forced.dkim;
     if (given & 4)
-        m->verdicts.dmarc = forced.dmarc;
+        m->env.verdicts.dmarc = forced.dmarc;
     if (given & 8)
-        m->verdicts.spam = forced.spam;
+        m->env.verdicts.spam = forced.spam;
     if (given & 16)
-        m->verdicts.virus = forced.virus;
+        m->env.verdicts.virus = forced.virus;
     if (forced.dmarc_policy)
-        m->verdicts.dmarc_policy = forced.dmarc_policy;
+        m->env.verdicts.dmarc_policy = forced.dmarc_policy;
 
     struct plan res;
     const char *reply = "554 5.5.1 Error: no valid recipients";
@@ -425,7 +425,7 @@ int cmd_test(int argc, char **argv)
                                            .action_note = trace_note,
                                            .action_done = trace_action_done};
     struct eval_opts opts = {.dry_run = !a.apply, .deliver_inline = a.apply, .observer = &observer};
-    if (m->nrcpts) {
+    if (m->env.nrcpts) {
         rules_evaluate_opts(
             rs, m, &(struct rules_settings){cfg->server.hostname, cfg->server.bounce_relay}, &opts,
             &res);
@@ -441,7 +441,7 @@ int cmd_test(int argc, char **argv)
     json_object_set_new(report, "envelope",
                         json_pack("{s:s, s:s, s:s, s:b}", "mail_from", a.from, "helo", a.helo,
                                   "client_ip", a.ip, "tls", a.tls));
-    json_object_set_new(report, "verdicts", verdicts_json(&m->verdicts));
+    json_object_set_new(report, "verdicts", verdicts_json(&m->env.verdicts));
     json_object_set_new(report, "rcpt", rcpts);
     json_object_set_new(report, "reply", json_string(reply));
     json_object_set_new(report, "applied", json_boolean(a.apply));
@@ -453,7 +453,7 @@ int cmd_test(int argc, char **argv)
         print_plain(report);
     }
     json_decref(report);
-    if (m->nrcpts)
+    if (m->env.nrcpts)
         plan_free(&res);
     rc = 0;
 out:

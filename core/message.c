@@ -8,11 +8,17 @@
 #include <string.h>
 #include <unistd.h>
 
-struct message *message_new(void)
+struct message *message_new(const struct envelope *env)
 {
     struct message *m = xcalloc(1, sizeof *m);
-    m->arrival = time(NULL);
-    message_make_qid(m->qid, sizeof m->qid);
+    if (env)
+        envelope_copy(&m->env, env);
+    else
+        envelope_init(&m->env);
+    if (!m->env.qid[0]) {
+        m->env.arrival = time(NULL);
+        message_make_qid(m->env.qid, sizeof m->env.qid);
+    }
     return m;
 }
 
@@ -20,12 +26,7 @@ void message_free(struct message *m)
 {
     if (!m)
         return;
-    free(m->client_rdns);
-    free(m->helo);
-    free(m->mail_from);
-    for (size_t i = 0; i < m->nrcpts; i++)
-        free(m->rcpts[i]);
-    free(m->rcpts);
+    envelope_free(&m->env);
     buf_free(&m->body);
     for (size_t i = 0; i < m->nadded; i++) {
         free(m->added[i].name);
@@ -39,8 +40,7 @@ void message_free(struct message *m)
 
 void message_add_rcpt(struct message *m, const char *addr)
 {
-    m->rcpts = xgrow(m->rcpts, sizeof *m->rcpts, &m->rcpts_cap, m->nrcpts);
-    m->rcpts[m->nrcpts++] = xstrdup(addr);
+    envelope_add_rcpt(&m->env, addr);
 }
 
 void message_add_header(struct message *m, const char *name, const char *value)
@@ -53,25 +53,26 @@ void message_add_header(struct message *m, const char *name, const char *value)
 
 void message_trace_headers(const struct message *m, const char *rcpt, struct buf *out)
 {
+    const struct envelope *e = &m->env;
     char date[64];
     struct tm tm;
-    localtime_r(&m->arrival, &tm);
+    localtime_r(&e->arrival, &tm);
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
 
-    buf_printf(out, "Return-Path: <%s>\r\n", m->mail_from ? m->mail_from : "");
+    buf_printf(out, "Return-Path: <%s>\r\n", e->mail_from ? e->mail_from : "");
     /* RFC 5321 4.4 TCP-info: an address literal, "IPv6:" before IPv6 addresses. */
-    buf_printf(out, "Received: from %s (%s [%s%s])\r\n", m->helo ? m->helo : "unknown",
-               m->client_rdns ? m->client_rdns : "unknown",
-               strchr(m->client_ip, ':') ? "IPv6:" : "", m->client_ip);
-    if (m->tls)
+    buf_printf(out, "Received: from %s (%s [%s%s])\r\n", e->helo ? e->helo : "unknown",
+               e->client_rdns ? e->client_rdns : "unknown",
+               strchr(e->client_ip, ':') ? "IPv6:" : "", e->client_ip);
+    if (e->tls)
         buf_printf(out, "\tby %s (sluice) with %s (%s:%s)\r\n", m->hostname,
-                   m->esmtp ? "ESMTPS" : "SMTPS", m->tls_version, m->tls_cipher);
+                   e->esmtp ? "ESMTPS" : "SMTPS", e->tls_version, e->tls_cipher);
     else
-        buf_printf(out, "\tby %s (sluice) with %s\r\n", m->hostname, m->esmtp ? "ESMTP" : "SMTP");
+        buf_printf(out, "\tby %s (sluice) with %s\r\n", m->hostname, e->esmtp ? "ESMTP" : "SMTP");
     if (rcpt)
-        buf_printf(out, "\tid %s\r\n\tfor <%s>; %s\r\n", m->qid, rcpt, date);
+        buf_printf(out, "\tid %s\r\n\tfor <%s>; %s\r\n", e->qid, rcpt, date);
     else
-        buf_printf(out, "\tid %s; %s\r\n", m->qid, date);
+        buf_printf(out, "\tid %s; %s\r\n", e->qid, date);
     for (size_t i = m->nadded; i-- > 0;)
         buf_printf(out, "%s: %s\r\n", m->added[i].name, m->added[i].value);
 }

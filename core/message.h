@@ -1,6 +1,7 @@
-/* One message in flight: what the SMTP session learned (client, HELO, envelope, TLS), the
- * content as received, and the headers that rule actions prepend. Owned by the session until
- * DATA ends, then by the worker job that judges it; freed with message_free(). */
+/* One message in flight: what the SMTP session learned (its envelope: client, HELO, TLS, MAIL
+ * FROM, recipients), the content as received, and the headers that rule actions prepend. Owned
+ * by the session until DATA ends, then by the worker job that judges it; freed with
+ * message_free(). */
 #ifndef SLUICE_MESSAGE_H
 #define SLUICE_MESSAGE_H
 
@@ -9,7 +10,7 @@
 #include <time.h>
 
 #include "core/buf.h"
-#include "core/verdict.h"
+#include "core/envelope.h"
 
 struct auth_details;
 
@@ -19,27 +20,13 @@ struct header {
 };
 
 struct message {
-    char qid[24];
-    time_t arrival;
+    /* qid, arrival, the client, MAIL FROM, the recipients (as given in RCPT TO, duplicates
+     * removed by the session) and the verdicts (filled on the worker before the rules run) */
+    struct envelope env;
     const char *hostname; /* our name, borrowed from the config that judges the message */
-
-    char client_ip[64];
-    int client_port;
-    char *client_rdns; /* NULL when unknown */
-    char *helo;
-    bool esmtp;
-    bool tls;
-    char tls_version[32];
-    char tls_cipher[96];
-
-    char *mail_from; /* "" for the null sender <> */
-    char **rcpts;    /* as given in RCPT TO, duplicates removed */
-    size_t nrcpts;
-    size_t rcpts_cap;
 
     struct buf body; /* unstuffed content, CRLF line endings, exactly as sent */
 
-    struct verdicts verdicts;  /* filled on the worker before the rules run */
     struct auth_details *auth; /* SPF/DKIM/DMARC details (auth/auth.h); NULL when not checked */
     /* How message_free frees auth: set by whoever attaches it (auth_check), so that core/ needs
      * nothing of auth/. The message owns auth once attached. */
@@ -51,7 +38,10 @@ struct message {
     size_t added_cap;
 };
 
-struct message *message_new(void);
+/* A new message (the caller owns it) whose envelope is a copy of env, or empty when env is
+ * NULL. An envelope without a queue id (the session's, which describes only the client) gets
+ * a fresh one, arriving now; one with a queue id (a spooled job's) keeps it and its arrival. */
+struct message *message_new(const struct envelope *env);
 void message_free(struct message *m);
 void message_add_rcpt(struct message *m, const char *addr);
 void message_add_header(struct message *m, const char *name, const char *value);

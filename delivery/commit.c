@@ -78,7 +78,7 @@ const char *delivery_commit(struct plan *p, const struct message *m, const char 
             log_msg(LOG_WARN,
                     "qid=%s copies were already delivered over LMTP before the failure: the "
                     "sender's retry will deliver them again",
-                    m->qid);
+                    m->env.qid);
         plan_fail(p);
         p->refused = 0;
     }

@@ -65,11 +65,11 @@ static void push_mail(lua_State *L, const struct event_info *ev, const char *ts)
     const struct message *m = ev->m;
     lua_createtable(L, 0, 8);
     set_str(L, "timestamp", ts);
-    set_str(L, "source", m->mail_from ? m->mail_from : "");
-    set_str(L, "messageId", m->qid);
-    lua_createtable(L, (int)m->nrcpts, 0);
-    for (size_t i = 0; i < m->nrcpts; i++) {
-        lua_pushstring(L, m->rcpts[i]);
+    set_str(L, "source", m->env.mail_from ? m->env.mail_from : "");
+    set_str(L, "messageId", m->env.qid);
+    lua_createtable(L, (int)m->env.nrcpts, 0);
+    for (size_t i = 0; i < m->env.nrcpts; i++) {
+        lua_pushstring(L, m->env.rcpts[i]);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     lua_setfield(L, -2, "destination");
@@ -141,8 +141,8 @@ static void push_mail(lua_State *L, const struct event_info *ev, const char *ts)
     /* SES fills returnPath from the envelope when the message has no Return-Path. */
     int has = lua_getfield(L, -1, "returnPath") != LUA_TNIL;
     lua_pop(L, 1);
-    if (!has && m->mail_from && m->mail_from[0])
-        set_str(L, "returnPath", m->mail_from);
+    if (!has && m->env.mail_from && m->env.mail_from[0])
+        set_str(L, "returnPath", m->env.mail_from);
     lua_setfield(L, -2, "commonHeaders");
 }
 
@@ -151,15 +151,15 @@ static void push_receipt(lua_State *L, const struct event_info *ev, const char *
     const struct message *m = ev->m;
     lua_createtable(L, 0, 10);
     set_str(L, "timestamp", ts);
-    lua_pushinteger(L, (lua_Integer)((time(NULL) - m->arrival) * 1000));
+    lua_pushinteger(L, (lua_Integer)((time(NULL) - m->env.arrival) * 1000));
     lua_setfield(L, -2, "processingTimeMillis");
     lua_createtable(L, (int)ev->nrcpts, 0);
     for (size_t i = 0; i < ev->nrcpts; i++) {
-        lua_pushstring(L, m->rcpts[ev->rcpts[i]]);
+        lua_pushstring(L, m->env.rcpts[ev->rcpts[i]]);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     lua_setfield(L, -2, "recipients");
-    const struct verdicts *v = &m->verdicts;
+    const struct verdicts *v = &m->env.verdicts;
     set_verdict(L, "spamVerdict", v->spam);
     set_verdict(L, "virusVerdict", v->virus);
     set_verdict(L, "spfVerdict", v->spf);
@@ -181,7 +181,7 @@ static void push_receipt(lua_State *L, const struct event_info *ev, const char *
 void event_push(lua_State *L, const struct event_info *ev)
 {
     char ts[40];
-    iso_time(ev->m->arrival, ts, sizeof ts);
+    iso_time(ev->m->env.arrival, ts, sizeof ts);
     lua_createtable(L, 0, 1); /* event */
     lua_createtable(L, 1, 0); /* Records */
     lua_createtable(L, 0, 3); /* Records[1] */

@@ -385,17 +385,17 @@ static int m_attachments(lua_State *L)
 static void push_envelope(lua_State *L, const struct message *m)
 {
     lua_createtable(L, 0, 5);
-    lua_pushstring(L, m->helo ? m->helo : "");
+    lua_pushstring(L, m->env.helo ? m->env.helo : "");
     lua_setfield(L, -2, "helo");
-    lua_pushstring(L, m->client_ip);
+    lua_pushstring(L, m->env.client_ip);
     lua_setfield(L, -2, "client_ip");
-    lua_pushboolean(L, m->tls);
+    lua_pushboolean(L, m->env.tls);
     lua_setfield(L, -2, "tls");
-    lua_pushstring(L, m->mail_from ? m->mail_from : "");
+    lua_pushstring(L, m->env.mail_from ? m->env.mail_from : "");
     lua_setfield(L, -2, "mail_from");
-    lua_createtable(L, (int)m->nrcpts, 0);
-    for (size_t i = 0; i < m->nrcpts; i++) {
-        lua_pushstring(L, m->rcpts[i]);
+    lua_createtable(L, (int)m->env.nrcpts, 0);
+    for (size_t i = 0; i < m->env.nrcpts; i++) {
+        lua_pushstring(L, m->env.rcpts[i]);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     lua_setfield(L, -2, "rcpt_to");

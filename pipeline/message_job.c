@@ -41,20 +41,20 @@ static const char *logged_verdict(enum verdict v)
 void message_log(const struct message *m, const char *client, const char *helo, const char *result,
                  const char *rules, const char *actions, const char *error)
 {
-    const struct verdicts *v = &m->verdicts;
+    const struct verdicts *v = &m->env.verdicts;
     struct buf rcpts = {0};
-    for (size_t i = 0; i < m->nrcpts; i++) {
+    for (size_t i = 0; i < m->env.nrcpts; i++) {
         if (i)
             buf_puts(&rcpts, ",");
-        buf_puts(&rcpts, m->rcpts[i]);
+        buf_puts(&rcpts, m->env.rcpts[i]);
     }
     char size[24];
     snprintf(size, sizeof size, "%zu", m->body.len);
     struct log_kv kv[] = {
-        {"qid", m->qid},
+        {"qid", m->env.qid},
         {"client", client},
         {"helo", helo},
-        {"from", m->mail_from},
+        {"from", m->env.mail_from},
         {"to", buf_cstr(&rcpts)},
         {"size", size},
         {"rules", rules},
@@ -80,13 +80,13 @@ static unsigned log_partial_bounce(const struct message *m, const struct rcpt_ou
                                    const char *dsn)
 {
     unsigned not_sent = 0;
-    for (size_t i = 0; i < m->nrcpts; i++) {
+    for (size_t i = 0; i < m->env.nrcpts; i++) {
         if (!out[i].refused)
             continue;
         if (strcmp(dsn, "queued") != 0)
             not_sent++;
         struct log_kv kv[] = {
-            {"qid", m->qid}, {"rcpt", m->rcpts[i]}, {"reply", out[i].reply}, {"dsn", dsn}};
+            {"qid", m->env.qid}, {"rcpt", m->env.rcpts[i]}, {"reply", out[i].reply}, {"dsn", dsn}};
         log_event(LOG_WARN, "bounce", kv, sizeof kv / sizeof kv[0]);
     }
     return not_sent;
@@ -112,8 +112,8 @@ static void job_done(struct work *w)
 {
     struct message_job *j = (struct message_job *)w;
     struct message_job_result r = {.reply = j->res.reply};
-    message_log(j->msg, j->msg->client_ip, j->msg->helo, j->res.reply, buf_cstr(&j->res.rules),
-                buf_cstr(&j->res.actions), j->res.error);
+    message_log(j->msg, j->msg->env.client_ip, j->msg->env.helo, j->res.reply,
+                buf_cstr(&j->res.rules), buf_cstr(&j->res.actions), j->res.error);
     if (j->res.refused && j->res.reply[0] == '2')
         r.dsn_not_sent =
             log_partial_bounce(j->msg, j->res.outcomes, j->res.dsn ? j->res.dsn : "not sent");
@@ -123,7 +123,7 @@ static void job_done(struct work *w)
         j->res.njobs = 0;
     }
     if (j->res.error[0])
-        log_msg(LOG_ERR, "qid=%s %s", j->msg->qid, j->res.error);
+        log_msg(LOG_ERR, "qid=%s %s", j->msg->env.qid, j->res.error);
     j->done(j->arg, &r);
     message_free(j->msg);
     config_release(j->cfg);

@@ -93,7 +93,7 @@ static void finish(struct pending *p)
     struct retry *r = p->r;
     int others = 0;
     for (struct pending *q = r->head; q; q = q->next)
-        if (q != p && strcmp(q->job->qid, p->job->qid) == 0)
+        if (q != p && strcmp(q->job->env.qid, p->job->env.qid) == 0)
             others = 1;
     spool_remove_job((*r->cfg_ref)->server.data_dir, p->job, !others);
     if (p->prev)

@@ -7,6 +7,7 @@
 #include "config/config.h"
 #include "core/address.h"
 #include "core/cidr.h"
+#include "core/envelope.h"
 #include "core/log.h"
 #include "core/message.h"
 #include "core/sockaddr.h"
@@ -71,17 +72,13 @@ struct session {
     struct bufferevent *bev;
     enum state state;
     char listen_addr[80];
-    char ip[64]; /* the client: the peer, or the address a PROXY header / XCLIENT carried */
-    int port;
-    char *rdns;       /* XCLIENT NAME; NULL when unknown */
+    /* The client as known so far: the peer, or the address a PROXY header / XCLIENT carried,
+     * its port, rDNS (XCLIENT NAME; NULL when unknown), HELO, ESMTP, TLS. An envelope without
+     * sender or recipients: each transaction's message starts as a copy of it. */
+    struct envelope client;
     char peer_ip[64]; /* the TCP peer (the balancer when proxied) */
     int proxied;
     int xclient_ok;
-    char *helo;
-    int esmtp;
-    int tls;
-    char tls_version[32];
-    char tls_cipher[96];
     time_t started;
 
     struct config *cfg;  /* pinned for the current transaction */
@@ -111,7 +108,8 @@ static void enter_state(struct session *s, enum state next)
 {
     if (s->state == next)
         return;
-    log_msg(LOG_DEBUG, "session %s: %s -> %s", s->ip, state_names[s->state], state_names[next]);
+    log_msg(LOG_DEBUG, "session %s: %s -> %s", s->client.client_ip, state_names[s->state],
+            state_names[next]);
     s->state = next;
 }
 
@@ -124,7 +122,7 @@ static int in_commands(const struct session *s)
 /* The command state when no transaction is open. */
 static enum state idle_state(const struct session *s)
 {
-    return s->helo ? S_HELO : S_GREETED;
+    return s->client.helo ? S_HELO : S_GREETED;
 }
 
 /* --- output ------------------------------------------------------------------------------ */
@@ -258,7 +256,8 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (s->state == S_DATA && s->msg)
-        message_log(s->msg, s->ip, s->helo, "not accepted", NULL, NULL, "timeout during DATA");
+        message_log(s->msg, s->client.client_ip, s->client.helo, "not accepted", NULL, NULL,
+                    "timeout during DATA");
     reply(s, "421 4.4.2 %s Error: timeout exceeded", server_config(s->srv)->server.hostname);
     close_when_flushed(s, "timeout");
 }
@@ -286,11 +285,11 @@ static void log_session(struct session *s)
     snprintf(rej, sizeof rej, "%u", s->n_rcpt_rejected);
     snprintf(dur, sizeof dur, "%lds", (long)(time(NULL) - s->started));
     struct log_kv kv[] = {
-        {"client", s->ip},
-        {"helo", s->helo},
-        {"tls", s->tls ? s->tls_version : NULL},
+        {"client", s->client.client_ip},
+        {"helo", s->client.helo},
+        {"tls", s->client.tls ? s->client.tls_version : NULL},
         {"messages", msgs},
-        {"via", s->proxied || strcmp(s->ip, s->peer_ip) != 0 ? s->peer_ip : NULL},
+        {"via", s->proxied || strcmp(s->client.client_ip, s->peer_ip) != 0 ? s->peer_ip : NULL},
         {"rcpt_accepted", ok},
         {"rcpt_rejected", rej},
         {"duration", dur},
@@ -335,8 +334,8 @@ static void finish_data(struct session *s)
     if (verdict) {
         atomic_fetch_add(&smtp_stats.messages_refused, 1);
         if (s->data.defects & DATA_TOO_BIG)
-            atomic_fetch_add(&smtp_stats.rcpt_rejected[REJECT_SIZE], s->msg->nrcpts);
-        message_log(s->msg, s->ip, s->helo, verdict, NULL, NULL,
+            atomic_fetch_add(&smtp_stats.rcpt_rejected[REJECT_SIZE], s->msg->env.nrcpts);
+        message_log(s->msg, s->client.client_ip, s->client.helo, verdict, NULL, NULL,
                     "message refused while reading DATA");
         txn_reset(s);
         enter_state(s, idle_state(s));
@@ -351,17 +350,11 @@ static void finish_data(struct session *s)
         reply_error(s, verdict);
         return;
     }
+    /* The envelope is complete since MAIL (the client cannot change within a transaction:
+     * HELO, STARTTLS and XCLIENT end it); only the arrival is taken now, at the end of DATA. */
     struct message *m = s->msg;
-    m->helo = s->helo ? xstrdup(s->helo) : NULL;
-    m->esmtp = s->esmtp;
-    m->tls = s->tls;
-    snprintf(m->client_ip, sizeof m->client_ip, "%s", s->ip);
-    m->client_rdns = s->rdns ? xstrdup(s->rdns) : NULL;
-    m->client_port = s->port;
-    snprintf(m->tls_version, sizeof m->tls_version, "%s", s->tls_version);
-    snprintf(m->tls_cipher, sizeof m->tls_cipher, "%s", s->tls_cipher);
+    m->env.arrival = time(NULL);
     m->hostname = s->cfg->server.hostname;
-    m->arrival = time(NULL);
 
     const struct rule_set *rs = config_rule_set_for(s->cfg, s->listen_addr);
     struct config *cfg = s->cfg;
@@ -395,21 +388,21 @@ static void cmd_helo(struct session *s, const struct smtp_cmd *c)
         return;
     }
     txn_reset(s);
-    free(s->helo);
-    s->helo = xstrdup(c->arg);
+    free(s->client.helo);
+    s->client.helo = xstrdup(c->arg);
     enter_state(s, S_HELO);
     const struct server_cfg *sc = &server_config(s->srv)->server;
     if (c->verb == CMD_HELO) {
-        s->esmtp = 0;
+        s->client.esmtp = 0;
         reply(s, "250 %s", sc->hostname);
         return;
     }
-    s->esmtp = 1;
+    s->client.esmtp = 1;
     reply(s, "250-%s", sc->hostname);
     reply(s, "250-PIPELINING");
     reply(s, "250-SIZE %lld", sc->max_message_size);
     reply(s, "250-8BITMIME");
-    if (server_tls(s->srv) && !s->tls)
+    if (server_tls(s->srv) && !s->client.tls)
         reply(s, "250-STARTTLS");
     if (s->xclient_ok)
         reply(s, "250-XCLIENT %s", XCLIENT_ATTRS);
@@ -425,8 +418,8 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *c)
         return;
     }
     s->cfg = config_retain(server_config(s->srv));
-    s->msg = message_new();
-    s->msg->mail_from = xstrdup(c->path);
+    s->msg = message_new(&s->client);
+    s->msg->env.mail_from = xstrdup(c->path);
     enter_state(s, S_MAIL);
     reply(s, "250 2.1.0 Ok");
 }
@@ -434,7 +427,7 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *c)
 static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
 {
     struct message *m = s->msg;
-    if ((long long)m->nrcpts >= s->cfg->server.max_recipients) {
+    if ((long long)m->env.nrcpts >= s->cfg->server.max_recipients) {
         s->n_rcpt_rejected++;
         atomic_fetch_add(&smtp_stats.rcpt_rejected[REJECT_TOO_MANY], 1);
         reply(s, "452 4.5.3 Error: too many recipients");
@@ -442,15 +435,15 @@ static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
     }
     enum rcpt_reject_reason reason;
     const char *refusal = rcpt_judge(s->cfg, config_rule_set_for(s->cfg, s->listen_addr), c->path,
-                                     s->tls, &s->hits, &s->hits_cap, &reason);
+                                     s->client.tls, &s->hits, &s->hits_cap, &reason);
     if (refusal) {
         s->n_rcpt_rejected++;
         atomic_fetch_add(&smtp_stats.rcpt_rejected[reason], 1);
         reply_error(s, refusal);
         return;
     }
-    for (size_t i = 0; i < m->nrcpts; i++) {
-        if (strcasecmp(m->rcpts[i], c->path) == 0) {
+    for (size_t i = 0; i < m->env.nrcpts; i++) {
+        if (strcasecmp(m->env.rcpts[i], c->path) == 0) {
             reply(s, "250 2.1.5 Ok (duplicate recipient)");
             return;
         }
@@ -467,7 +460,8 @@ static int bare_lf_normalized(struct session *s)
 {
     const struct server_cfg *c = scfg(s);
     return c->bare_lf_normalize ||
-           cidr_list_match(c->bare_newline_exclusions, c->nbare_newline_exclusions, s->ip);
+           cidr_list_match(c->bare_newline_exclusions, c->nbare_newline_exclusions,
+                           s->client.client_ip);
 }
 
 static void cmd_data(struct session *s, const struct smtp_cmd *c)
@@ -589,21 +583,23 @@ static void cmd_xclient(struct session *s, const struct smtp_cmd *c)
         return;
     }
     if (a.addr_set)
-        snprintf(s->ip, sizeof s->ip, "%s", a.addr_set == 1 ? a.addr : "unknown");
+        snprintf(s->client.client_ip, sizeof s->client.client_ip, "%s",
+                 a.addr_set == 1 ? a.addr : "unknown");
     if (a.port_set)
-        s->port = a.port_set == 1 ? a.port : 0;
+        s->client.client_port = a.port_set == 1 ? a.port : 0;
     if (a.name_set) {
-        free(s->rdns);
-        s->rdns = a.name_set == 1 ? xstrdup(a.name) : NULL;
+        free(s->client.client_rdns);
+        s->client.client_rdns = a.name_set == 1 ? xstrdup(a.name) : NULL;
     }
     txn_reset(s);
-    free(s->helo);
-    s->helo = a.helo_set == 1 ? xstrdup(a.helo) : NULL;
-    s->esmtp = a.proto_set == 1 ? a.esmtp : 0;
+    free(s->client.helo);
+    s->client.helo = a.helo_set == 1 ? xstrdup(a.helo) : NULL;
+    s->client.esmtp = a.proto_set == 1 ? a.esmtp : 0;
     s->errors = 0;
     enter_state(s, idle_state(s));
-    log_msg(LOG_INFO, "XCLIENT from %s: client is now %s:%d%s%s", s->peer_ip, s->ip, s->port,
-            s->rdns ? " name " : "", s->rdns ? s->rdns : "");
+    log_msg(LOG_INFO, "XCLIENT from %s: client is now %s:%d%s%s", s->peer_ip, s->client.client_ip,
+            s->client.client_port, s->client.client_rdns ? " name " : "",
+            s->client.client_rdns ? s->client.client_rdns : "");
     greet(s);
 }
 
@@ -666,12 +662,12 @@ static void dispatch(struct session *s, char *line, size_t len)
     if ((size_t)c.verb < sizeof commands / sizeof commands[0] && commands[c.verb].proceed)
         cmd = &commands[c.verb];
     const char *refusal = cmd->check ? cmd->check(s) : NULL;
-    if (!refusal && cmd->before_tls && s->tls)
+    if (!refusal && cmd->before_tls && s->client.tls)
         refusal = "554 5.5.1 Error: TLS already active";
     if (!refusal)
         refusal = cmd->refused[s->state];
     if (refusal) {
-        log_msg(LOG_DEBUG, "session %s: %s refused in state %s", s->ip, cmd->name,
+        log_msg(LOG_DEBUG, "session %s: %s refused in state %s", s->client.client_ip, cmd->name,
                 state_names[s->state]);
         reply_error(s, refusal);
         return;
@@ -784,14 +780,14 @@ static void begin_smtp(struct session *s)
 {
     char refusal[512];
     const char *why;
-    if (server_admit(s->srv, s->conn, s->ip, s->proxied ? s->peer_ip : NULL, refusal,
+    if (server_admit(s->srv, s->conn, s->client.client_ip, s->proxied ? s->peer_ip : NULL, refusal,
                      sizeof refusal, &why) < 0) {
         reply(s, "%s", refusal);
         close_when_flushed(s, why);
         return;
     }
     const struct server_cfg *sc = &server_config(s->srv)->server;
-    s->xclient_ok = cidr_list_match(sc->xclient, sc->nxclient, s->ip);
+    s->xclient_ok = cidr_list_match(sc->xclient, sc->nxclient, s->client.client_ip);
     enter_state(s, S_GREETED);
     greet(s);
     arm_timer(s, sc->command_timeout);
@@ -818,11 +814,12 @@ static void proxy_input(struct session *s)
     }
     evbuffer_drain(in, h.consumed);
     if (!h.local) {
-        snprintf(s->ip, sizeof s->ip, "%s", h.src_ip);
-        s->port = h.src_port;
+        snprintf(s->client.client_ip, sizeof s->client.client_ip, "%s", h.src_ip);
+        s->client.client_port = h.src_port;
     }
     log_msg(LOG_INFO, "PROXY v%d from %s on %s: client %s:%d%s", h.version, s->peer_ip,
-            s->listen_addr, s->ip, s->port, h.local ? " (LOCAL: the peer itself)" : "");
+            s->listen_addr, s->client.client_ip, s->client.client_port,
+            h.local ? " (LOCAL: the peer itself)" : "");
     begin_smtp(s);
     if (in_commands(s))
         process_input(s);
@@ -858,13 +855,13 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     if (what & BEV_EVENT_CONNECTED) {
         /* TLS handshake done: the session starts over (RFC 3207 §4.2). */
         SSL *ssl = bufferevent_openssl_get_ssl(bev);
-        s->tls = 1;
+        s->client.tls = 1;
         atomic_fetch_add(&smtp_stats.tls_sessions, 1);
-        snprintf(s->tls_version, sizeof s->tls_version, "%s", SSL_get_version(ssl));
-        snprintf(s->tls_cipher, sizeof s->tls_cipher, "%s", SSL_get_cipher_name(ssl));
-        free(s->helo);
-        s->helo = NULL;
-        s->esmtp = 0;
+        snprintf(s->client.tls_version, sizeof s->client.tls_version, "%s", SSL_get_version(ssl));
+        snprintf(s->client.tls_cipher, sizeof s->client.tls_cipher, "%s", SSL_get_cipher_name(ssl));
+        free(s->client.helo);
+        s->client.helo = NULL;
+        s->client.esmtp = 0;
         txn_reset(s);
         enter_state(s, S_GREETED);
         arm_timer(s, scfg(s)->command_timeout);
@@ -877,7 +874,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
                             : what & BEV_EVENT_TIMEOUT ? "write timeout"
                                                        : "connection error";
         if (s->state == S_DATA && s->msg)
-            message_log(s->msg, s->ip, s->helo, "not accepted", NULL, NULL,
+            message_log(s->msg, s->client.client_ip, s->client.helo, "not accepted", NULL, NULL,
                         "client went away during DATA");
         if (s->state == S_PROXY) {
             proxy_refuse(s, evbuffer_get_length(bufferevent_get_input(bev))
@@ -897,8 +894,9 @@ void session_start(struct server *srv, evutil_socket_t fd, const struct sockaddr
     struct session *s = xcalloc(1, sizeof *s);
     s->srv = srv;
     s->started = time(NULL);
-    sockaddr_ip(peer, s->ip, sizeof s->ip, &s->port);
-    snprintf(s->peer_ip, sizeof s->peer_ip, "%s", s->ip);
+    envelope_init(&s->client);
+    sockaddr_ip(peer, s->client.client_ip, sizeof s->client.client_ip, &s->client.client_port);
+    snprintf(s->peer_ip, sizeof s->peer_ip, "%s", s->client.client_ip);
     s->proxied = proxy;
     snprintf(s->listen_addr, sizeof s->listen_addr, "%s", listen_address);
     struct event_base *base = server_base(srv);
@@ -942,9 +940,8 @@ static void session_free(struct session *s)
     event_free(s->timer);
     event_free(s->flush);
     txn_reset(s);
-    free(s->helo);
+    envelope_free(&s->client);
     free(s->hits);
-    free(s->rdns);
     server_conn_gone(s->srv, s->conn);
     free(s);
 }

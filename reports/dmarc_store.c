@@ -87,16 +87,16 @@ void dmarc_store_record(const struct config *cfg, const struct message *m, const
                    a->sigs[i].selector && *a->sigs[i].selector ? a->sigs[i].selector : "-",
                    dkim_res_name(a->sigs[i].result));
     const char *disposition = "none";
-    if ((reply && reply[0] == '5') || (m->nrcpts && refused >= m->nrcpts))
+    if ((reply && reply[0] == '5') || (m->env.nrcpts && refused >= m->env.nrcpts))
         disposition = "reject";
-    else if (m->verdicts.dmarc_policy == DMARC_POLICY_QUARANTINE)
+    else if (m->env.verdicts.dmarc_policy == DMARC_POLICY_QUARANTINE)
         disposition = "quarantine";
     const char *text[] = {a->dmarc_record_domain,
                           a->dmarc_record,
-                          m->client_ip,
+                          m->env.client_ip,
                           a->from_domain,
-                          domain_of(m->mail_from),
-                          m->nrcpts ? domain_of(m->rcpts[0]) : "",
+                          domain_of(m->env.mail_from),
+                          m->env.nrcpts ? domain_of(m->env.rcpts[0]) : "",
                           disposition,
                           a->dmarc_dkim_aligned ? "pass" : "fail",
                           a->dmarc_spf_aligned ? "pass" : "fail",
@@ -126,7 +126,7 @@ void dmarc_store_record(const struct config *cfg, const struct message *m, const
         for (int i = 0; i < 13; i++)
             sqlite3_bind_text(insert, i + 2, text[i], -1, SQLITE_TRANSIENT);
         if (sqlite3_step(insert) != SQLITE_DONE)
-            log_msg(LOG_WARN, "qid=%s dmarc reports: cannot record the evaluation: %s", m->qid,
+            log_msg(LOG_WARN, "qid=%s dmarc reports: cannot record the evaluation: %s", m->env.qid,
                     sqlite3_errmsg(db));
         sqlite3_reset(insert);
     }

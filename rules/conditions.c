@@ -285,14 +285,14 @@ static bool value_in(const struct condition *c, int v)
 
 static bool holds_sender(const struct condition *c, const struct message *m)
 {
-    if (!m->mail_from || !m->mail_from[0])
+    if (!m->env.mail_from || !m->env.mail_from[0])
         return c->null_sender;
-    return addr_match_any(c, m->mail_from);
+    return addr_match_any(c, m->env.mail_from);
 }
 
 static bool holds_helo(const struct condition *c, const struct message *m)
 {
-    return m->helo && str_list_match(&c->strs, m->helo);
+    return m->env.helo && str_list_match(&c->strs, m->env.helo);
 }
 
 static bool holds_header(const struct condition *c, const struct message *m)
@@ -346,15 +346,15 @@ static bool holds_from(const struct condition *c, const struct message *m)
 
 static bool holds_tls_version(const struct condition *c, const struct message *m)
 {
-    if (!m->tls)
+    if (!m->env.tls)
         return false;
     /* OpenSSL says "TLSv1.3"; accept "TLS1.3" in configs too. */
     char norm[32];
-    snprintf(norm, sizeof norm, "%s", m->tls_version);
+    snprintf(norm, sizeof norm, "%s", m->env.tls_version);
     char *v = strstr(norm, "TLSv");
     if (v)
         memmove(v + 3, v + 4, strlen(v + 4) + 1);
-    return str_list_match(&c->strs, m->tls_version) || str_list_match(&c->strs, norm);
+    return str_list_match(&c->strs, m->env.tls_version) || str_list_match(&c->strs, norm);
 }
 
 static bool holds_size(const struct condition *c, const struct message *m)
@@ -365,23 +365,23 @@ static bool holds_size(const struct condition *c, const struct message *m)
 
 static bool holds_client_ip(const struct condition *c, const struct message *m)
 {
-    return cidr_list_match(c->cidrs, c->ncidrs, m->client_ip);
+    return cidr_list_match(c->cidrs, c->ncidrs, m->env.client_ip);
 }
 
 static bool holds_tls(const struct condition *c, const struct message *m)
 {
-    return m->tls == c->flag;
+    return m->env.tls == c->flag;
 }
 
 static bool holds_verdict(const struct condition *c, const struct message *m)
 {
-    const char *v = (const char *)&m->verdicts + c->field->verdict;
+    const char *v = (const char *)&m->env.verdicts + c->field->verdict;
     return value_in(c, (int)*(const enum verdict *)v);
 }
 
 static bool holds_policy(const struct condition *c, const struct message *m)
 {
-    const char *v = (const char *)&m->verdicts + c->field->verdict;
+    const char *v = (const char *)&m->env.verdicts + c->field->verdict;
     return value_in(c, (int)*(const enum dmarc_policy *)v);
 }
 

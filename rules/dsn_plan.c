@@ -9,9 +9,9 @@
 void dsn_plan(struct plan *plan, const struct message *m, const char *rule_set,
               const char *hostname, const char *bounce_relay)
 {
-    const struct verdicts *v = &m->verdicts;
+    const struct verdicts *v = &m->env.verdicts;
     const struct rcpt_outcome *out = plan->outcomes;
-    if (!m->mail_from || !m->mail_from[0]) {
+    if (!m->env.mail_from || !m->env.mail_from[0]) {
         plan->dsn = "not sent: null sender";
         return;
     }
@@ -22,7 +22,7 @@ void dsn_plan(struct plan *plan, const struct message *m, const char *rule_set,
     struct spool_job *j = spool_job_new(m, rule_set, "-", -1, "dsn", NULL, 0, (int)plan->njobs + 1);
     struct buf report = {0};
     const char *from = NULL;
-    for (size_t i = 0; i < m->nrcpts; i++) {
+    for (size_t i = 0; i < m->env.nrcpts; i++) {
         if (!out[i].refused)
             continue;
         char status[16] = "5.0.0";
@@ -30,7 +30,7 @@ void dsn_plan(struct plan *plan, const struct message *m, const char *rule_set,
         buf_printf(&report,
                    "\nFinal-Recipient: rfc822; %s\nAction: failed\nStatus: %s\n"
                    "Diagnostic-Code: smtp; %s\n",
-                   m->rcpts[i], status, out[i].reply);
+                   m->env.rcpts[i], status, out[i].reply);
         if (!from && out[i].sender[0])
             from = out[i].sender;
     }

@@ -40,8 +40,8 @@ static struct hit *collect_hits(const struct rule_set *rs, const struct message 
     struct hit *hits = NULL;
     size_t n = 0, cap = 0, lcap = 0;
     uint32_t *list = NULL;
-    for (size_t i = 0; i < m->nrcpts; i++) {
-        size_t k = rcpt_index_lookup(rs->index, m->rcpts[i], &list, &lcap);
+    for (size_t i = 0; i < m->env.nrcpts; i++) {
+        size_t k = rcpt_index_lookup(rs->index, m->env.rcpts[i], &list, &lcap);
         hits = xgrow(hits, sizeof *hits, &cap, n + k);
         for (size_t j = 0; j < k; j++)
             hits[n++] = (struct hit){list[j], (uint32_t)i};
@@ -106,7 +106,7 @@ static enum action_status deliver_each_now(const struct rule_set *rs, const stru
     const char *first_temp = NULL;
     for (size_t i = 0; i < n; i++) {
         size_t r = ctx->rcpts[i];
-        const char *addr = ctx->msg->rcpts[r];
+        const char *addr = ctx->msg->env.rcpts[r];
         int cls = rep[i].code / 100;
         if (cls == 2) {
             plan->irrevocable = 1;
@@ -131,7 +131,7 @@ static enum action_status deliver_each_now(const struct rule_set *rs, const stru
         log_msg(LOG_WARN,
                 "qid=%s rule %s: %s (line %d): %zu recipient(s) not delivered (%s); other copies "
                 "are delivered, so these go to the spool and are retried",
-                ctx->msg->qid, ctx->rule_name, a->type->name, a->line, ntemp,
+                ctx->msg->env.qid, ctx->rule_name, a->type->name, a->line, ntemp,
                 err[0] ? err : first_temp);
     } else if (ntemp > 0) {
         snprintf(ctx->error, sizeof ctx->error, "%.250s", err[0] ? err : first_temp);
@@ -166,9 +166,9 @@ static void explain_delivery(const struct rule_set *rs, const struct action *a, 
     if (a->type->explain)
         a->type->explain(a->state, j, &out);
     int in_session = a->type->deliver_each && action_effective_policy(a) == ON_FAILURE_TEMPFAIL;
-    for (size_t i = 0; i < j->nrcpts; i++)
+    for (size_t i = 0; i < j->env.nrcpts; i++)
         action_note(ctx, "%s, for %s", in_session ? "in the session" : "after acceptance",
-                    j->rcpts[i]);
+                    j->env.rcpts[i]);
     if (out.len)
         action_note(ctx, "%s", buf_cstr(&out));
     buf_free(&out);
@@ -223,7 +223,7 @@ static enum action_status run_rule(const struct rule_set *rs, const struct rule 
                      a->type->name, a->line, ctx->error);
             enum on_failure policy = action_effective_policy(a);
             if (policy == ON_FAILURE_CONTINUE || policy == ON_FAILURE_DROP) {
-                log_msg(LOG_WARN, "qid=%s %s; on_failure=%s", ctx->msg->qid, plan->error,
+                log_msg(LOG_WARN, "qid=%s %s; on_failure=%s", ctx->msg->env.qid, plan->error,
                         policy == ON_FAILURE_DROP ? "drop" : "continue");
                 if (policy == ON_FAILURE_DROP)
                     action_drop_rcpts(ctx);
@@ -253,7 +253,7 @@ static void final_reply(const struct message *m, const struct rcpt_outcome *out,
 {
     size_t refused = 0;
     const char *first = NULL;
-    for (size_t i = 0; i < m->nrcpts; i++) {
+    for (size_t i = 0; i < m->env.nrcpts; i++) {
         if (out[i].refused) {
             refused++;
             if (!first)
@@ -261,10 +261,10 @@ static void final_reply(const struct message *m, const struct rcpt_outcome *out,
         }
     }
     res->refused = refused;
-    if (refused > 0 && refused == m->nrcpts)
+    if (refused > 0 && refused == m->env.nrcpts)
         snprintf(res->reply, sizeof res->reply, "%s", first);
     else
-        snprintf(res->reply, sizeof res->reply, "250 2.0.0 Ok: queued as %s", m->qid);
+        snprintf(res->reply, sizeof res->reply, "250 2.0.0 Ok: queued as %s", m->env.qid);
 }
 
 static void grow_state(struct eval_state *st, size_t need)
@@ -290,13 +290,13 @@ void action_replace_rcpts(struct action_ctx *ctx, char *const *addrs, size_t n)
     }
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        size_t at = m->nrcpts;
-        for (size_t j = 0; j < m->nrcpts; j++)
-            if (strcasecmp(m->rcpts[j], addrs[i]) == 0)
+        size_t at = m->env.nrcpts;
+        for (size_t j = 0; j < m->env.nrcpts; j++)
+            if (strcasecmp(m->env.rcpts[j], addrs[i]) == 0)
                 at = j;
-        if (at == m->nrcpts) {
+        if (at == m->env.nrcpts) {
             message_add_rcpt(m, addrs[i]);
-            grow_state(st, m->nrcpts);
+            grow_state(st, m->env.nrcpts);
         }
         st->outcomes[at].dropped = 0;
         st->outcomes[at].refused = 0;
@@ -342,7 +342,7 @@ void rules_evaluate_opts(const struct rule_set *rs, struct message *m,
     plan->count_success = &rs->stats->publish_success;
     plan->count_failure = &rs->stats->publish_failure;
     struct eval_state st = {.plan = plan, .opts = opts};
-    grow_state(&st, m->nrcpts ? m->nrcpts : 1);
+    grow_state(&st, m->env.nrcpts ? m->env.nrcpts : 1);
     int failed = 0;
     size_t nhits;
     struct hit *hits = collect_hits(rs, m, &nhits);
@@ -362,7 +362,7 @@ void rules_evaluate_opts(const struct rule_set *rs, struct message *m,
             why = "its recipients were refused, dropped or replaced earlier";
         else if (!r->enabled)
             why = "disabled";
-        else if (r->tls == TLS_REQUIRE && !m->tls)
+        else if (r->tls == TLS_REQUIRE && !m->env.tls)
             why = "requires TLS";
         else if (!cond_list_all(&r->when, m, &cond))
             why = cond_reason(reason, sizeof reason, "when", cond, "does not hold");

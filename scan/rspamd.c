@@ -123,23 +123,23 @@ static struct curl_slist *add_auth(struct curl_slist *l, const char *name, enum 
 static struct curl_slist *request_headers(const struct message *m)
 {
     struct curl_slist *l = NULL;
-    char qid[sizeof m->qid];
-    snprintf(qid, sizeof qid, "%s", m->qid);
-    l = add_header(l, "IP", m->client_ip);
-    l = add_header(l, "Helo", m->helo);
-    l = add_header(l, "Hostname", m->client_rdns);
-    l = add_header(l, "From", m->mail_from && m->mail_from[0] ? m->mail_from : "<>");
-    for (size_t i = 0; i < m->nrcpts; i++)
-        l = add_header(l, "Rcpt", m->rcpts[i]);
+    char qid[sizeof m->env.qid];
+    snprintf(qid, sizeof qid, "%s", m->env.qid);
+    l = add_header(l, "IP", m->env.client_ip);
+    l = add_header(l, "Helo", m->env.helo);
+    l = add_header(l, "Hostname", m->env.client_rdns);
+    l = add_header(l, "From", m->env.mail_from && m->env.mail_from[0] ? m->env.mail_from : "<>");
+    for (size_t i = 0; i < m->env.nrcpts; i++)
+        l = add_header(l, "Rcpt", m->env.rcpts[i]);
     l = add_header(l, "Queue-Id", qid);
     l = add_header(l, "MTA-Name", m->hostname);
-    if (m->tls) {
-        l = add_header(l, "TLS-Version", m->tls_version);
-        l = add_header(l, "TLS-Cipher", m->tls_cipher);
+    if (m->env.tls) {
+        l = add_header(l, "TLS-Version", m->env.tls_version);
+        l = add_header(l, "TLS-Cipher", m->env.tls_cipher);
     }
-    l = add_auth(l, "SPF", m->verdicts.spf, DMARC_POLICY_UNSET);
-    l = add_auth(l, "DKIM", m->verdicts.dkim, DMARC_POLICY_UNSET);
-    l = add_auth(l, "DMARC", m->verdicts.dmarc, m->verdicts.dmarc_policy);
+    l = add_auth(l, "SPF", m->env.verdicts.spf, DMARC_POLICY_UNSET);
+    l = add_auth(l, "DKIM", m->env.verdicts.dkim, DMARC_POLICY_UNSET);
+    l = add_auth(l, "DMARC", m->env.verdicts.dmarc, m->env.verdicts.dmarc_policy);
     l = curl_slist_append(l, "Expect:"); /* no 100-continue round trip for large bodies */
     return l;
 }

@@ -24,8 +24,8 @@ static bool scan_wanted(const struct rule_set *rs, const struct message *m)
     uint32_t *hits = NULL;
     size_t cap = 0;
     bool want = false;
-    for (size_t i = 0; i < m->nrcpts && !want; i++) {
-        size_t n = rcpt_index_lookup(rs->index, m->rcpts[i], &hits, &cap);
+    for (size_t i = 0; i < m->env.nrcpts && !want; i++) {
+        size_t n = rcpt_index_lookup(rs->index, m->env.rcpts[i], &hits, &cap);
         for (size_t k = 0; k < n && !want; k++) {
             const struct rule *r = rs->rules[hits[k]];
             want = r->enabled && r->scan;
@@ -90,8 +90,8 @@ void scan_message(const struct scan_cfg *sc, const struct rule_set *rs, struct m
     else
         clamd_check(sc->clamd, m->body.data, m->body.len, deadline, &virus);
 
-    m->verdicts.spam = spam.verdict;
-    m->verdicts.virus = virus.verdict;
+    m->env.verdicts.spam = spam.verdict;
+    m->env.verdicts.virus = virus.verdict;
     snprintf(m->virus_name, sizeof m->virus_name, "%s",
              virus.verdict == VERDICT_FAIL ? virus.name : "");
 
@@ -114,7 +114,7 @@ void scan_message(const struct scan_cfg *sc, const struct rule_set *rs, struct m
     if (spam.action[0])
         snprintf(score, sizeof score, "%.2f/%.2f", spam.score, spam.required);
     struct log_kv kv[] = {
-        {"qid", m->qid},
+        {"qid", m->env.qid},
         {"spam", verdict_name(spam.verdict)},
         {"action", spam.action[0] ? spam.action : NULL},
         {"score", score[0] ? score : NULL},

@@ -11,7 +11,7 @@
 #include <time.h>
 
 #include "core/buf.h"
-#include "core/verdict.h"
+#include "core/envelope.h"
 
 struct message;
 
@@ -27,19 +27,13 @@ enum on_failure {
  * after a restart. Freed with spool_job_free(). */
 struct spool_job {
     char id[64]; /* "<qid>-<n>": also the idempotency key */
-    char qid[24];
+    /* The message's envelope, but its recipients are only those the rule matched; mail_from is
+     * never NULL ("" for the null sender), as the actions pass it on as it is. */
+    struct envelope env;
     char *rule_set;
     char *rule;
     int action_index; /* position in the rule's actions */
     char *action_type;
-    char **rcpts; /* the recipients the rule matched */
-    size_t nrcpts;
-    char *mail_from;
-    char *helo;
-    char client_ip[64];
-    bool tls;
-    struct verdicts verdicts;
-    time_t arrival;
     time_t created;
     time_t next_attempt;
     int attempts;
@@ -56,7 +50,8 @@ struct spool_job {
 };
 
 /* A new job for action (type name, position action_index in rule) of rule_set/rule, for the
- * recipients m->rcpts[rcpts[0..n)], numbered seq within the message. Not yet written. */
+ * recipients m->env.rcpts[rcpts[0..n)], numbered seq within the message: the job's envelope
+ * is a copy of the message's with those recipients only. Not yet written. */
 struct spool_job *spool_job_new(const struct message *m, const char *rule_set, const char *rule,
                                 int action_index, const char *type, const size_t *rcpts, size_t n,
                                 int seq);

@@ -17,9 +17,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The job file format this sluice writes, and the oldest it still reads. A file without a
- * "version" field is version 1 (sluice before the field existed wrote exactly that format). */
-#define JOB_VERSION 1
+/* The job file format this sluice writes, and the oldest it still reads. Version 1 had the
+ * envelope's fields flat beside the job's (and a file without a "version" field is version 1:
+ * sluice before the field existed wrote exactly that format); version 2 has them in one
+ * "envelope" object, envelope_to_json's. */
+#define JOB_VERSION 2
 #define JOB_VERSION_MIN 1
 
 void spool_dirs(const char *data_dir, char *msg_dir, char *job_dir, size_t len)
@@ -36,39 +38,24 @@ int spool_write_message(const char *data_dir, const struct message *m, struct bu
     buf_reset(content);
     message_trace_headers(m, NULL, content);
     buf_append(content, m->body.data, m->body.len);
-    snprintf(name, sizeof name, "%s.eml", m->qid);
+    snprintf(name, sizeof name, "%s.eml", m->env.qid);
     snprintf(path, pathlen, "%s/%s", msg_dir, name);
     return durable_write_file(msg_dir, name, content->data, content->len, 0700, 0600, err, errlen);
 }
 
-static json_t *verdicts_json(const struct verdicts *v)
-{
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "spf", verdict_name(v->spf), "dkim",
-                     verdict_name(v->dkim), "dmarc", verdict_name(v->dmarc), "spam",
-                     verdict_name(v->spam), "virus", verdict_name(v->virus), "dmarc_policy",
-                     dmarc_policy_name(v->dmarc_policy));
-}
-
 int spool_write_job(const char *data_dir, const struct spool_job *j, char *err, size_t errlen)
 {
-    json_t *rcpts = json_array();
-    for (size_t i = 0; i < j->nrcpts; i++)
-        json_array_append_new(rcpts, json_string(j->rcpts[i]));
     json_t *o = json_pack(
-        "{s:s, s:s, s:s, s:s, s:i, s:s, s:o, s:s, s:s, s:s, s:b, s:o, s:I, s:I, s:I, s:i, "
-        "s:I, s:s, s:s}",
-        "id", j->id, "qid", j->qid, "rule_set", j->rule_set, "rule", j->rule, "action_index",
-        j->action_index, "action_type", j->action_type, "rcpts", rcpts, "mail_from",
-        j->mail_from ? j->mail_from : "", "helo", j->helo ? j->helo : "", "client_ip", j->client_ip,
-        "tls", j->tls, "verdicts", verdicts_json(&j->verdicts), "arrival", (json_int_t)j->arrival,
-        "created", (json_int_t)j->created, "next_attempt", (json_int_t)j->next_attempt, "attempts",
+        "{s:i, s:s, s:s, s:s, s:i, s:s, s:o, s:I, s:I, s:i, s:I, s:s, s:s}", "version", JOB_VERSION,
+        "id", j->id, "rule_set", j->rule_set, "rule", j->rule, "action_index", j->action_index,
+        "action_type", j->action_type, "envelope", envelope_to_json(&j->env), "created",
+        (json_int_t)j->created, "next_attempt", (json_int_t)j->next_attempt, "attempts",
         j->attempts, "expire_after_ms", (json_int_t)j->expire_after_ms, "on_failure",
         j->on_failure == ON_FAILURE_CONTINUE ? "continue" : "retry", "msg_path", j->msg_path);
     if (!o) {
         snprintf(err, errlen, "cannot encode job %s", j->id);
         return -EINVAL;
     }
-    json_object_set_new(o, "version", json_integer(JOB_VERSION));
     if (j->dsn_report)
         json_object_set_new(o, "dsn",
                             json_pack("{s:s, s:s, s:s, s:s}", "report", j->dsn_report, "from",
@@ -100,34 +87,48 @@ static const char *jstr(json_t *o, const char *key)
     return s ? s : "";
 }
 
-static struct spool_job *job_from_json(json_t *o)
+/* Version 1: the envelope's fields flat in the job object, read leniently as that sluice did
+ * (a missing field is empty); it knew only qid, the matched recipients, MAIL FROM, HELO ("" for
+ * none), client address, TLS, verdicts and arrival. */
+static void envelope_from_v1(struct envelope *e, json_t *o)
 {
-    struct spool_job *j = xcalloc(1, sizeof *j);
-    snprintf(j->id, sizeof j->id, "%s", jstr(o, "id"));
-    snprintf(j->qid, sizeof j->qid, "%s", jstr(o, "qid"));
-    j->rule_set = xstrdup(jstr(o, "rule_set"));
-    j->rule = xstrdup(jstr(o, "rule"));
-    j->action_index = (int)json_integer_value(json_object_get(o, "action_index"));
-    j->action_type = xstrdup(jstr(o, "action_type"));
+    envelope_init(e);
+    snprintf(e->qid, sizeof e->qid, "%s", jstr(o, "qid"));
     json_t *rcpts = json_object_get(o, "rcpts");
-    j->nrcpts = json_array_size(rcpts);
-    j->rcpts = xcalloc(j->nrcpts ? j->nrcpts : 1, sizeof *j->rcpts);
-    for (size_t i = 0; i < j->nrcpts; i++)
-        j->rcpts[i] = xstrdup(json_string_value(json_array_get(rcpts, i)) ?: "");
-    j->mail_from = xstrdup(jstr(o, "mail_from"));
-    j->helo = xstrdup(jstr(o, "helo"));
-    snprintf(j->client_ip, sizeof j->client_ip, "%s", jstr(o, "client_ip"));
-    j->tls = json_is_true(json_object_get(o, "tls"));
+    for (size_t i = 0; i < json_array_size(rcpts); i++)
+        envelope_add_rcpt(e, json_string_value(json_array_get(rcpts, i)) ?: "");
+    e->mail_from = xstrdup(jstr(o, "mail_from"));
+    e->helo = jstr(o, "helo")[0] ? xstrdup(jstr(o, "helo")) : NULL;
+    snprintf(e->client_ip, sizeof e->client_ip, "%s", jstr(o, "client_ip"));
+    e->tls = json_is_true(json_object_get(o, "tls"));
     json_t *v = json_object_get(o, "verdicts");
-    enum verdict *fields[] = {&j->verdicts.spf, &j->verdicts.dkim, &j->verdicts.dmarc,
-                              &j->verdicts.spam, &j->verdicts.virus};
+    enum verdict *fields[] = {&e->verdicts.spf, &e->verdicts.dkim, &e->verdicts.dmarc,
+                              &e->verdicts.spam, &e->verdicts.virus};
     const char *names[] = {"spf", "dkim", "dmarc", "spam", "virus"};
     for (int i = 0; i < 5; i++)
         if (verdict_parse(jstr(v, names[i]), fields[i]) < 0)
             *fields[i] = VERDICT_UNSET;
-    if (dmarc_policy_parse(jstr(v, "dmarc_policy"), &j->verdicts.dmarc_policy) < 0)
-        j->verdicts.dmarc_policy = DMARC_POLICY_UNSET;
-    j->arrival = (time_t)json_integer_value(json_object_get(o, "arrival"));
+    if (dmarc_policy_parse(jstr(v, "dmarc_policy"), &e->verdicts.dmarc_policy) < 0)
+        e->verdicts.dmarc_policy = DMARC_POLICY_UNSET;
+    e->arrival = (time_t)json_integer_value(json_object_get(o, "arrival"));
+}
+
+/* The job in o, a file of the given (readable) version; NULL with why filled when it is not
+ * a usable job. */
+static struct spool_job *job_from_json(json_t *o, json_int_t version, char *why, size_t whylen)
+{
+    struct spool_job *j = xcalloc(1, sizeof *j);
+    if (version == 1) {
+        envelope_from_v1(&j->env, o);
+    } else if (envelope_from_json(&j->env, json_object_get(o, "envelope"), why, whylen) < 0) {
+        spool_job_free(j);
+        return NULL;
+    }
+    snprintf(j->id, sizeof j->id, "%s", jstr(o, "id"));
+    j->rule_set = xstrdup(jstr(o, "rule_set"));
+    j->rule = xstrdup(jstr(o, "rule"));
+    j->action_index = (int)json_integer_value(json_object_get(o, "action_index"));
+    j->action_type = xstrdup(jstr(o, "action_type"));
     j->created = (time_t)json_integer_value(json_object_get(o, "created"));
     j->next_attempt = (time_t)json_integer_value(json_object_get(o, "next_attempt"));
     j->attempts = (int)json_integer_value(json_object_get(o, "attempts"));
@@ -142,7 +143,8 @@ static struct spool_job *job_from_json(json_t *o)
         j->dsn_relay = xstrdup(jstr(dsn, "relay"));
         j->hostname = xstrdup(jstr(dsn, "hostname"));
     }
-    if (!j->id[0] || !j->qid[0] || !j->msg_path[0] || !j->action_type[0]) {
+    if (!j->id[0] || !j->env.qid[0] || !j->msg_path[0] || !j->action_type[0]) {
+        snprintf(why, whylen, "id, qid, action_type or msg_path is missing");
         spool_job_free(j);
         return NULL;
     }
@@ -151,12 +153,14 @@ static struct spool_job *job_from_json(json_t *o)
 
 /* A job written by a newer sluice (an unknown version) is left exactly where it is, neither
  * misread nor moved aside as .bad: that sluice, reinstalled, must still find and run it. */
-static bool job_version_readable(json_t *o, const char *path)
+static bool job_version_readable(json_t *o, const char *path, json_int_t *version_out)
 {
     json_t *v = json_object_get(o, "version");
+    *version_out = 1;
     if (!v)
         return true;
     json_int_t version = json_is_integer(v) ? json_integer_value(v) : -1;
+    *version_out = version;
     if (version >= JOB_VERSION_MIN && version <= JOB_VERSION)
         return true;
     if (json_is_integer(v))
@@ -189,17 +193,20 @@ size_t spool_load_jobs(const char *data_dir, struct spool_job ***out)
         snprintf(path, sizeof path, "%s/%s", job_dir, e->d_name);
         json_error_t jerr;
         json_t *o = json_load_file(path, 0, &jerr);
-        if (o && !job_version_readable(o, path)) {
+        json_int_t version;
+        if (o && !job_version_readable(o, path, &version)) {
             json_decref(o);
             continue;
         }
-        struct spool_job *j = o ? job_from_json(o) : NULL;
+        char why[256];
+        snprintf(why, sizeof why, "%s", jerr.text);
+        struct spool_job *j = o ? job_from_json(o, version, why, sizeof why) : NULL;
         json_decref(o);
         if (!j) {
             char bad[PATH_MAX + 310];
             snprintf(bad, sizeof bad, "%s.bad", path);
             rename(path, bad);
-            log_msg(LOG_ERR, "spool: unreadable job %s moved to %s", path, bad);
+            log_msg(LOG_ERR, "spool: unreadable job %s (%s) moved to %s", path, why, bad);
             continue;
         }
         *out = xgrow(*out, sizeof **out, &cap, n);
@@ -236,21 +243,20 @@ struct spool_job *spool_job_new(const struct message *m, const char *rule_set, c
                                 int seq)
 {
     struct spool_job *j = xcalloc(1, sizeof *j);
-    snprintf(j->id, sizeof j->id, "%s-%d", m->qid, seq);
-    snprintf(j->qid, sizeof j->qid, "%s", m->qid);
+    snprintf(j->id, sizeof j->id, "%s-%d", m->env.qid, seq);
     j->rule_set = xstrdup(rule_set);
     j->rule = xstrdup(rule);
     j->action_index = action_index;
     j->action_type = xstrdup(type);
-    j->rcpts = xcalloc(n ? n : 1, sizeof *j->rcpts);
+    /* The message's envelope with the rule's recipients instead of all of them. */
+    struct envelope all = m->env;
+    all.rcpts = NULL;
+    all.nrcpts = all.rcpts_cap = 0;
+    envelope_copy(&j->env, &all);
     for (size_t i = 0; i < n; i++)
-        j->rcpts[j->nrcpts++] = xstrdup(m->rcpts[rcpts[i]]);
-    j->mail_from = xstrdup(m->mail_from ? m->mail_from : "");
-    j->helo = xstrdup(m->helo ? m->helo : "");
-    snprintf(j->client_ip, sizeof j->client_ip, "%s", m->client_ip);
-    j->tls = m->tls;
-    j->verdicts = m->verdicts;
-    j->arrival = m->arrival;
+        envelope_add_rcpt(&j->env, m->env.rcpts[rcpts[i]]);
+    if (!j->env.mail_from)
+        j->env.mail_from = xstrdup("");
     j->created = time(NULL);
     j->next_attempt = j->created;
     j->msg_path = xstrdup("");
@@ -264,11 +270,7 @@ void spool_job_free(struct spool_job *j)
     free(j->rule_set);
     free(j->rule);
     free(j->action_type);
-    for (size_t i = 0; i < j->nrcpts; i++)
-        free(j->rcpts[i]);
-    free(j->rcpts);
-    free(j->mail_from);
-    free(j->helo);
+    envelope_free(&j->env);
     free(j->msg_path);
     free(j->dsn_report);
     free(j->dsn_from);

@@ -138,7 +138,7 @@ static int from_condition(const struct message *m, const char *addr)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *msg = (const char *)data;
-    struct message *m = message_new();
+    struct message *m = message_new(NULL);
     m->hostname = "mx.example.test";
     buf_append(&m->body, data, size);
 

@@ -71,11 +71,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct message *m = message_new();
-    strcpy(m->qid, "FUZZ");
-    m->mail_from = strdup("sender@example.net");
-    m->helo = strdup("client.example.net");
-    strcpy(m->client_ip, "192.0.2.1");
+    struct message *m = message_new(NULL);
+    strcpy(m->env.qid, "FUZZ");
+    m->env.mail_from = strdup("sender@example.net");
+    m->env.helo = strdup("client.example.net");
+    strcpy(m->env.client_ip, "192.0.2.1");
     message_add_rcpt(m, "user@example.test");
     buf_append(&m->body, (const char *)data, size);
     size_t idx = 0;

@@ -248,7 +248,7 @@ class DmarcConfig(unittest.TestCase):
         self.assertIn("dmarc (line 2): public suffix list (RFC 7489)", r.stdout)
 
     def test_errors_name_the_line(self):
-        for text, msg in [("dmarc { tree_walk = 1 }", ":2: field 'tree_walk' must be true or"),
+        for text, msg in [("dmarc { tree_walk = 1 }", ":2: dmarc: field 'tree_walk' must be true or"),
                           ("dmarc { treewalk = true }", ":2: dmarc: unknown key 'treewalk'"),
                           ("dmarc {}\ndmarc {}", ":3: dmarc { } is given twice"),
                           ('dmarc "x"', ":2: dmarc expects a table")]:

@@ -119,7 +119,7 @@ class DnsConfig(unittest.TestCase):
         for text, msg in [
                 # (the server block is line 1)
                 ('\ndns { servers = { "localhost:53" } }\n', ':3: dns: server \'localhost:53\''),
-                ('dns { timeout_ms = 0 }\n', ":2: field 'timeout_ms' must be between"),
+                ('dns { timeout_ms = 0 }\n', ":2: dns: field 'timeout_ms' must be between"),
                 ('dns { server = "127.0.0.1:53" }\n', ":2: dns: unknown key 'server'"),
                 ('dns {}\ndns {}\n', ":3: dns { } is given twice"),
                 ('dns "x"\n', ":2: dns expects a table")]:

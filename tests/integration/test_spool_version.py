@@ -1,9 +1,12 @@
-"""Job files across sluice versions: a job file without a "version" field (the format sluice
-wrote before the field existed, version 1) still runs after an upgrade; a job file of a
-version this sluice does not know is refused with a log line and left untouched, and the
-other jobs still run."""
+"""Job files across sluice versions. Version 1 had the envelope's fields flat beside the job's;
+version 2, the one written now, has them in one "envelope" object. A version 1 file (with or
+without the "version" field, which came later) still runs after an upgrade; a version 2 file
+round-trips through a restart; a version 2 file with a broken envelope is moved aside as .bad
+with the field named; a job file of a version this sluice does not know is refused with a log
+line and left untouched, and the other jobs still run."""
 import json
 import os
+import re
 import smtplib
 import unittest
 
@@ -18,6 +21,20 @@ rule_set "main" {
   } },
 }
 """
+
+# Every recipient is stored, only user@ is notified: the job carries the rule's recipients.
+RULES_ONE_NOTIFIED = """
+rule_set "main" {
+  rule { name = "all", recipients = { "example.test" }, actions = {
+    store { maildir = "var/mail/{domain}/{user}" } } },
+  rule { name = "notify", recipients = { "user@example.test" }, actions = {
+    webhook { url = "%s", content = "full", encoding = "base64", secret = "s3cret" },
+  } },
+}
+"""
+
+ENVELOPE_KEYS = ["qid", "arrival", "client_ip", "client_port", "client_rdns", "helo", "esmtp",
+                 "tls", "tls_version", "tls_cipher", "mail_from", "rcpts", "verdicts"]
 
 MSG = (b"Return-Path: <alice@example.net>\r\nFrom: Alice <alice@example.net>\r\n"
        b"To: user@example.test\r\nSubject: %s\r\nMessage-ID: <%s@example.net>\r\n\r\nbody\r\n")
@@ -38,18 +55,38 @@ def v1_job(qid, subject):
     }
 
 
-class Versions(unittest.TestCase):
+def v2_job(qid, subject):
+    """A version 2 job as this sluice writes it: the envelope in its own object."""
+    return {
+        "version": 2, "id": qid + "-1", "rule_set": "main", "rule": "notify", "action_index": 1,
+        "action_type": "webhook",
+        "envelope": {
+            "qid": qid, "arrival": 1700000000, "client_ip": "192.0.2.7", "client_port": 40000,
+            "client_rdns": None, "helo": "client.example.net", "esmtp": True, "tls": False,
+            "tls_version": "", "tls_cipher": "", "mail_from": "alice@example.net",
+            "rcpts": ["user@example.test"],
+            "verdicts": {"spf": "UNSET", "dkim": "UNSET", "dmarc": "UNSET", "spam": "UNSET",
+                         "virus": "UNSET", "dmarc_policy": "UNSET"}},
+        "created": 1700000000, "next_attempt": 1700000000, "attempts": 0,
+        "expire_after_ms": 86400000 * 365 * 20, "on_failure": "retry",
+        "msg_path": "var/spool/msg/%s.eml" % qid,
+    }
+
+
+class SpoolCase(unittest.TestCase):
+    rules = RULES
+
     def setUp(self):
         self.sink = WebhookSink().start()
         self.addCleanup(self.sink.stop)
-        self.s = Sluice(rules=RULES % self.sink.url, server_extra="retry_initial_ms = 200,")
+        self.s = Sluice(rules=self.rules % self.sink.url, server_extra="retry_initial_ms = 200,")
         self.jobs = os.path.join(self.s.dir, "var", "spool", "jobs")
         self.msgs = os.path.join(self.s.dir, "var", "spool", "msg")
         os.makedirs(self.jobs, mode=0o700)
         os.makedirs(self.msgs, mode=0o700)
 
     def spool(self, job, subject):
-        qid = job["qid"]
+        qid = job["id"].rsplit("-", 1)[0]
         with open(os.path.join(self.msgs, qid + ".eml"), "wb") as f:
             f.write(MSG % (subject.encode(), qid.encode()))
         path = os.path.join(self.jobs, job["id"] + ".job")
@@ -60,6 +97,9 @@ class Versions(unittest.TestCase):
     def subjects(self):
         return [n[1]["mail"]["commonHeaders"]["subject"] for n in self.sink.notifications()]
 
+
+
+class Versions(SpoolCase):
     def test_version1_job_without_version_field_runs(self):
         path = self.spool(v1_job("0123456789ABCDEF", "from before"), "from before")
         self.s.start()
@@ -68,10 +108,65 @@ class Versions(unittest.TestCase):
         self.assertEqual(self.subjects(), ["from before"])
         self.assertTrue(wait_for(lambda: not os.path.exists(path)), self.s.read_log())
 
+    def test_version1_job_with_version_field_runs(self):
+        path = self.spool(dict(v1_job("0123456789ABCDEF", "said so"), version=1), "said so")
+        self.s.start()
+        self.addCleanup(self.s.stop)
+        self.assertTrue(wait_for(lambda: len(self.sink.requests) == 1), self.s.read_log())
+        mail = self.sink.notifications()[0][1]["mail"]
+        self.assertEqual((mail["commonHeaders"]["subject"], mail["messageId"], mail["source"],
+                          mail["destination"]),
+                         ("said so", "0123456789ABCDEF", "alice@example.net",
+                          ["user@example.test"]))
+        self.assertTrue(wait_for(lambda: not os.path.exists(path)), self.s.read_log())
+
+    def test_version2_job_written_by_hand_runs(self):
+        path = self.spool(v2_job("00112233445566778899", "by hand"), "by hand")
+        self.s.start()
+        self.addCleanup(self.s.stop)
+        self.assertTrue(wait_for(lambda: len(self.sink.requests) == 1), self.s.read_log())
+        mail = self.sink.notifications()[0][1]["mail"]
+        self.assertEqual((mail["commonHeaders"]["subject"], mail["messageId"], mail["source"],
+                          mail["destination"], mail["timestamp"]),
+                         ("by hand", "00112233445566778899", "alice@example.net",
+                          ["user@example.test"], "2023-11-14T22:13:20.000Z"))
+        self.assertTrue(wait_for(lambda: not os.path.exists(path)), self.s.read_log())
+
+    def test_version2_job_with_broken_envelope_moved_aside(self):
+        no_helo = v2_job("AAAA0000000000000001", "no helo")
+        del no_helo["envelope"]["helo"]
+        no_helo_path = self.spool(no_helo, "no helo")
+        bad_port = v2_job("AAAA0000000000000002", "bad port")
+        bad_port["envelope"]["client_port"] = "40000"
+        bad_port_path = self.spool(bad_port, "bad port")
+        flat = dict(v1_job("AAAA0000000000000003", "flat"), version=2)  # v1 fields, v2 label
+        flat_path = self.spool(flat, "flat")
+        garbage_path = os.path.join(self.jobs, "AAAA0000000000000004-1.job")
+        with open(garbage_path, "w") as f:
+            f.write('{"version": 2, "id": ')
+        self.spool(v2_job("00112233445566778899", "fine"), "fine")
+        self.s.start()
+        self.addCleanup(self.s.stop)
+        for path, why in ((no_helo_path, "envelope field 'helo' is missing"),
+                          (bad_port_path, "envelope field 'client_port' is not an integer"),
+                          (flat_path, "envelope is not a JSON object"),
+                          (garbage_path, None)):
+            name = re.escape(os.path.basename(path))
+            # Not JSON at all: the parser's own words, whatever they are.
+            why = re.escape(why) if why else r"[^)]+"
+            self.s.wait_log(r"spool: unreadable job \S*/%s \(%s\) moved to \S*/%s\.bad"
+                            % (name, why, name))
+            self.assertFalse(os.path.exists(path))
+            self.assertTrue(os.path.exists(path + ".bad"))
+        # The readable job beside them still runs, and only it.
+        self.assertTrue(wait_for(lambda: len(self.sink.requests) == 1), self.s.read_log())
+        self.assertEqual(self.subjects(), ["fine"])
+
     def test_unknown_version_left_in_place_others_run(self):
         newer = dict(v1_job("FEDCBA9876543210", "from the future"), version=99)
         newer_path = self.spool(newer, "from the future")
-        newer_bytes = open(newer_path, "rb").read()
+        with open(newer_path, "rb") as f:
+            newer_bytes = f.read()
         self.spool(v1_job("0123456789ABCDEF", "from before"), "from before")
         self.s.start()
         self.addCleanup(self.s.stop)
@@ -85,9 +180,56 @@ class Versions(unittest.TestCase):
         self.assertTrue(wait_for(lambda: len(self.sink.requests) == 2), self.s.read_log())
         self.assertEqual(sorted(self.subjects()), ["from before", "new"])
         # Never misread, moved aside or deleted: a newer sluice must still find it.
-        self.assertEqual(open(newer_path, "rb").read(), newer_bytes)
+        with open(newer_path, "rb") as f:
+            self.assertEqual(f.read(), newer_bytes)
         self.assertTrue(os.path.exists(os.path.join(self.msgs, "FEDCBA9876543210.eml")))
-        self.assertEqual(sorted(os.listdir(self.jobs)), ["FEDCBA9876543210-1.job"])
+        # The delivered jobs' files go once the webhook answered, which the sink sees first.
+        self.assertTrue(wait_for(lambda: os.listdir(self.jobs) == ["FEDCBA9876543210-1.job"]),
+                        os.listdir(self.jobs))
+
+
+class Written(SpoolCase):
+    rules = RULES_ONE_NOTIFIED
+
+    def job_files(self):
+        return [n for n in os.listdir(self.jobs) if n.endswith(".job")]
+
+    def test_job_written_as_version2_and_read_back_after_restart(self):
+        self.sink.always_fail = True
+        self.s.start()
+        with smtplib.SMTP("127.0.0.1", self.s.port, timeout=10,
+                          local_hostname="client.example.net") as c:
+            c.sendmail("alice@example.net", ["user@example.test", "other@example.test"],
+                       MSG % (b"kept", b"kept"))
+        self.s.wait_log(r"action=webhook attempts=1 outcome=retry")
+        self.s.stop()
+        self.assertEqual(len(self.job_files()), 1, os.listdir(self.jobs))
+        name = self.job_files()[0]
+        with open(os.path.join(self.jobs, name)) as f:
+            job = json.load(f)
+        self.assertEqual(job["version"], 2)
+        env = job["envelope"]
+        self.assertEqual(list(env), ENVELOPE_KEYS)
+        # The envelope's fields live only there, not flat beside the job's as in version 1.
+        self.assertFalse(set(ENVELOPE_KEYS) & set(job), job)
+        self.assertEqual(name, env["qid"] + "-1.job")
+        self.assertEqual((env["client_ip"], env["helo"], env["esmtp"], env["tls"],
+                          env["mail_from"], env["rcpts"]),
+                         ("127.0.0.1", "client.example.net", True, False,
+                          "alice@example.net", ["user@example.test"]))
+        self.assertTrue(0 < env["client_port"] < 65536, env)
+        self.assertEqual(env["verdicts"]["spf"], "UNSET")
+        self.assertEqual(job["attempts"], 1)
+
+        # A restarted sluice reads it back and runs it with the same envelope.
+        self.sink.always_fail = False
+        self.s.start()
+        self.addCleanup(self.s.stop)
+        self.assertTrue(wait_for(lambda: len(self.sink.requests) == 1), self.s.read_log())
+        mail = self.sink.notifications()[0][1]["mail"]
+        self.assertEqual((mail["messageId"], mail["source"], mail["destination"]),
+                         (env["qid"], "alice@example.net", ["user@example.test"]))
+        self.assertTrue(wait_for(lambda: not self.job_files()), self.s.read_log())
 
 
 if __name__ == "__main__":

@@ -28,33 +28,33 @@ enum variant {
 
 static struct message *make_message(enum variant v)
 {
-    struct message *m = message_new();
+    struct message *m = message_new(NULL);
     if (v == PLAIN) {
-        m->mail_from = xstrdup("alice@example.org");
-        m->helo = xstrdup("mx1.Example.org");
-        snprintf(m->client_ip, sizeof m->client_ip, "192.0.2.7");
-        m->tls = true;
-        snprintf(m->tls_version, sizeof m->tls_version, "TLSv1.3");
+        m->env.mail_from = xstrdup("alice@example.org");
+        m->env.helo = xstrdup("mx1.Example.org");
+        snprintf(m->env.client_ip, sizeof m->env.client_ip, "192.0.2.7");
+        m->env.tls = true;
+        snprintf(m->env.tls_version, sizeof m->env.tls_version, "TLSv1.3");
         buf_puts(&m->body, "From: Bob <bob@sender.test>\r\n"
                            "Subject: =?UTF-8?Q?caf=C3=A9?= menu\r\n"
                            "X-Tag: first\r\n"
                            "X-Tag: second\r\n"
                            "\r\n"
                            "Hello.\r\n");
-        m->verdicts = (struct verdicts){.spf = VERDICT_PASS,
-                                        .dkim = VERDICT_FAIL,
-                                        .dmarc = VERDICT_GRAY,
-                                        .spam = VERDICT_PROCESSING_FAILED,
-                                        .dmarc_policy = DMARC_POLICY_REJECT};
+        m->env.verdicts = (struct verdicts){.spf = VERDICT_PASS,
+                                            .dkim = VERDICT_FAIL,
+                                            .dmarc = VERDICT_GRAY,
+                                            .spam = VERDICT_PROCESSING_FAILED,
+                                            .dmarc_policy = DMARC_POLICY_REJECT};
     } else {
-        m->mail_from = xstrdup("");
-        snprintf(m->client_ip, sizeof m->client_ip, "2001:db8::25");
+        m->env.mail_from = xstrdup("");
+        snprintf(m->env.client_ip, sizeof m->env.client_ip, "2001:db8::25");
         buf_puts(&m->body, "From: carol@bare.test\r\n\r\nHi.\r\n");
-        m->verdicts = (struct verdicts){.dkim = VERDICT_PASS,
-                                        .dmarc = VERDICT_FAIL,
-                                        .spam = VERDICT_GRAY,
-                                        .virus = VERDICT_PROCESSING_FAILED,
-                                        .dmarc_policy = DMARC_POLICY_NONE};
+        m->env.verdicts = (struct verdicts){.dkim = VERDICT_PASS,
+                                            .dmarc = VERDICT_FAIL,
+                                            .spam = VERDICT_GRAY,
+                                            .virus = VERDICT_PROCESSING_FAILED,
+                                            .dmarc_policy = DMARC_POLICY_NONE};
     }
     return m;
 }

@@ -1,11 +1,19 @@
 /* The envelope's JSON form: every field survives a round trip (NULL rDNS and HELO, the null
- * sender, UTF-8, many recipients), and each missing or mistyped field is refused by name. */
+ * sender, UTF-8, many recipients), and each missing or mistyped field is refused by name. And
+ * where it is embedded: a message starts as a copy of the session's client envelope (a fresh
+ * queue id) or of a spooled job's (its own), and a spool job copies the message's with only the
+ * rule's recipients. */
 #include "check.h"
 #include "core/envelope.h"
+#include "core/message.h"
 #include "core/xalloc.h"
+#include "spool/spool.h"
 
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 static void fill(struct envelope *e)
 {
@@ -158,9 +166,65 @@ static void test_rejects(void)
     json_decref(good);
 }
 
+static void test_embedded(void)
+{
+    /* The session's: the client only, no queue id yet. */
+    struct envelope client;
+    fill(&client);
+    client.qid[0] = '\0';
+    client.arrival = 0;
+    free(client.mail_from);
+    client.mail_from = NULL;
+    for (size_t i = 0; i < client.nrcpts; i++)
+        free(client.rcpts[i]);
+    client.nrcpts = 0;
+    time_t before = time(NULL);
+    struct message *m = message_new(&client);
+    CHECK_INT(strlen(m->env.qid), 18);
+    CHECK(m->env.arrival >= before && m->env.arrival <= time(NULL));
+    struct message *m2 = message_new(&client);
+    CHECK(strcmp(m->env.qid, m2->env.qid) != 0);
+    message_free(m2);
+    envelope_free(&client); /* the message owns copies */
+    CHECK_STR(m->env.client_rdns, "mx.exämple.net");
+    CHECK_STR(m->env.helo, "client.example.net");
+    CHECK_INT(m->env.client_port, 65535);
+    CHECK_STR(m->env.tls_cipher, "TLS_AES_256_GCM_SHA384");
+    CHECK(m->env.mail_from == NULL && m->env.nrcpts == 0);
+    m->env.mail_from = xstrdup("a@example.net");
+    message_add_rcpt(m, "r0@example.test");
+    message_add_rcpt(m, "r1@example.test");
+    message_add_rcpt(m, "r2@example.test");
+
+    /* A job for the rule that matched r2 and r0: everything but the recipients is the
+     * message's. */
+    size_t matched[] = {2, 0};
+    struct spool_job *j = spool_job_new(m, "main", "notify", 1, "webhook", matched, 2, 3);
+    struct envelope want;
+    envelope_copy(&want, &m->env);
+    for (size_t i = 0; i < want.nrcpts; i++)
+        free(want.rcpts[i]);
+    want.nrcpts = 0;
+    envelope_add_rcpt(&want, "r2@example.test");
+    envelope_add_rcpt(&want, "r0@example.test");
+    check_same(&j->env, &want);
+    char id[64];
+    snprintf(id, sizeof id, "%s-3", m->env.qid);
+    CHECK_STR(j->id, id);
+    envelope_free(&want);
+
+    /* A message rebuilt from the job (the async Lua action) keeps its queue id and arrival. */
+    struct message *again = message_new(&j->env);
+    check_same(&again->env, &j->env);
+    message_free(again);
+    spool_job_free(j);
+    message_free(m);
+}
+
 int main(void)
 {
     test_round_trips();
     test_rejects();
+    test_embedded();
     return CHECK_DONE();
 }

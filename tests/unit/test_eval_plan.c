@@ -312,13 +312,13 @@ static void run_case(const struct eval_case *c)
         return;
     }
     const struct rule_set *rs = config_find_rule_set(cfg, "main");
-    struct message *m = message_new();
-    message_make_qid(m->qid, sizeof m->qid);
+    struct message *m = message_new(NULL);
+    message_make_qid(m->env.qid, sizeof m->env.qid);
     m->hostname = cfg->server.hostname;
-    m->mail_from = strdup(c->from);
-    m->helo = strdup("client.test");
-    m->verdicts.spf = c->spf;
-    snprintf(m->client_ip, sizeof m->client_ip, "192.0.2.1");
+    m->env.mail_from = strdup(c->from);
+    m->env.helo = strdup("client.test");
+    m->env.verdicts.spf = c->spf;
+    snprintf(m->env.client_ip, sizeof m->env.client_ip, "192.0.2.1");
     buf_printf(&m->body, "Subject: %s\r\nFrom: <a@sender.test>\r\n\r\nbody\r\n", c->subject);
     for (size_t i = 0; i < 3 && c->rcpts[i]; i++)
         message_add_rcpt(m, c->rcpts[i]);
@@ -328,9 +328,9 @@ static void run_case(const struct eval_case *c)
                    &p);
 
     char got[8] = "";
-    for (size_t i = 0; i < m->nrcpts && i < sizeof got - 1; i++)
+    for (size_t i = 0; i < m->env.nrcpts && i < sizeof got - 1; i++)
         got[i] = p.outcomes[i].refused ? 'R' : p.outcomes[i].dropped ? 'D' : 'A';
-    got[m->nrcpts < sizeof got ? m->nrcpts : sizeof got - 1] = '\0';
+    got[m->env.nrcpts < sizeof got ? m->env.nrcpts : sizeof got - 1] = '\0';
     CHECK_STR(got, c->outcomes);
     CHECK_PREFIX(p.reply, c->reply);
     CHECK_INT(p.copies.n, c->copies);
