@@ -164,6 +164,7 @@ static void s3_free(void *state)
 
 const struct action_type action_s3 = {
     .name = "s3",
+    .delivers = true,
     .parse = s3_parse,
     .describe = s3_describe,
     .free_state = s3_free,
