@@ -199,6 +199,8 @@ rule_set "main" {
                 # TLS files of the quick start are made by `make run`; everything else is OK.
                 if r.returncode != 0:
                     self.assertIn("TLS", r.stderr, name + ": " + r.stderr)
+                # Every recipient an example accepts reaches a delivering rule.
+                self.assertNotIn("warning: recipients", r.stderr, name)
 
 
 class CommandLine(unittest.TestCase):
