@@ -255,7 +255,7 @@ static enum action_status run_rule(const struct rule_set *rs, const struct rule 
  * DSN). tempfail fails the whole message with 451 (one reply to DATA for all recipients, and
  * staged copies are taken back, so the retry delivers no second copy) - unless a copy already
  * went where it cannot be taken back (LMTP), where a retry would deliver it twice: then it is
- * refused as with reject. accept keeps today's accept-and-discard; each case is logged by the
+ * refused as with reject. accept accepts and discards, as before the policy; each is logged by the
  * caller from the outcomes and counted here. */
 static void judge_undelivered(const struct rule_set *rs, const struct message *m,
                               enum undelivered_policy policy, struct plan *plan)
