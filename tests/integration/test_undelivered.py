@@ -6,6 +6,7 @@ each policy; drop is an explicit choice, not undelivered; the log lines, the cou
 import json
 import os
 import re
+import signal
 import subprocess
 import tempfile
 import unittest
@@ -150,6 +151,24 @@ class IssueScenarioAccept(Base):
         # Not a refusal at RCPT.
         self.assertEqual(
             self.metric('sluice_smtp_recipients_rejected_total{reason="undelivered"}'), 0)
+
+
+class PolicyReload(Base):
+    policy = "accept"
+
+    def test_a_reload_changes_the_policy(self):
+        answers, _ = transaction(self.sluice, ["dave@sub.example.test"])
+        self.assertEqual(answers["dave@sub.example.test"][0], 250)
+        with open(self.sluice.config_path) as f:
+            text = f.read()
+        self.sluice.write_config(text.replace('undelivered = "accept"', 'undelivered = "reject"'))
+        start = len(self.sluice.read_log())
+        self.sluice.signal(signal.SIGHUP)
+        self.sluice.wait_log(r"config reloaded", start=start)
+        answers, data = transaction(self.sluice, ["dave@sub.example.test"])
+        self.assertEqual(answers["dave@sub.example.test"][0], 550)
+        self.assertIsNone(data)
+        self.assertEqual(self.undelivered_count(), 2)
 
 
 class ConditionsExcludeDefault(Base):
