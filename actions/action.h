@@ -53,11 +53,18 @@ void action_drop_rcpts(struct action_ctx *ctx);
 /* Replaces the rule's recipients with addrs (SES Mail Manager ReplaceRecipient): the old ones
  * get nothing more, later actions and rules see the new ones. */
 void action_replace_rcpts(struct action_ctx *ctx, char *const *addrs, size_t n);
+/* Marks the recipients in ctx settled when a is a delivering action (called before it runs). */
+void action_settle_rcpts(const struct action *a, struct action_ctx *ctx);
 /* Runs a nested list of actions (e.g. bounce_on_dmarc_fail's quarantine) with ctx. */
 enum action_status action_run_list(struct action *const *list, size_t n, struct action_ctx *ctx);
 
 struct action_type {
     const char *name;
+    /* The action settles the recipients it runs for: delivers (store, relay, s3, lmtp, lua,
+     * dmarc_report_ingest), refuses (bounce), hands them on (replace_recipient) or discards
+     * them by choice (drop). A recipient no such action ran for is undelivered (rules/
+     * undelivered.h); notifications (webhook), header edits and stop do not count. */
+    bool delivers;
     /* Parses the config table at stack index idx into *state (owned by the action, freed with
      * free_state). Returns -1 with a message in err on any config error. */
     int (*parse)(struct lua_State *L, int idx, void **state, char *err, size_t errlen);

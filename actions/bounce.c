@@ -60,6 +60,7 @@ static void bounce_free(void *state)
 
 const struct action_type action_bounce = {
     .name = "bounce",
+    .delivers = true,
     .parse = bounce_parse,
     .run = bounce_run,
     .describe = bounce_describe,

@@ -206,6 +206,7 @@ static void ingest_free(void *state)
 
 const struct action_type action_dmarc_report_ingest = {
     .name = "dmarc_report_ingest",
+    .delivers = true,
     .parse = ingest_parse,
     .run = ingest_run,
     .describe = ingest_describe,

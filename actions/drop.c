@@ -17,6 +17,7 @@ static enum action_status drop_run(const void *state, struct action_ctx *ctx)
 
 const struct action_type action_drop = {
     .name = "drop",
+    .delivers = true,
     .parse = drop_parse,
     .run = drop_run,
 };

@@ -205,6 +205,7 @@ static void lmtp_free(void *state)
 
 const struct action_type action_lmtp = {
     .name = "lmtp",
+    .delivers = true,
     .parse = lmtp_parse,
     .check_rcpt = lmtp_check_rcpt,
     .describe = lmtp_describe,

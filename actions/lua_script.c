@@ -484,6 +484,7 @@ extern const struct action_type action_lua;
 
 static const struct action_type action_lua_async = {
     .name = "lua",
+    .delivers = true,
     .parse = lua_script_parse,
     .describe = lua_script_describe,
     .free_state = lua_script_free,
@@ -498,6 +499,7 @@ static const struct action_type *lua_script_variant(const void *state)
 
 const struct action_type action_lua = {
     .name = "lua",
+    .delivers = true,
     .parse = lua_script_parse,
     .run = lua_script_run,
     .describe = lua_script_describe,

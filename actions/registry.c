@@ -87,9 +87,18 @@ void action_drop_rcpts(struct action_ctx *ctx)
     }
 }
 
+void action_settle_rcpts(const struct action *a, struct action_ctx *ctx)
+{
+    if (!a->type->delivers)
+        return;
+    for (size_t i = 0; i < ctx->nrcpts; i++)
+        ctx->outcomes[ctx->rcpts[i]].settled = 1;
+}
+
 enum action_status action_run_list(struct action *const *list, size_t n, struct action_ctx *ctx)
 {
     for (size_t i = 0; i < n; i++) {
+        action_settle_rcpts(list[i], ctx);
         enum action_status st = list[i]->type->run(list[i]->state, ctx);
         if (st != ACTION_OK)
             return st;

@@ -133,6 +133,7 @@ static void relay_free(void *state)
 
 const struct action_type action_relay = {
     .name = "relay",
+    .delivers = true,
     .parse = relay_parse,
     .describe = relay_describe,
     .free_state = relay_free,

@@ -61,6 +61,7 @@ static void replace_free(void *state)
 
 const struct action_type action_replace_recipient = {
     .name = "replace_recipient",
+    .delivers = true,
     .parse = replace_parse,
     .run = replace_run,
     .describe = replace_describe,

@@ -183,6 +183,7 @@ static int s3_warn(const void *state, char *why, size_t whylen)
 
 const struct action_type action_s3 = {
     .name = "s3",
+    .delivers = true,
     .parse = s3_parse,
     .warn = s3_warn,
     .describe = s3_describe,

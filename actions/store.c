@@ -151,6 +151,7 @@ static void store_free(void *state)
 
 const struct action_type action_store = {
     .name = "store",
+    .delivers = true,
     .parse = store_parse,
     .check_rcpt = store_check_rcpt,
     .run = store_run,

@@ -251,6 +251,16 @@ static void print_plain(json_t *r)
             }
         }
     }
+    json_array_foreach(json_object_get(r, "outcomes"), i, x)
+    {
+        const char *what = json_string_value(json_object_get(x, "outcome"));
+        json_t *reply = json_object_get(x, "reply");
+        printf("recipient %s: %s", json_string_value(json_object_get(x, "address")), what);
+        if (strcmp(what, "undelivered") == 0)
+            printf(" (no rule delivered, refused or dropped it; server.undelivered = \"%s\")",
+                   json_string_value(json_object_get(x, "policy")));
+        printf("%s%s\n", reply ? ": " : "", reply ? json_string_value(reply) : "");
+    }
     printf("reply to DATA: %s\n", json_string_value(json_object_get(r, "reply")));
     if (!json_is_true(json_object_get(r, "applied")))
         printf("(dry run: nothing was written or sent; --apply runs the actions)\n");
@@ -333,6 +343,30 @@ static json_t *trace_skeleton(const struct rule_set *rs)
     return t;
 }
 
+/* What became of each recipient after the chain: "delivered" (a delivering action ran for it),
+ * "refused", "dropped", or "undelivered" (nothing settled it) with what server.undelivered did. */
+static json_t *outcomes_json(const struct message *m, const struct plan *p,
+                             enum undelivered_policy policy)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; p->outcomes && i < m->env.nrcpts; i++) {
+        const struct rcpt_outcome *o = &p->outcomes[i];
+        const char *what = o->undelivered ? "undelivered"
+                           : o->refused   ? "refused"
+                           : o->dropped   ? "dropped"
+                                          : "delivered";
+        json_t *entry = json_pack("{s:s, s:s}", "address", m->env.rcpts[i], "outcome", what);
+        if (o->undelivered)
+            json_object_set_new(entry, "policy", json_string(undelivered_policy_name(policy)));
+        if (o->refused)
+            json_object_set_new(entry, "reply", json_string(o->reply));
+        else if (o->undelivered && p->failed)
+            json_object_set_new(entry, "reply", json_string(p->reply));
+        json_array_append_new(list, entry);
+    }
+    return list;
+}
+
 int cmd_test(int argc, char **argv)
 {
     struct test_args a;
@@ -375,11 +409,15 @@ int cmd_test(int argc, char **argv)
     json_t *rcpts = json_array();
     uint32_t *hits = NULL;
     size_t hcap = 0;
+    const struct server_cfg *sc = &cfg->server;
+    const struct rcpt_settings rcpt_st = {sc->domains, sc->ndomains, sc->undelivered};
     for (size_t i = 0; i < a.nto; i++) {
         enum rcpt_reject_reason why;
-        const char *refusal = address_valid(a.to[i])
-                                  ? rcpt_judge(cfg, rs, a.to[i], a.tls, &hits, &hcap, &why)
-                                  : "553 5.1.3 Bad recipient address syntax";
+        char text[512];
+        const char *refusal =
+            address_valid(a.to[i])
+                ? rcpt_judge(&rcpt_st, rs, a.to[i], a.tls, &hits, &hcap, &why, text, sizeof text)
+                : "553 5.1.3 Bad recipient address syntax";
         json_array_append_new(rcpts, json_pack("{s:s, s:s}", "address", a.to[i], "reply",
                                                refusal ? refusal : "250 2.1.5 Ok"));
         if (!refusal)
@@ -427,14 +465,16 @@ int cmd_test(int argc, char **argv)
     struct eval_opts opts = {.dry_run = !a.apply, .deliver_inline = a.apply, .observer = &observer};
     if (m->env.nrcpts) {
         rules_evaluate_opts(
-            rs, m, &(struct rules_settings){cfg->server.hostname, cfg->server.bounce_relay}, &opts,
+            rs, m, &(struct rules_settings){sc->hostname, sc->bounce_relay, sc->undelivered}, &opts,
             &res);
         reply = delivery_commit(&res, m, cfg->server.data_dir);
         json_object_set_new(report, "rules", trace.rules);
+        json_object_set_new(report, "outcomes", outcomes_json(m, &res, sc->undelivered));
     } else {
         memset(&res, 0, sizeof res);
         json_decref(trace.rules);
         json_object_set_new(report, "rules", json_array());
+        json_object_set_new(report, "outcomes", json_array());
     }
     json_object_set_new(report, "config", json_string(a.config));
     json_object_set_new(report, "rule_set", json_string(rs->name));

@@ -9,6 +9,7 @@
 #include "receiver/server.h"
 #include "receiver/tls.h"
 #include "rules/metrics.h"
+#include "rules/reach.h"
 #include "reports/dmarc_metrics.h"
 #include "reports/dmarc_store.h"
 
@@ -67,6 +68,13 @@ static const char *parse_config_opt(int argc, char **argv)
     return path;
 }
 
+/* "FILE:LINE: warning: ..." like the config's other warnings; LINE 0 means server { }. */
+static void print_warning(void *arg, int line, const char *text)
+{
+    const struct config *cfg = arg;
+    fprintf(stderr, "%s:%d: warning: %s\n", cfg->path, line ? line : cfg->server.line, text);
+}
+
 static int cmd_check(int argc, char **argv)
 {
     const char *path = parse_config_opt(argc, argv);
@@ -90,6 +98,8 @@ static int cmd_check(int argc, char **argv)
         config_describe(cfg, stdout);
         config_scan_warn(cfg, stderr);
         config_warn(cfg, stderr);
+        reach_check(cfg->sets, cfg->nsets, cfg->server.domains, cfg->server.ndomains,
+                    cfg->server.undelivered, print_warning, cfg);
     }
     config_release(cfg);
     metrics_shutdown();

@@ -5,14 +5,12 @@
 #include "config/config_scan.h"
 #include "config/config_dmarc.h"
 #include "actions/action.h"
-#include "core/address.h"
 #include "core/cidr.h"
 #include "core/xalloc.h"
 #include "rules/ruleset.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 struct config *config_retain(struct config *c)
 {
@@ -102,16 +100,6 @@ const struct listen_cfg *config_listen_for(const struct config *c, const char *l
         if (strcmp(c->server.listen[i].address, listen_address) == 0)
             return &c->server.listen[i];
     return NULL;
-}
-
-bool config_domain_accepted(const struct config *c, const char *domain)
-{
-    for (size_t i = 0; i < c->server.ndomains; i++) {
-        const char *d = c->server.domains[i];
-        if (d[0] == '.' ? domain_matches(domain, d + 1, true) : strcasecmp(domain, d) == 0)
-            return true;
-    }
-    return false;
 }
 
 static void describe_rule(const struct rule *r, size_t pos, FILE *out)

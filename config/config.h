@@ -9,8 +9,9 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "auth/dns.h"  /* struct dns_cfg */
-#include "scan/scan.h" /* struct scan_cfg */
+#include "auth/dns.h"          /* struct dns_cfg */
+#include "rules/undelivered.h" /* enum undelivered_policy */
+#include "scan/scan.h"         /* struct scan_cfg */
 
 struct rule_set;
 struct cidr;
@@ -61,6 +62,7 @@ struct server_cfg {
     long long bare_newline_reject_code;
     struct cidr *bare_newline_exclusions;
     size_t nbare_newline_exclusions;
+    enum undelivered_policy undelivered; /* recipients no delivering action reaches */
 };
 
 /* receipt_filter { name, policy = "block"|"allow", cidr = { ... } } (SES receipt filters). */
@@ -119,8 +121,6 @@ const struct rule_set *config_rule_set_for(const struct config *c, const char *l
 const char *config_receipt_filter_blocks(const struct config *c, const char *ip);
 /* The listen entry for a listener address (as written in listen), or NULL. */
 const struct listen_cfg *config_listen_for(const struct config *c, const char *listen_address);
-/* True when domain is one of server.domains (case-insensitive). */
-bool config_domain_accepted(const struct config *c, const char *domain);
 /* The one-screen summary `sluice check` prints. */
 void config_describe(const struct config *c, FILE *out);
 

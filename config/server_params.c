@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "core/sockaddr.h"
 #include "core/xalloc.h"
+#include "rules/undelivered.h"
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -167,6 +168,24 @@ static int parse_log_level(lua_State *L, int idx, struct server_cfg *s, int line
     return rc;
 }
 
+static int parse_undelivered(lua_State *L, int idx, struct server_cfg *s, int line, char *err,
+                             size_t errlen)
+{
+    (void)line;
+    char *text = NULL;
+    if (lf_string(L, idx, "undelivered", false, &text, err, errlen) < 0)
+        return -1;
+    int rc = 0;
+    if (text && undelivered_policy_parse(text, &s->undelivered) < 0) {
+        snprintf(err, errlen,
+                 "server: undelivered must be \"reject\", \"tempfail\" or \"accept\", got \"%s\"",
+                 text);
+        rc = -1;
+    }
+    free(text);
+    return rc;
+}
+
 static int parse_xclient(lua_State *L, int idx, struct server_cfg *s, int line, char *err,
                          size_t errlen)
 {
@@ -271,6 +290,11 @@ static void default_log_level(struct server_cfg *s)
     s->log_level = LOG_INFO;
 }
 
+static void default_undelivered(struct server_cfg *s)
+{
+    s->undelivered = UNDELIVERED_REJECT;
+}
+
 static void default_workers(struct server_cfg *s)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -334,6 +358,10 @@ const struct server_param server_params[] = {
     /* The kernel caps it at net.core.somaxconn; a burst of new connections beyond the queue
      * waits for the clients' SYN retransmission (1 s, then 3 s). */
     INTEGER(listen_backlog, SOMAXCONN, 1, 65535),
+    {.name = "undelivered",
+     .type = SP_CUSTOM,
+     .parse = parse_undelivered,
+     .def_fn = default_undelivered},
 };
 const size_t server_nparams = sizeof server_params / sizeof server_params[0];
 

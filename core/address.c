@@ -146,3 +146,13 @@ bool domain_matches(const char *domain, const char *parent, bool subdomains)
     size_t dl = strlen(domain), pl = strlen(parent);
     return dl > pl + 1 && domain[dl - pl - 1] == '.' && strcasecmp(domain + dl - pl, parent) == 0;
 }
+
+bool domain_accepted(char *const *domains, size_t n, const char *domain)
+{
+    for (size_t i = 0; domain && i < n; i++) {
+        const char *d = domains[i];
+        if (d[0] == '.' ? domain_matches(domain, d + 1, true) : strcasecmp(domain, d) == 0)
+            return true;
+    }
+    return false;
+}

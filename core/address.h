@@ -25,5 +25,8 @@ void ascii_lower(char *s);
 /* True when domain equals parent, or (subdomains) is a strict subdomain of parent.
  * Case-insensitive. */
 bool domain_matches(const char *domain, const char *parent, bool subdomains);
+/* True when domain is one of the accepted domains (server.domains: "example.test" that domain,
+ * ".example.test" its strict subdomains). Case-insensitive. */
+bool domain_accepted(char *const *domains, size_t n, const char *domain);
 
 #endif

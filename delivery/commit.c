@@ -79,7 +79,8 @@ const char *delivery_commit(struct plan *p, const struct message *m, const char 
                     "qid=%s copies were already delivered over LMTP before the failure: the "
                     "sender's retry will deliver them again",
                     m->env.qid);
-        plan_fail(p);
+        if (p->reply[0] != '4') /* keep a temporary failure the chain already gave */
+            plan_fail(p);
         p->refused = 0;
     }
     atomic_ullong *counter = p->failed ? p->count_failure : p->count_success;

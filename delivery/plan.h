@@ -16,6 +16,9 @@ struct spool_job;
 struct rcpt_outcome {
     int refused;      /* bounced: reply holds the SMTP reply */
     int dropped;      /* silently accepted, nothing delivered */
+    int settled;      /* a delivering action ran for it (actions/action.h: delivers) */
+    int undelivered;  /* nothing settled, refused or dropped it: server.undelivered applied
+                         (reject: also refused; tempfail: the message failed; accept: neither) */
     char reply[512];  /* "550 5.7.1 text" */
     char sender[256]; /* bounce action's DSN sender, when given */
 };

@@ -39,7 +39,7 @@ static const char *logged_verdict(enum verdict v)
 }
 
 void message_log(const struct message *m, const char *client, const char *helo, const char *result,
-                 const char *rules, const char *actions, const char *error)
+                 const char *rules, const char *actions, const char *undelivered, const char *error)
 {
     const struct verdicts *v = &m->env.verdicts;
     struct buf rcpts = {0};
@@ -60,6 +60,7 @@ void message_log(const struct message *m, const char *client, const char *helo, 
         {"rules", rules},
         {"actions", actions},
         {"result", result},
+        {"undelivered", undelivered && *undelivered ? undelivered : NULL},
         {"error", error && *error ? error : NULL},
         {"spf", logged_verdict(v->spf)},
         {"dkim", logged_verdict(v->dkim)},
@@ -92,6 +93,27 @@ static unsigned log_partial_bounce(const struct message *m, const struct rcpt_ou
     return not_sent;
 }
 
+/* Recipients no delivering action reached: one line each with what the policy did, and their
+ * list (comma separated) in out for the message line. */
+static void log_undelivered(const struct message *m, const struct plan *p,
+                            enum undelivered_policy policy, struct buf *out)
+{
+    for (size_t i = 0; p->outcomes && i < m->env.nrcpts; i++) {
+        if (!p->outcomes[i].undelivered)
+            continue;
+        buf_printf(out, "%s%s", out->len ? "," : "", m->env.rcpts[i]);
+        const char *reply = p->outcomes[i].refused ? p->outcomes[i].reply
+                            : p->failed            ? p->reply
+                                                   : "accepted, kept nowhere";
+        struct log_kv kv[] = {{"qid", m->env.qid},
+                              {"rcpt", m->env.rcpts[i]},
+                              {"result", "undelivered"},
+                              {"policy", undelivered_policy_name(policy)},
+                              {"reply", reply}};
+        log_event(LOG_WARN, "recipient", kv, sizeof kv / sizeof kv[0]);
+    }
+}
+
 static void job_run(struct work *w)
 {
     struct message_job *j = (struct message_job *)w;
@@ -101,7 +123,8 @@ static void job_run(struct work *w)
     scan_message(&j->cfg->scan, j->rs, j->msg);
     dns_begin(&j->cfg->dns); /* a fresh lookup budget for the rules' scripts */
     rules_evaluate(j->rs, j->msg,
-                   &(struct rules_settings){j->cfg->server.hostname, j->cfg->server.bounce_relay},
+                   &(struct rules_settings){j->cfg->server.hostname, j->cfg->server.bounce_relay,
+                                            j->cfg->server.undelivered},
                    &j->res);
     delivery_commit(&j->res, j->msg, j->cfg->server.data_dir);
     /* For DMARC aggregate reports, with what the rules did to the message. */
@@ -112,8 +135,12 @@ static void job_done(struct work *w)
 {
     struct message_job *j = (struct message_job *)w;
     struct message_job_result r = {.reply = j->res.reply};
+    struct buf undelivered = {0};
+    log_undelivered(j->msg, &j->res, j->cfg->server.undelivered, &undelivered);
     message_log(j->msg, j->msg->env.client_ip, j->msg->env.helo, j->res.reply,
-                buf_cstr(&j->res.rules), buf_cstr(&j->res.actions), j->res.error);
+                buf_cstr(&j->res.rules), buf_cstr(&j->res.actions), buf_cstr(&undelivered),
+                j->res.error);
+    buf_free(&undelivered);
     if (j->res.refused && j->res.reply[0] == '2')
         r.dsn_not_sent =
             log_partial_bounce(j->msg, j->res.outcomes, j->res.dsn ? j->res.dsn : "not sent");

@@ -28,8 +28,10 @@ void message_job_submit(struct worker_pool *pool, struct retry *retry, struct me
                         void *arg);
 
 /* The "message" log line, for the job's end and for messages the session gives up before the
- * end of DATA (client and helo then come from the session). rules, actions, error may be NULL. */
+ * end of DATA (client and helo then come from the session). undelivered lists the recipients no
+ * delivering action reached (comma separated). rules, actions, undelivered, error may be NULL. */
 void message_log(const struct message *m, const char *client, const char *helo, const char *result,
-                 const char *rules, const char *actions, const char *error);
+                 const char *rules, const char *actions, const char *undelivered,
+                 const char *error);
 
 #endif

@@ -101,6 +101,16 @@ static void put_action_row(const struct action_stats *s, void *arg)
     buf_printf(b, "\"} %llu\n", cum);
 }
 
+static void put_undelivered_row(const struct rule_stats *s, void *arg)
+{
+    struct buf *b = arg;
+    if (s->rule)
+        return;
+    buf_puts(b, "sluice_recipients_undelivered_total{rule_set=\"");
+    prom_label_value(b, s->rule_set);
+    buf_printf(b, "\"} %llu\n", (unsigned long long)atomic_load(&s->recipients_undelivered));
+}
+
 static void counter(struct buf *b, const char *name, const char *help, unsigned long long v)
 {
     header(b, name, "counter", help);
@@ -119,6 +129,9 @@ void metrics_render(struct server *srv, struct buf *b)
             metrics_foreach(put_rule_row, &p);
         }
     }
+    header(b, "sluice_recipients_undelivered_total", "counter",
+           "Recipients that no delivering action reached (server.undelivered), by rule set.");
+    metrics_foreach(put_undelivered_row, b);
     header(b, "sluice_action_invocations_total", "counter", "Action runs, by action type.");
     struct action_pass ap = {b, 0};
     metrics_action_foreach(put_action_row, &ap);

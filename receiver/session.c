@@ -21,6 +21,7 @@
 #include "receiver/smtp_stats.h"
 #include "rules/rcpt_index.h"
 #include "rules/rcpt_judge.h"
+#include "rules/metrics.h"
 #include "rules/ruleset.h"
 
 #include <event2/buffer.h>
@@ -256,7 +257,7 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (s->state == S_DATA && s->msg)
-        message_log(s->msg, s->client.client_ip, s->client.helo, "not accepted", NULL, NULL,
+        message_log(s->msg, s->client.client_ip, s->client.helo, "not accepted", NULL, NULL, NULL,
                     "timeout during DATA");
     reply(s, "421 4.4.2 %s Error: timeout exceeded", server_config(s->srv)->server.hostname);
     close_when_flushed(s, "timeout");
@@ -335,7 +336,7 @@ static void finish_data(struct session *s)
         atomic_fetch_add(&smtp_stats.messages_refused, 1);
         if (s->data.defects & DATA_TOO_BIG)
             atomic_fetch_add(&smtp_stats.rcpt_rejected[REJECT_SIZE], s->msg->env.nrcpts);
-        message_log(s->msg, s->client.client_ip, s->client.helo, verdict, NULL, NULL,
+        message_log(s->msg, s->client.client_ip, s->client.helo, verdict, NULL, NULL, NULL,
                     "message refused while reading DATA");
         txn_reset(s);
         enter_state(s, idle_state(s));
@@ -424,6 +425,21 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *c)
     reply(s, "250 2.1.0 Ok");
 }
 
+/* A recipient refused at RCPT because no rule that matches it delivers (server.undelivered
+ * reject or tempfail; with accept the end of DATA logs it). */
+static void log_undelivered_rcpt(struct session *s, const struct rule_set *rs, const char *rcpt,
+                                 const char *reply)
+{
+    atomic_fetch_add(&rs->stats->recipients_undelivered, 1);
+    struct log_kv kv[] = {{"qid", s->msg->env.qid},
+                          {"client", s->client.client_ip},
+                          {"rcpt", rcpt},
+                          {"result", "undelivered"},
+                          {"policy", undelivered_policy_name(s->cfg->server.undelivered)},
+                          {"reply", reply}};
+    log_event(LOG_WARN, "recipient", kv, sizeof kv / sizeof kv[0]);
+}
+
 static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
 {
     struct message *m = s->msg;
@@ -434,11 +450,17 @@ static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
         return;
     }
     enum rcpt_reject_reason reason;
-    const char *refusal = rcpt_judge(s->cfg, config_rule_set_for(s->cfg, s->listen_addr), c->path,
-                                     s->client.tls, &s->hits, &s->hits_cap, &reason);
+    const struct server_cfg *sc = &s->cfg->server;
+    const struct rule_set *rs = config_rule_set_for(s->cfg, s->listen_addr);
+    char text[512];
+    const char *refusal =
+        rcpt_judge(&(struct rcpt_settings){sc->domains, sc->ndomains, sc->undelivered}, rs, c->path,
+                   s->client.tls, &s->hits, &s->hits_cap, &reason, text, sizeof text);
     if (refusal) {
         s->n_rcpt_rejected++;
         atomic_fetch_add(&smtp_stats.rcpt_rejected[reason], 1);
+        if (reason == REJECT_UNDELIVERED)
+            log_undelivered_rcpt(s, rs, c->path, refusal);
         reply_error(s, refusal);
         return;
     }
@@ -875,7 +897,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
                                                        : "connection error";
         if (s->state == S_DATA && s->msg)
             message_log(s->msg, s->client.client_ip, s->client.helo, "not accepted", NULL, NULL,
-                        "client went away during DATA");
+                        NULL, "client went away during DATA");
         if (s->state == S_PROXY) {
             proxy_refuse(s, evbuffer_get_length(bufferevent_get_input(bev))
                                 ? "connection closed within the PROXY protocol header"

@@ -209,6 +209,8 @@ static enum action_status run_rule(const struct rule_set *rs, const struct rule 
             obs->action_started(obs->arg, a);
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
+        /* Before it runs: a replace_recipient changes ctx->rcpts to the new recipients. */
+        action_settle_rcpts(a, ctx);
         enum action_status st = run_action(rs, a, ai, ctx);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
@@ -245,6 +247,44 @@ static enum action_status run_rule(const struct rule_set *rs, const struct rule 
         ctx->nrcpts = k;
     }
     return rule_failed ? ACTION_FAILED_SOFT : ACTION_OK;
+}
+
+/* After the chain: a recipient that no delivering action ran for, and that nothing refused or
+ * dropped, is undelivered (its conditions excluded every delivering rule, or a stop came first).
+ * reject refuses it like a bounce (all refused: the reply to DATA; some: the partial-refusal
+ * DSN). tempfail fails the whole message with 451 (one reply to DATA for all recipients, and
+ * staged copies are taken back, so the retry delivers no second copy) - unless a copy already
+ * went where it cannot be taken back (LMTP), where a retry would deliver it twice: then it is
+ * refused as with reject. accept accepts and discards, as before the policy; each is logged by the
+ * caller from the outcomes and counted here. */
+static void judge_undelivered(const struct rule_set *rs, const struct message *m,
+                              enum undelivered_policy policy, struct plan *plan)
+{
+    const char *first = NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < m->env.nrcpts; i++) {
+        struct rcpt_outcome *o = &plan->outcomes[i];
+        if (o->refused || o->dropped || o->settled)
+            continue;
+        o->undelivered = 1;
+        atomic_fetch_add(&rs->stats->recipients_undelivered, 1);
+        if (!first)
+            first = m->env.rcpts[i];
+        n++;
+        if (policy == UNDELIVERED_REJECT || (policy == UNDELIVERED_TEMPFAIL && plan->irrevocable)) {
+            o->refused = 1;
+            undelivered_reply(UNDELIVERED_REJECT, m->env.rcpts[i], o->reply, sizeof o->reply);
+            o->sender[0] = '\0';
+        }
+    }
+    if (n == 0 || policy != UNDELIVERED_TEMPFAIL || plan->irrevocable)
+        return;
+    plan->failed = 1;
+    undelivered_reply(UNDELIVERED_TEMPFAIL, first, plan->reply, sizeof plan->reply);
+    snprintf(plan->error, sizeof plan->error,
+             "%zu recipient(s) reach no rule that delivers, first <%.300s> "
+             "(server.undelivered = \"tempfail\")",
+             n, first);
 }
 
 /* The reply to DATA once the chain ran: when every recipient was refused, the first refusal
@@ -418,6 +458,9 @@ void rules_evaluate_opts(const struct rule_set *rs, struct message *m,
         plan_fail(plan);
         return;
     }
+    judge_undelivered(rs, m, sc->undelivered, plan);
+    if (plan->failed)
+        return;
     final_reply(m, plan->outcomes, plan);
     if (plan->refused && plan->reply[0] == '2')
         dsn_plan(plan, m, rs->name, sc->hostname, sc->bounce_relay);

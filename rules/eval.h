@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "delivery/plan.h"
+#include "rules/undelivered.h"
 
 struct rule_set;
 struct action;
@@ -14,8 +15,9 @@ struct message;
 /* What the evaluator needs from the server settings (filled by the caller from struct server_cfg,
  * so that rules/ does not depend on config/). Borrowed: the strings belong to the caller. */
 struct rules_settings {
-    const char *hostname;     /* this MX's name, for DSNs */
-    const char *bounce_relay; /* "host:port" DSNs are sent through; NULL: none sent */
+    const char *hostname;                /* this MX's name, for DSNs */
+    const char *bounce_relay;            /* "host:port" DSNs are sent through; NULL: none sent */
+    enum undelivered_policy undelivered; /* for recipients no delivering action ran for */
 };
 
 /* Fills plan (caller frees with plan_free, after delivery_commit). Copies are staged, jobs and

@@ -13,6 +13,9 @@ struct rule_stats {
     atomic_ullong publish_success;
     atomic_ullong publish_failure;
     atomic_ullong publish_expired;
+    /* Rule sets only: recipients no delivering action reached (server.undelivered), at RCPT
+     * (refused there) or at the end of DATA. */
+    atomic_ullong recipients_undelivered;
     struct rule_stats *next;
 };
 

@@ -298,6 +298,9 @@ rule_set "main" {
         self.assertEqual(v('sluice_smtp_messages_accepted_total'), 2)
         self.assertEqual(v('sluice_smtp_messages_refused_total'), 1)
         self.assertEqual(v('sluice_smtp_recipients_rejected_total{reason="relay_denied"}'), 1)
+        # other@ matches only the header rule: refused at RCPT as undelivered (issue 23).
+        self.assertEqual(v('sluice_smtp_recipients_rejected_total{reason="undelivered"}'), 1)
+        self.assertEqual(v('sluice_recipients_undelivered_total{rule_set="main"}'), 1)
         self.assertGreaterEqual(v('sluice_smtp_connections_total'), 4)
 
     def test_counters_survive_a_reload(self):

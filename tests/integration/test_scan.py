@@ -302,7 +302,7 @@ SERVER = """server {
 }
 """
 SCAN_RULES = """rule_set "main" {
-  rule { name = "scanned", scan = true, actions = { stop {} } },
+  rule { name = "scanned", scan = true, actions = { store { maildir = "var/mail/{domain}/{user}" } } },
 }
 """
 

@@ -157,6 +157,7 @@ rule_set "main" {
          when = { header = { ["X-Tag"] = "yes" } }, actions = { stop {} } },
   rule { name = "unskipped", recipients = { "u@example.test" },
          unless = { header = { ["X-Skip"] = { contains = "y" } } }, actions = { stop {} } },
+  rule { name = "inbox", actions = { store { maildir = "out/{user}" } } },
 }
 """)
         t = run_json(cfg, "--from", "a@example.com", "--to", "u@example.test", "--verdicts",

@@ -29,13 +29,14 @@ struct eval_case {
     const char *subject;
     enum verdict spf;
     /* the expected plan */
-    const char *outcomes; /* per recipient: A accepted, R refused, D dropped */
+    const char *outcomes; /* per recipient: A accepted, R refused, D dropped, U undelivered */
     const char *reply;    /* prefix of the reply, before the commit */
     int copies;           /* Maildir copies staged */
     const char *jobs;     /* action type and policy of each planned job: "webhook:retry," */
     const char *dsn;      /* plan->dsn (NULL: no partial refusal) */
     const char *applied;  /* the rules that applied, comma separated */
     const char *commit;   /* prefix of the reply after the commit */
+    enum undelivered_policy undelivered; /* server.undelivered (default reject) */
 };
 
 static const struct eval_case cases[] = {
@@ -51,7 +52,8 @@ static const struct eval_case cases[] = {
      "",
      NULL,
      "keep",
-     "250 "},
+     "250 ",
+     UNDELIVERED_REJECT},
     {"recipients select the rule",
      "rule { name = \"vip\", recipients = { \"vip@example.test\" }, actions = { " STORE " } },"
      "rule { name = \"all\", recipients = { \"example.test\" }, actions = { add_header { name = "
@@ -60,26 +62,114 @@ static const struct eval_case cases[] = {
      {"vip@example.test", "other@example.test"},
      "hello",
      VERDICT_GRAY,
-     "AA",
+     "AU",
      "250 ",
      1,
      "",
-     NULL,
+     "not sent: sender not authenticated (no SPF pass, no aligned DKIM pass)",
      "vip,all",
-     "250 "},
-    {"a recipient no rule matches is accepted with nothing to do",
+     "250 ",
+     UNDELIVERED_REJECT},
+    {"a recipient no rule delivers for is undelivered: refused (reject, the default)",
      "rule { name = \"vip\", recipients = { \"vip@example.test\" }, actions = { " STORE " } }",
      "a@sender.test",
      {"nobody@example.test"},
      "hello",
      VERDICT_GRAY,
-     "A",
+     "U",
+     "550 5.1.1 <nobody@example.test>: no rule delivers mail for this recipient",
+     0,
+     "",
+     NULL,
+     "",
+     "550 5.1.1 <nobody@example.test>",
+     UNDELIVERED_REJECT},
+    {"undelivered with accept: accepted and kept nowhere, as before the policy",
+     "rule { name = \"vip\", recipients = { \"vip@example.test\" }, actions = { " STORE " } }",
+     "a@sender.test",
+     {"nobody@example.test"},
+     "hello",
+     VERDICT_GRAY,
+     "U",
      "250 ",
      0,
      "",
      NULL,
      "",
-     "250 "},
+     "250 ",
+     UNDELIVERED_ACCEPT},
+    {"undelivered with tempfail: 451 for the message, the other copy taken back",
+     "rule { name = \"vip\", recipients = { \"vip@example.test\" }, actions = { " STORE " } }",
+     "a@sender.test",
+     {"vip@example.test", "nobody@example.test"},
+     "hello",
+     VERDICT_GRAY,
+     "AU",
+     "451 4.3.0 <nobody@example.test>: no rule delivers mail for this recipient, try again later",
+     1,
+     "",
+     NULL,
+     "vip",
+     "451 4.3.0 <nobody@example.test>",
+     UNDELIVERED_TEMPFAIL},
+    {"conditions exclude the only store: undelivered, refused",
+     "rule { name = \"authenticated\", when = { spf = \"PASS\" }, actions = { " STORE " } }",
+     "a@sender.test",
+     {"user@example.test"},
+     "hello",
+     VERDICT_GRAY,
+     "U",
+     "550 5.1.1 <user@example.test>",
+     0,
+     "",
+     NULL,
+     "",
+     "550 5.1.1 <user@example.test>",
+     UNDELIVERED_REJECT},
+    {"a stop before the store: undelivered",
+     "rule { name = \"first\", actions = { add_header { name = \"X-A\", value = \"1\" }, stop {} } "
+     "},"
+     "rule { name = \"second\", actions = { " STORE " } }",
+     "a@sender.test",
+     {"user@example.test"},
+     "hello",
+     VERDICT_GRAY,
+     "U",
+     "550 5.1.1 <user@example.test>",
+     0,
+     "",
+     NULL,
+     "first",
+     "550 5.1.1 <user@example.test>",
+     UNDELIVERED_REJECT},
+    {"an explicit drop is not undelivered",
+     "rule { name = \"discard\", actions = { drop {} } }",
+     "a@sender.test",
+     {"user@example.test"},
+     "hello",
+     VERDICT_GRAY,
+     "D",
+     "250 ",
+     0,
+     "",
+     NULL,
+     "discard",
+     "250 ",
+     UNDELIVERED_REJECT},
+    {"a webhook alone delivers nothing: tempfail, and the planned job is not spooled",
+     "rule { name = \"notify\", actions = { " HOOK " } } }",
+     "a@sender.test",
+     {"user@example.test"},
+     "hello",
+     VERDICT_GRAY,
+     "U",
+     "451 4.3.0 <user@example.test>",
+     0,
+     "webhook:retry,",
+     NULL,
+     "notify",
+     "451 4.3.0 <user@example.test>",
+     UNDELIVERED_TEMPFAIL},
     {"when holds: bounce",
      "rule { name = \"no-invoices\", when = { subject = { contains = \"invoice\" } }, actions = "
      "{ bounce { message = \"No invoices\" } } },"
@@ -94,7 +184,8 @@ static const struct eval_case cases[] = {
      "",
      NULL,
      "no-invoices",
-     "550 "},
+     "550 ",
+     UNDELIVERED_REJECT},
     {"when does not hold: skipped",
      "rule { name = \"spf-fail\", when = { spf = \"FAIL\" }, actions = { bounce {} } },"
      "rule { name = \"keep\", actions = { " STORE " } }",
@@ -108,7 +199,8 @@ static const struct eval_case cases[] = {
      "",
      NULL,
      "keep",
-     "250 "},
+     "250 ",
+     UNDELIVERED_REJECT},
     {"unless holds: skipped",
      "rule { name = \"strangers\", unless = { spf = \"PASS\" }, actions = { bounce {} } },"
      "rule { name = \"keep\", actions = { " STORE " } }",
@@ -122,7 +214,8 @@ static const struct eval_case cases[] = {
      "",
      NULL,
      "keep",
-     "250 "},
+     "250 ",
+     UNDELIVERED_REJECT},
     {"unless does not hold: bounce",
      "rule { name = \"strangers\", unless = { spf = \"PASS\" }, actions = { bounce {} } },"
      "rule { name = \"keep\", actions = { " STORE " } }",
@@ -136,7 +229,8 @@ static const struct eval_case cases[] = {
      "",
      NULL,
      "strangers",
-     "5"},
+     "5",
+     UNDELIVERED_REJECT},
     {"stop ends the chain",
      "rule { name = \"first\", actions = { " STORE ", stop {} } },"
      "rule { name = \"second\", actions = { " STORE " } }",
@@ -150,7 +244,8 @@ static const struct eval_case cases[] = {
      "",
      NULL,
      "first",
-     "250 "},
+     "250 ",
+     UNDELIVERED_REJECT},
     {"stop scope rule ends the rule only",
      "rule { name = \"first\", actions = { stop { scope = \"rule\" }, " STORE " } },"
      "rule { name = \"second\", actions = { " STORE " } }",
@@ -164,7 +259,8 @@ static const struct eval_case cases[] = {
      "",
      NULL,
      "first,second",
-     "250 "},
+     "250 ",
+     UNDELIVERED_REJECT},
     {"several rules apply in order, each adding its copy and job",
      "rule { name = \"a\", actions = { add_header { name = \"X-A\", value = \"1\" } } },"
      "rule { name = \"b\", actions = { " STORE " } },"
@@ -179,7 +275,8 @@ static const struct eval_case cases[] = {
      "webhook:retry,",
      NULL,
      "a,b,c",
-     "250 "},
+     "250 ",
+     UNDELIVERED_REJECT},
     {"partial bounce from an authenticated sender: a DSN",
      "rule { name = \"bob\", recipients = { \"bob@example.test\" }, actions = { bounce {} } },"
      "rule { name = \"keep\", actions = { " STORE " } }",
@@ -193,7 +290,8 @@ static const struct eval_case cases[] = {
      "",
      "queued",
      "bob,keep",
-     "250 "},
+     "250 ",
+     UNDELIVERED_REJECT},
     {"partial bounce from an unauthenticated sender: no DSN",
      "rule { name = \"bob\", recipients = { \"bob@example.test\" }, actions = { bounce {} } },"
      "rule { name = \"keep\", actions = { " STORE " } }",
@@ -207,7 +305,8 @@ static const struct eval_case cases[] = {
      "",
      "not sent: sender not authenticated (no SPF pass, no aligned DKIM pass)",
      "bob,keep",
-     "250 "},
+     "250 ",
+     UNDELIVERED_REJECT},
     {"partial bounce from the null sender: no DSN",
      "rule { name = \"bob\", recipients = { \"bob@example.test\" }, actions = { bounce {} } },"
      "rule { name = \"keep\", actions = { " STORE " } }",
@@ -221,7 +320,8 @@ static const struct eval_case cases[] = {
      "",
      "not sent: null sender",
      "bob,keep",
-     "250 "},
+     "250 ",
+     UNDELIVERED_REJECT},
     {"on_failure continue: the rest of the rule runs",
      "rule { name = \"r\", actions = { lua { script = \"fail.lua\", on_failure = \"continue\" "
      "}, " STORE " } }",
@@ -235,7 +335,8 @@ static const struct eval_case cases[] = {
      "",
      NULL,
      "r",
-     "250 "},
+     "250 ",
+     UNDELIVERED_REJECT},
     {"on_failure drop: nothing more for the rule's recipients, in any rule",
      "rule { name = \"r\", recipients = { \"user@example.test\" }, actions = { lua { script = "
      "\"fail.lua\", on_failure = \"drop\" }, " STORE " } },"
@@ -250,7 +351,8 @@ static const struct eval_case cases[] = {
      "",
      NULL,
      "r,later",
-     "250 "},
+     "250 ",
+     UNDELIVERED_REJECT},
     {"on_failure tempfail (the default in the session): the message fails",
      "rule { name = \"r\", actions = { " STORE ", lua { script = \"fail.lua\" } } }",
      "a@sender.test",
@@ -263,21 +365,23 @@ static const struct eval_case cases[] = {
      "",
      NULL,
      "r",
-     "451 4.3.0"},
+     "451 4.3.0",
+     UNDELIVERED_REJECT},
     {"on_failure retry and continue: planned jobs with their policy",
      "rule { name = \"r\", actions = { " HOOK ", on_failure = \"retry\" }, " HOOK
-     ", on_failure = \"continue\" } } }",
+     ", on_failure = \"continue\" }, " STORE " } }",
      "a@sender.test",
      {"user@example.test"},
      "hello",
      VERDICT_GRAY,
      "A",
      "250 ",
-     0,
+     1,
      "webhook:retry,webhook:continue,",
      NULL,
      "r",
-     "250 "},
+     "250 ",
+     UNDELIVERED_REJECT},
 };
 
 static const char *config_text = "server {\n"
@@ -324,12 +428,17 @@ static void run_case(const struct eval_case *c)
         message_add_rcpt(m, c->rcpts[i]);
 
     struct plan p;
-    rules_evaluate(rs, m, &(struct rules_settings){cfg->server.hostname, cfg->server.bounce_relay},
-                   &p);
+    rules_evaluate(
+        rs, m,
+        &(struct rules_settings){cfg->server.hostname, cfg->server.bounce_relay, c->undelivered},
+        &p);
 
     char got[8] = "";
     for (size_t i = 0; i < m->env.nrcpts && i < sizeof got - 1; i++)
-        got[i] = p.outcomes[i].refused ? 'R' : p.outcomes[i].dropped ? 'D' : 'A';
+        got[i] = p.outcomes[i].undelivered ? 'U'
+                 : p.outcomes[i].refused   ? 'R'
+                 : p.outcomes[i].dropped   ? 'D'
+                                           : 'A';
     got[m->env.nrcpts < sizeof got ? m->env.nrcpts : sizeof got - 1] = '\0';
     CHECK_STR(got, c->outcomes);
     CHECK_PREFIX(p.reply, c->reply);

@@ -112,6 +112,46 @@ static void check_integers(void)
     config_release(dflt);
 }
 
+/* undelivered: reject by default, each policy by name, anything else an error at the line. */
+static void check_undelivered(void)
+{
+    char err[512], want[256];
+    struct config *c = load(NULL, err, sizeof err);
+    CHECK(c != NULL);
+    if (c)
+        CHECK_INT(c->server.undelivered, UNDELIVERED_REJECT);
+    config_release(c);
+    static const struct {
+        const char *text;
+        enum undelivered_policy policy;
+    } ok[] = {{"reject", UNDELIVERED_REJECT},
+              {"tempfail", UNDELIVERED_TEMPFAIL},
+              {"accept", UNDELIVERED_ACCEPT}};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        char extra[64];
+        snprintf(extra, sizeof extra, "undelivered = \"%s\"", ok[i].text);
+        c = load(extra, err, sizeof err);
+        CHECK(c != NULL);
+        if (c)
+            CHECK_INT(c->server.undelivered, ok[i].policy);
+        config_release(c);
+    }
+    c = load("undelivered = \"drop\"", err, sizeof err);
+    CHECK(c == NULL);
+    config_release(c);
+    snprintf(want, sizeof want,
+             "%s:2: server: undelivered must be \"reject\", \"tempfail\" or \"accept\", got "
+             "\"drop\"",
+             path);
+    CHECK_STR(err, want);
+    c = load("undelivered = true", err, sizeof err);
+    CHECK(c == NULL);
+    config_release(c);
+    snprintf(want, sizeof want, "%s:2: ", path);
+    CHECK_PREFIX(err, want);
+    CHECK(strstr(err, "undelivered") != NULL);
+}
+
 static void check_unknown_key(void)
 {
     char err[512];
@@ -163,6 +203,7 @@ int main(void)
     snprintf(path, sizeof path, "/tmp/sluice-server-params-%d.lua", (int)getpid());
     check_integers();
     check_unknown_key();
+    check_undelivered();
     check_man_page();
     unlink(path);
     return CHECK_DONE();
