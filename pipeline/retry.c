@@ -34,7 +34,6 @@ struct pending {
     struct config *cfg; /* pinned while an attempt runs */
     const struct action *action;
     struct built *built; /* the job's own action when the config in force has none like it */
-    int parked;          /* its action cannot be built: left in the spool, not run */
     int ok;
     int rejected; /* final refusal: no retry */
     int in_flight;
@@ -235,7 +234,9 @@ static void attempt_done(struct work *w)
     finish(p);
 }
 
-/* The action to run job p with, or NULL when there is none (p is then finished or parked). */
+/* The action to run job p with, or NULL when there is none: p is then finished, or, when its
+ * action cannot be built, left in the list without a timer (so that the message file stays
+ * while its job file does). */
 static const struct action *action_for(struct pending *p, const struct config *cfg)
 {
     struct spool_job *j = p->job;
@@ -265,7 +266,6 @@ static const struct action *action_for(struct pending *p, const struct config *c
             "spool job %s: cannot build its %s action from the parameters it carries "
             "(%s): left in place, not run",
             j->id, j->action_type, err);
-    p->parked = 1;
     return NULL;
 }
 
