@@ -273,9 +273,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct pending *p = arg;
     struct config *cfg = *p->r->cfg_ref;
-    p->action = action_for(p, cfg);
-    if (!p->action)
+    const struct action *a = action_for(p, cfg); /* NULL: p may be freed */
+    if (!a)
         return;
+    p->action = a;
     p->cfg = config_retain(cfg);
     p->in_flight = 1;
     p->work.run = attempt_run;
