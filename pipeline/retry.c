@@ -302,7 +302,9 @@ static void add_one(struct retry *r, struct spool_job *j, long long delay_ms)
     if (r->head)
         r->head->prev = p;
     r->head = p;
-    schedule(p, delay_ms);
+    /* A held job only keeps its message file (see finish): it is never run. */
+    if (!j->held)
+        schedule(p, delay_ms);
 }
 
 void retry_add(struct retry *r, struct spool_job **jobs, size_t n)
@@ -321,11 +323,14 @@ struct retry *retry_new(struct event_base *base, struct worker_pool *pool,
     struct spool_job **jobs;
     size_t n = spool_load_jobs((*cfg_ref)->server.data_dir, &jobs);
     /* A restart works like a queue flush: every job is tried at once, then backs off again. */
-    for (size_t i = 0; i < n; i++)
+    size_t resumed = 0;
+    for (size_t i = 0; i < n; i++) {
+        resumed += !jobs[i]->held;
         add_one(r, jobs[i], 0);
+    }
     free(jobs);
-    if (n)
-        log_msg(LOG_INFO, "spool: resuming %zu post-acceptance jobs", n);
+    if (resumed)
+        log_msg(LOG_INFO, "spool: resuming %zu post-acceptance jobs", resumed);
     return r;
 }
 

@@ -289,6 +289,18 @@ static void make_private(const char *dir)
                 dir, (unsigned)(st.st_mode & 07777), (unsigned)(st.st_mode & 0700));
 }
 
+/* A job file left in place unread (name "<qid>-<n>.job"): its id and queue id only. */
+static struct spool_job *held_job(const char *name)
+{
+    struct spool_job *j = xcalloc(1, sizeof *j);
+    snprintf(j->id, sizeof j->id, "%.*s", (int)(strlen(name) - 4), name);
+    const char *dash = strrchr(j->id, '-');
+    int qlen = dash ? (int)(dash - j->id) : (int)strlen(j->id);
+    snprintf(j->qid, sizeof j->qid, "%.*s", qlen, j->id);
+    j->held = true;
+    return j;
+}
+
 size_t spool_load_jobs(const char *data_dir, struct spool_job ***out)
 {
     char msg_dir[PATH_MAX], job_dir[PATH_MAX], spool_dir[PATH_MAX];
@@ -314,6 +326,8 @@ size_t spool_load_jobs(const char *data_dir, struct spool_job ***out)
         json_int_t version = o ? job_version(o, path) : 0;
         if (o && version == 0) {
             json_decref(o);
+            *out = xgrow(*out, sizeof **out, &cap, n);
+            (*out)[n++] = held_job(e->d_name);
             continue;
         }
         struct spool_job *j = NULL;
@@ -323,6 +337,8 @@ size_t spool_load_jobs(const char *data_dir, struct spool_job ***out)
         if (rd == JOB_LEAVE) {
             log_msg(LOG_ERR, "spool job %s has a bad \"action\" object (%s): left in place", path,
                     why);
+            *out = xgrow(*out, sizeof **out, &cap, n);
+            (*out)[n++] = held_job(e->d_name);
             continue;
         }
         if (!j) {

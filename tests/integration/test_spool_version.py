@@ -160,7 +160,9 @@ class Versions(unittest.TestCase):
                 job["action"] = action
             path = self.spool(job, name)
             kept[path] = (open(path, "rb").read(), why)
-        good = self.spool(v2_job("0123456789ABCDEF", url), "good")
+        # A sibling of the first (same message) runs; the message stays for the one left.
+        sibling = dict(v2_job("BAD0000000000000", url), id="BAD0000000000000-2")
+        good = self.spool(sibling, "good")
         self.s.start()
         self.addCleanup(self.s.stop)
         for path, (_data, why) in kept.items():
@@ -173,6 +175,18 @@ class Versions(unittest.TestCase):
         for path, (data, _why) in kept.items():
             self.assertEqual(open(path, "rb").read(), data)
         self.assertEqual(len(os.listdir(self.msgs)), len(cases))
+
+    def test_unknown_version_keeps_the_message_its_sibling_shares(self):
+        newer = dict(v1_job("FEDCBA9876543210", "shared"), version=99)
+        self.spool(newer, "shared")
+        older = dict(v1_job("FEDCBA9876543210", "shared"), id="FEDCBA9876543210-2")
+        older_path = self.spool(older, "shared")
+        self.s.start()
+        self.addCleanup(self.s.stop)
+        self.assertTrue(wait_for(lambda: len(self.sink.requests) == 1), self.s.read_log())
+        self.assertTrue(wait_for(lambda: not os.path.exists(older_path)), self.s.read_log())
+        self.assertTrue(os.path.exists(os.path.join(self.msgs, "FEDCBA9876543210.eml")))
+        self.assertEqual(sorted(os.listdir(self.jobs)), ["FEDCBA9876543210-1.job"])
 
     def test_parameters_the_action_refuses_left_in_place(self):
         cases = [
