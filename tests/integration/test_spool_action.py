@@ -16,7 +16,7 @@ import time
 import unittest
 import urllib.request
 
-from sluice_harness import Sluice, free_port, wait_for
+from sluice_harness import Sluice, free_port, read_file, wait_for
 from webhook_sink import WebhookSink
 
 SERVER_EXTRA = 'retry_initial_ms = 100, retry_max_ms = 300, metrics = "127.0.0.1:%d",'
@@ -177,6 +177,20 @@ class WebhookJobs(unittest.TestCase):
         self.delivered_once(self.sink, 2, b"old-secret")
         self.assertNotIn("no longer in the config", self.s.read_log())
 
+    def test_rule_deleted_job_expires_on_its_own_expire_after(self):
+        reload(self.s, BEFORE.replace('secret = "old-secret"',
+                                      'secret = "old-secret", expire_after = "2s"')
+               % self.sink.url)
+        send(self.s, 0)
+        self.s.wait_log(r"rule=notify action=webhook attempts=1 outcome=retry")
+        reload(self.s, STORE_ONLY)
+        self.s.wait_log(r"rule=notify action=webhook attempts=\d+ outcome=expired "
+                        r"error=\"POST \S+: HTTP 500\"")
+        self.assertNotIn("no longer in the config", self.s.read_log())
+        self.assertTrue(wait_for(lambda: job_files(self.s) == []))
+        self.assertIn('sluice_rule_publish_expired_total{rule_set="main",rule="notify"} 1',
+                      metrics(self.mport))
+
     def test_job_file_carries_the_action_privately(self):
         send(self.s, 0)
         self.assertTrue(wait_for(lambda: len(job_files(self.s)) == 1))
@@ -241,7 +255,7 @@ class RelayJobs(unittest.TestCase):
                         a.read_log())
         self.assertTrue(wait_for(lambda: job_files(a) == []), a.read_log())
         time.sleep(0.5)
-        ids = sorted(re.search(rb"Message-ID: (\S+)", open(f, "rb").read()).group(1)
+        ids = sorted(re.search(rb"Message-ID: (\S+)", read_file(f)).group(1)
                      for f in b.maildir("example.test", "user"))
         self.assertEqual(ids, [b"<job-0@example.net>", b"<job-1@example.net>"])
         # Accepted after the reload: stored by the new config, not relayed.

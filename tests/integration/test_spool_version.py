@@ -10,7 +10,7 @@ import re
 import smtplib
 import unittest
 
-from sluice_harness import Sluice, wait_for
+from sluice_harness import Sluice, read_file, wait_for
 from webhook_sink import WebhookSink
 
 RULES = """
@@ -146,6 +146,9 @@ class Versions(unittest.TestCase):
              r"action\.expire_after_ms is not a positive integer"),
             ("params list", {"params": [url]}, r"action\.params is not an object"),
             ("no config file", {"config_file": 7}, r"action\.config_file is not a string"),
+            ("dsn with params", {"type": "dsn"}, r"a dsn job has no action\.params"),
+            ("dsn without dsn", {"type": "dsn", "params": None, "config_file": None},
+             r'a dsn job has no "dsn" object'),
         ]
         kept = {}
         for n, (name, action, why) in enumerate(cases):
@@ -159,7 +162,7 @@ class Versions(unittest.TestCase):
             else:
                 job["action"] = action
             path = self.spool(job, name)
-            kept[path] = (open(path, "rb").read(), why)
+            kept[path] = (read_file(path), why)
         # A sibling of the first (same message) runs; the message stays for the one left.
         sibling = dict(v2_job("BAD0000000000000", url), id="BAD0000000000000-2")
         good = self.spool(sibling, "good")
@@ -173,7 +176,7 @@ class Versions(unittest.TestCase):
         self.assertEqual(self.subjects(), ["good"])
         self.assertTrue(wait_for(lambda: not os.path.exists(good)), self.s.read_log())
         for path, (data, _why) in kept.items():
-            self.assertEqual(open(path, "rb").read(), data)
+            self.assertEqual(read_file(path), data)
         self.assertEqual(len(os.listdir(self.msgs)), len(cases))
 
     def test_unknown_version_keeps_the_message_its_sibling_shares(self):
@@ -187,6 +190,27 @@ class Versions(unittest.TestCase):
         self.assertTrue(wait_for(lambda: not os.path.exists(older_path)), self.s.read_log())
         self.assertTrue(os.path.exists(os.path.join(self.msgs, "FEDCBA9876543210.eml")))
         self.assertEqual(sorted(os.listdir(self.jobs)), ["FEDCBA9876543210-1.job"])
+
+    def test_version2_dsn_job_runs(self):
+        relay = Sluice(domains=("example.net",), tls=False, rules="""
+rule_set "main" { rule { name = "all", actions = { store { maildir = "var/mail/{domain}/{user}" } } } }
+""").start()
+        self.addCleanup(relay.stop)
+        job = v2_job("0123456789ABCDEF", "", type="dsn")
+        del job["action"]["params"], job["action"]["config_file"]
+        job.update(rule="-", action_index=-1, dsn={
+            "report": "\nFinal-Recipient: rfc822; bob@example.test\nAction: failed\n"
+                      "Status: 5.7.1\nDiagnostic-Code: smtp; 550 5.7.1 No\n",
+            "from": "MAILER-DAEMON@mx.example.test", "relay": "127.0.0.1:%d" % relay.port,
+            "hostname": "mx.example.test"})
+        path = self.spool(job, "partly refused")
+        self.s.start()
+        self.addCleanup(self.s.stop)
+        self.assertTrue(wait_for(lambda: relay.maildir("example.net", "alice")), self.s.read_log())
+        data = read_file(relay.maildir("example.net", "alice")[0])
+        self.assertIn(b"Final-Recipient: rfc822; bob@example.test", data)
+        self.s.wait_log(r"action=dsn attempts=1 outcome=delivered")
+        self.assertTrue(wait_for(lambda: not os.path.exists(path)), self.s.read_log())
 
     def test_parameters_the_action_refuses_left_in_place(self):
         cases = [
@@ -203,7 +227,7 @@ class Versions(unittest.TestCase):
             job = v2_job(qid, self.sink.url)
             job["action"].update(action)
             path = self.spool(job, "refused")
-            kept[qid] = (path, open(path, "rb").read(), why)
+            kept[qid] = (path, read_file(path), why)
         self.s.start()
         self.addCleanup(self.s.stop)
         for qid, (_path, _data, why) in kept.items():
@@ -216,7 +240,7 @@ class Versions(unittest.TestCase):
         self.assertTrue(wait_for(lambda: len(self.sink.requests) == 1), self.s.read_log())
         self.assertEqual(self.subjects(), ["new"])
         for qid, (path, data, _why) in kept.items():
-            self.assertEqual(open(path, "rb").read(), data)
+            self.assertEqual(read_file(path), data)
             self.assertTrue(os.path.exists(os.path.join(self.msgs, qid + ".eml")))
         self.assertNotIn("outcome=expired", self.s.read_log())
 
