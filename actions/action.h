@@ -114,6 +114,12 @@ struct action {
     enum on_failure on_failure;
     long long expire_after_ms;
     bool expire_given;
+    /* Post-acceptance actions only (NULL otherwise): the config table the type parsed, as
+     * canonical JSON (sorted keys, on_failure and expire_after taken out), and the absolute
+     * path of the config file it came from (paths in it are relative to that). A spooled job
+     * carries both, so it can rebuild this action whatever the config in force says. */
+    char *params;
+    char *config_file;
 };
 
 /* Reads on_failure and expire_after from the config table at idx into a, then removes them

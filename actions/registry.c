@@ -112,5 +112,7 @@ void action_free(struct action *a)
         return;
     if (a->type && a->type->free_state)
         a->type->free_state(a->state);
+    free(a->params);
+    free(a->config_file);
     free(a);
 }

@@ -91,6 +91,8 @@ struct dmarc_reports_cfg {
     bool send;
 };
 
+struct action;
+
 struct config {
     int refs;
     char *path;
@@ -109,6 +111,13 @@ struct config {
 /* Loads and validates path in a fresh Lua state that is closed before returning. Returns a
  * config with one reference, or NULL with "FILE:LINE: message" in err. */
 struct config *config_load(const char *path, char *err, size_t errlen);
+/* Builds the post-acceptance action of type (its config name) from params, the JSON text of
+ * its config table as struct action keeps it, read relative to config_file: what a spooled job
+ * carries, so that it runs as it was configured when spooled whatever the config in force
+ * says. The type's parser runs in a fresh Lua state with no libraries, as at config load.
+ * Returns the action (free with action_free), or NULL with the reason in err. */
+struct action *config_action_build(const char *type, const char *params, const char *config_file,
+                                   char *err, size_t errlen);
 struct config *config_retain(struct config *c);
 /* Drops one reference; frees the config with the last one. Accepts NULL. */
 void config_release(struct config *c);

@@ -11,6 +11,7 @@
 #include "config/config_scan.h"
 #include "config/config_dmarc_reports.h"
 #include "lua/lua_fields.h"
+#include "lua/lua_json.h"
 #include "config/server_params.h"
 #include "core/buf.h"
 #include "core/xalloc.h"
@@ -18,12 +19,14 @@
 #include "rules/rcpt_index.h"
 #include "rules/ruleset.h"
 
+#include <jansson.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define LOADER_KEY "sluice.loader"
 #define ACTION_MT "sluice.action"
@@ -35,6 +38,7 @@
 struct loader {
     struct config *cfg;
     const char *path;
+    char *abs_path; /* path made absolute (not resolved): what post-acceptance actions keep */
     bool server_seen;
     size_t mem;
 };
@@ -92,6 +96,8 @@ static int action_gc(lua_State *L)
     return 0;
 }
 
+static int keep_params(lua_State *L, struct action *a, char *err, size_t errlen);
+
 static int action_ctor(lua_State *L)
 {
     const struct action_type *type = lua_touserdata(L, lua_upvalueindex(1));
@@ -115,9 +121,32 @@ static int action_ctor(lua_State *L)
         return raise_in(L, line, type->name, err);
     if (type->variant)
         a->type = type->variant(a->state);
-    if (action_policy_check(a, err, sizeof err) < 0)
+    if (action_policy_check(a, err, sizeof err) < 0 || keep_params(L, a, err, sizeof err) < 0)
         return raise_in(L, line, type->name, err);
     return 1;
+}
+
+/* A post-acceptance action keeps its (already parsed) config table as JSON, so that every job
+ * spooled for it can rebuild it later: see config_action_build. */
+static int keep_params(lua_State *L, struct action *a, char *err, size_t errlen)
+{
+    if (!a->type->deliver)
+        return 0;
+    char why[160];
+    json_t *params = lua_json_from(L, 1, why, sizeof why);
+    if (!params) {
+        snprintf(err, errlen, "%s: its parameters must be plain values to be kept in the spool: %s",
+                 a->type->name, why);
+        return -1;
+    }
+    a->params = json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(params);
+    a->config_file = xstrdup(get_loader(L)->abs_path);
+    if (!a->params) {
+        snprintf(err, errlen, "%s: cannot encode its parameters", a->type->name);
+        return -1;
+    }
+    return 0;
 }
 
 /* --- rules ------------------------------------------------------------------------------- */
@@ -692,6 +721,16 @@ static int validate(struct loader *ld, char *err, size_t errlen)
     return 0;
 }
 
+/* path as an absolute path (caller frees): the working directory prepended, symlinks kept, so
+ * that a job spooled now finds the same files after a restart from another directory. */
+static char *absolute(const char *path)
+{
+    char cwd[4096];
+    if (path[0] == '/' || !getcwd(cwd, sizeof cwd))
+        return xstrdup(path);
+    return xasprintf("%s/%s", cwd, path);
+}
+
 struct config *config_load(const char *path, char *err, size_t errlen)
 {
     static const struct action_dsl dsl = {.take_actions = config_take_actions,
@@ -701,11 +740,12 @@ struct config *config_load(const char *path, char *err, size_t errlen)
     cfg->refs = 1;
     cfg->path = xstrdup(path);
     server_params_defaults(&cfg->server);
-    struct loader ld = {.cfg = cfg, .path = path};
+    struct loader ld = {.cfg = cfg, .path = path, .abs_path = absolute(path)};
 
     lua_State *L = lua_newstate(limited_alloc, &ld);
     if (!L) {
         snprintf(err, errlen, "%s: cannot create a Lua state", path);
+        free(ld.abs_path);
         config_release(cfg);
         return NULL;
     }
@@ -731,8 +771,86 @@ struct config *config_load(const char *path, char *err, size_t errlen)
         }
     }
     lua_close(L); /* runs __gc for every rule/action not moved into the config */
+    free(ld.abs_path);
     if (rc == LUA_OK && validate(&ld, err, errlen) == 0)
         return cfg;
     config_release(cfg);
     return NULL;
+}
+
+/* --- actions rebuilt from a spooled job -------------------------------------------------- */
+
+struct build {
+    const struct action_type *type;
+    const json_t *params;
+    struct action *a;
+    int ok;
+    char err[512];
+};
+
+/* Runs protected: pushing the table and the parser may raise (memory). */
+static int build_in_state(lua_State *L)
+{
+    struct build *b = lua_touserdata(L, 1);
+    lua_settop(L, 0);
+    char why[160];
+    if (lua_json_push(L, b->params, why, sizeof why) < 0) {
+        snprintf(b->err, sizeof b->err, "%s", why);
+        return 0;
+    }
+    struct action *a = xcalloc(1, sizeof *a);
+    a->type = b->type;
+    a->stats = metrics_action_stats(b->type->name);
+    b->a = a; /* freed by the caller on failure, also after a raise */
+    if (b->type->parse(L, 1, &a->state, b->err, sizeof b->err) < 0)
+        return 0;
+    if (b->type->variant)
+        a->type = b->type->variant(a->state);
+    if (!a->type->deliver)
+        snprintf(b->err, sizeof b->err, "%s with these parameters is not a post-acceptance action",
+                 b->type->name);
+    else
+        b->ok = 1;
+    return 0;
+}
+
+struct action *config_action_build(const char *type, const char *params, const char *config_file,
+                                   char *err, size_t errlen)
+{
+    struct build b = {.type = action_type_find(type)};
+    if (!b.type || (!b.type->deliver && !b.type->variant)) {
+        snprintf(err, errlen, "\"%s\" is not a post-acceptance action type", type);
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *j = json_loads(params, JSON_ALLOW_NUL, &jerr);
+    if (!json_is_object(j)) {
+        snprintf(err, errlen, "%s: the parameters are not a JSON object", type);
+        json_decref(j);
+        return NULL;
+    }
+    b.params = j;
+    struct loader ld = {.path = config_file};
+    lua_State *L = lua_newstate(limited_alloc, &ld);
+    if (!L) {
+        json_decref(j);
+        snprintf(err, errlen, "%s: cannot create a Lua state", type);
+        return NULL;
+    }
+    lua_pushlightuserdata(L, &ld);
+    lua_setfield(L, LUA_REGISTRYINDEX, LOADER_KEY);
+    lua_pushcfunction(L, build_in_state);
+    lua_pushlightuserdata(L, &b);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK)
+        snprintf(b.err, sizeof b.err, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
+    lua_close(L);
+    json_decref(j);
+    if (!b.ok) {
+        snprintf(err, errlen, "%s", b.err[0] ? b.err : "the parameters were refused");
+        action_free(b.a);
+        return NULL;
+    }
+    b.a->params = xstrdup(params);
+    b.a->config_file = xstrdup(config_file);
+    return b.a;
 }

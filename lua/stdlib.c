@@ -3,6 +3,7 @@
 #include "lua/stdlib.h"
 #include "core/buf.h"
 #include "core/log.h"
+#include "lua/lua_json.h"
 #include "lua/sandbox.h"
 #include "lua/script_dns.h"
 #include "lua/script_metrics.h"
@@ -10,12 +11,10 @@
 #include <jansson.h>
 #include <lauxlib.h>
 #include <lua.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#define JSON_MAX_DEPTH 64
 #define LOG_MAX 1024
 /* Lines one invocation may log: a loop cannot flood the log within its time budget. */
 #define LOG_LINES_MAX 100
@@ -85,79 +84,14 @@ static void json_free(void *p)
     json_decref(p);
 }
 
-/* Array when the keys are exactly 1..n (n > 0), object when they are all strings. */
-static json_t *to_json(lua_State *L, int idx, int depth)
-{
-    switch (lua_type(L, idx)) {
-    case LUA_TNIL:
-        return json_null();
-    case LUA_TBOOLEAN:
-        return json_boolean(lua_toboolean(L, idx));
-    case LUA_TNUMBER:
-        if (lua_isinteger(L, idx))
-            return json_integer(lua_tointeger(L, idx));
-        if (!isfinite(lua_tonumber(L, idx)))
-            luaL_error(L, "sluice.json.encode: cannot encode %f", lua_tonumber(L, idx));
-        return json_real(lua_tonumber(L, idx));
-    case LUA_TSTRING: {
-        size_t len;
-        const char *s = lua_tolstring(L, idx, &len);
-        json_t *j = json_stringn(s, len);
-        if (!j)
-            luaL_error(L, "sluice.json.encode: string is not valid UTF-8");
-        return j;
-    }
-    case LUA_TTABLE:
-        break;
-    default:
-        luaL_error(L, "sluice.json.encode: cannot encode a %s", luaL_typename(L, idx));
-    }
-    if (depth > JSON_MAX_DEPTH)
-        luaL_error(L, "sluice.json.encode: nesting deeper than %d", JSON_MAX_DEPTH);
-    luaL_checkstack(L, 4, NULL);
-    idx = lua_absindex(L, idx);
-    lua_Integer n = (lua_Integer)lua_rawlen(L, idx), keys = 0;
-    int strings = 1;
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        keys++;
-        if (lua_type(L, -2) != LUA_TSTRING)
-            strings = 0;
-        lua_pop(L, 1);
-    }
-    /* The container is owned by the sandbox while it fills (a raise leaks nothing). */
-    struct sandbox *sb = sandbox_of(L);
-    json_t *j;
-    if (keys > 0 && keys == n) {
-        j = json_array();
-        sandbox_own(sb, j, json_free);
-        for (lua_Integer i = 1; i <= n; i++) {
-            lua_rawgeti(L, idx, i);
-            json_array_append_new(j, to_json(L, -1, depth + 1));
-            lua_pop(L, 1);
-        }
-    } else if (strings) {
-        j = json_object();
-        sandbox_own(sb, j, json_free);
-        lua_pushnil(L);
-        while (lua_next(L, idx)) {
-            json_object_set_new(j, lua_tostring(L, -2), to_json(L, -1, depth + 1));
-            lua_pop(L, 1);
-        }
-    } else {
-        luaL_error(L, "sluice.json.encode: table mixes keys (want a list 1..n or string keys)");
-        return NULL;
-    }
-    json_incref(j);
-    sandbox_release(sb, j);
-    return j;
-}
-
 static int l_json_encode(lua_State *L)
 {
     luaL_checkany(L, 1);
     struct sandbox *sb = sandbox_of(L);
-    json_t *j = to_json(L, 1, 0);
+    char why[160];
+    json_t *j = lua_json_from(L, 1, why, sizeof why);
+    if (!j)
+        return luaL_error(L, "sluice.json.encode: %s", why);
     sandbox_own(sb, j, json_free);
     char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS);
     sandbox_release(sb, j);
@@ -167,51 +101,6 @@ static int l_json_encode(lua_State *L)
     lua_pushstring(L, s);
     sandbox_release(sb, s);
     return 1;
-}
-
-static void push_json(lua_State *L, json_t *j, int depth)
-{
-    luaL_checkstack(L, 3, NULL);
-    switch (json_typeof(j)) {
-    case JSON_OBJECT: {
-        if (depth > JSON_MAX_DEPTH)
-            luaL_error(L, "sluice.json.decode: nesting deeper than %d", JSON_MAX_DEPTH);
-        lua_createtable(L, 0, (int)json_object_size(j));
-        const char *k;
-        json_t *v;
-        json_object_foreach(j, k, v)
-        {
-            push_json(L, v, depth + 1);
-            lua_setfield(L, -2, k);
-        }
-        break;
-    }
-    case JSON_ARRAY: {
-        if (depth > JSON_MAX_DEPTH)
-            luaL_error(L, "sluice.json.decode: nesting deeper than %d", JSON_MAX_DEPTH);
-        lua_createtable(L, (int)json_array_size(j), 0);
-        for (size_t i = 0; i < json_array_size(j); i++) {
-            push_json(L, json_array_get(j, i), depth + 1);
-            lua_rawseti(L, -2, (lua_Integer)i + 1);
-        }
-        break;
-    }
-    case JSON_STRING:
-        lua_pushlstring(L, json_string_value(j), json_string_length(j));
-        break;
-    case JSON_INTEGER:
-        lua_pushinteger(L, (lua_Integer)json_integer_value(j));
-        break;
-    case JSON_REAL:
-        lua_pushnumber(L, json_real_value(j));
-        break;
-    case JSON_TRUE:
-    case JSON_FALSE:
-        lua_pushboolean(L, json_is_true(j));
-        break;
-    default:
-        lua_pushnil(L);
-    }
 }
 
 /* Returns the value, or nil and the parser's message. */
@@ -228,7 +117,9 @@ static int l_json_decode(lua_State *L)
     }
     struct sandbox *sb = sandbox_of(L);
     sandbox_own(sb, j, json_free);
-    push_json(L, j, 0);
+    char why[160];
+    if (lua_json_push(L, j, why, sizeof why) < 0)
+        return luaL_error(L, "sluice.json.decode: %s", why);
     sandbox_release(sb, j);
     return 1;
 }

@@ -13,10 +13,18 @@
 #include "spool/spool.h"
 
 #include <event2/event.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/* An action rebuilt from the parameters jobs carry, shared by the jobs with the same ones. */
+struct built {
+    struct action *action;
+    int refs; /* pending jobs holding it */
+    struct built *next;
+};
 
 struct pending {
     struct work work; /* first: the pool hands it back */
@@ -25,6 +33,7 @@ struct pending {
     struct event *timer;
     struct config *cfg; /* pinned while an attempt runs */
     const struct action *action;
+    struct built *built; /* the job's own action when the config in force has none like it */
     int ok;
     int rejected; /* final refusal: no retry */
     int in_flight;
@@ -37,6 +46,7 @@ struct retry {
     struct worker_pool *pool;
     struct config *const *cfg_ref;
     struct pending *head;
+    struct built *built;
 };
 
 static long long now_ms(void)
@@ -55,10 +65,10 @@ static long long backoff_ms(const struct config *cfg, int attempts)
     return d < cfg->server.retry_max_ms ? d : cfg->server.retry_max_ms;
 }
 
+/* A job of version 1 (no parameters of its own): its action by position in the config in
+ * force, if it is still there. */
 static const struct action *find_action(const struct config *cfg, const struct spool_job *j)
 {
-    if (strcmp(j->action_type, "dsn") == 0 && j->dsn_report)
-        return dsn_action();
     const struct rule_set *rs = config_find_rule_set(cfg, j->rule_set);
     for (size_t i = 0; rs && i < rs->nrules; i++) {
         const struct rule *r = rs->rules[i];
@@ -70,6 +80,63 @@ static const struct action *find_action(const struct config *cfg, const struct s
         return strcmp(a->type->name, j->action_type) == 0 && a->type->deliver ? a : NULL;
     }
     return NULL;
+}
+
+static bool same_action(const struct action *a, const char *type, const char *params,
+                        const char *config_file)
+{
+    return a->params && a->type->deliver && strcmp(a->type->name, type) == 0 &&
+           strcmp(a->params, params) == 0 && strcmp(a->config_file, config_file) == 0;
+}
+
+/* An action of the config in force with exactly the job's parameters, wherever it now is:
+ * the usual case, which needs no rebuilding. */
+static const struct action *find_same(const struct config *cfg, const struct spool_job *j)
+{
+    for (size_t s = 0; s < cfg->nsets; s++)
+        for (size_t i = 0; i < cfg->sets[s]->nrules; i++) {
+            const struct rule *r = cfg->sets[s]->rules[i];
+            for (size_t k = 0; k < r->nactions; k++)
+                if (same_action(r->actions[k], j->action_type, j->action_params, j->action_config))
+                    return r->actions[k];
+        }
+    return NULL;
+}
+
+/* The job's action built from its own parameters, shared with other jobs that carry the same;
+ * NULL with the reason in err when they cannot be built. On the event loop, like a reload
+ * (building an action is what a reload does, and it happens only for jobs whose action the
+ * config in force no longer has). */
+static struct built *build(struct retry *r, const struct spool_job *j, char *err, size_t errlen)
+{
+    for (struct built *b = r->built; b; b = b->next)
+        if (same_action(b->action, j->action_type, j->action_params, j->action_config)) {
+            b->refs++;
+            return b;
+        }
+    struct action *a =
+        config_action_build(j->action_type, j->action_params, j->action_config, err, errlen);
+    if (!a)
+        return NULL;
+    struct built *b = xcalloc(1, sizeof *b);
+    b->action = a;
+    b->refs = 1;
+    b->next = r->built;
+    r->built = b;
+    return b;
+}
+
+static void unbuild(struct retry *r, struct built *b)
+{
+    if (!b || --b->refs > 0)
+        return;
+    for (struct built **pp = &r->built; *pp; pp = &(*pp)->next)
+        if (*pp == b) {
+            *pp = b->next;
+            break;
+        }
+    action_free(b->action);
+    free(b);
 }
 
 static void job_log(const struct spool_job *j, enum log_level lvl, const char *outcome,
@@ -103,6 +170,7 @@ static void finish(struct pending *p)
     if (p->next)
         p->next->prev = p->prev;
     event_free(p->timer);
+    unbuild(r, p->built);
     spool_job_free(p->job);
     free(p);
 }
@@ -166,18 +234,49 @@ static void attempt_done(struct work *w)
     finish(p);
 }
 
+/* The action to run job p with, or NULL when there is none: p is then finished, or, when its
+ * action cannot be built, left in the list without a timer (so that the message file stays
+ * while its job file does). */
+static const struct action *action_for(struct pending *p, const struct config *cfg)
+{
+    struct spool_job *j = p->job;
+    if (strcmp(j->action_type, "dsn") == 0 && j->dsn_report)
+        return dsn_action();
+    if (!j->action_params) {
+        const struct action *a = find_action(cfg, j);
+        if (!a) {
+            /* Version 1: the rule or action is gone, and the job does not say what it was. */
+            atomic_fetch_add(&metrics_rule_stats(j->rule_set, j->rule)->publish_expired, 1);
+            job_log(j, LOG_ERR, "expired", "the action is no longer in the config");
+            finish(p);
+        }
+        return a;
+    }
+    const struct action *a = find_same(cfg, j);
+    if (a)
+        return a;
+    char err[512];
+    if (!p->built)
+        p->built = build(p->r, j, err, sizeof err);
+    if (p->built)
+        return p->built->action;
+    /* Never run with a guess: the file stays for an operator (or a fixed sluice) to look at,
+     * and so does its message. */
+    log_msg(LOG_ERR,
+            "spool job %s: cannot build its %s action from the parameters it carries "
+            "(%s): left in place, not run",
+            j->id, j->action_type, err);
+    return NULL;
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct pending *p = arg;
     struct config *cfg = *p->r->cfg_ref;
-    p->action = find_action(cfg, p->job);
-    if (!p->action) {
-        /* The rule or action is gone from the config: nothing can run this job any more. */
-        atomic_fetch_add(&metrics_rule_stats(p->job->rule_set, p->job->rule)->publish_expired, 1);
-        job_log(p->job, LOG_ERR, "expired", "the action is no longer in the config");
-        finish(p);
+    const struct action *a = action_for(p, cfg); /* NULL: p may be freed */
+    if (!a)
         return;
-    }
+    p->action = a;
     p->cfg = config_retain(cfg);
     p->in_flight = 1;
     p->work.run = attempt_run;
@@ -203,7 +302,9 @@ static void add_one(struct retry *r, struct spool_job *j, long long delay_ms)
     if (r->head)
         r->head->prev = p;
     r->head = p;
-    schedule(p, delay_ms);
+    /* A held job only keeps its message file (see finish): it is never run. */
+    if (!j->held)
+        schedule(p, delay_ms);
 }
 
 void retry_add(struct retry *r, struct spool_job **jobs, size_t n)
@@ -222,11 +323,14 @@ struct retry *retry_new(struct event_base *base, struct worker_pool *pool,
     struct spool_job **jobs;
     size_t n = spool_load_jobs((*cfg_ref)->server.data_dir, &jobs);
     /* A restart works like a queue flush: every job is tried at once, then backs off again. */
-    for (size_t i = 0; i < n; i++)
+    size_t resumed = 0;
+    for (size_t i = 0; i < n; i++) {
+        resumed += !jobs[i]->held;
         add_one(r, jobs[i], 0);
+    }
     free(jobs);
-    if (n)
-        log_msg(LOG_INFO, "spool: resuming %zu post-acceptance jobs", n);
+    if (resumed)
+        log_msg(LOG_INFO, "spool: resuming %zu post-acceptance jobs", resumed);
     return r;
 }
 
@@ -239,6 +343,7 @@ void retry_free(struct retry *r)
         r->head = p->next;
         event_free(p->timer);
         config_release(p->cfg);
+        unbuild(r, p->built);
         spool_job_free(p->job);
         free(p);
     }

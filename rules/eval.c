@@ -151,6 +151,10 @@ static void defer(struct plan *plan, const struct rule_set *rs, const struct act
     j->expire_after_ms = a->expire_after_ms;
     j->on_failure =
         action_effective_policy(a) == ON_FAILURE_CONTINUE ? ON_FAILURE_CONTINUE : ON_FAILURE_RETRY;
+    /* The job takes the action with it: a reload that edits, moves or removes the rule later
+     * does not change what this accepted message gets. */
+    j->action_params = a->params ? xstrdup(a->params) : NULL;
+    j->action_config = a->config_file ? xstrdup(a->config_file) : NULL;
     plan_add_job(plan, j);
 }
 

@@ -39,6 +39,12 @@ struct spool_job {
     int attempts;
     long long expire_after_ms;
     enum on_failure on_failure; /* RETRY or CONTINUE (a single attempt) */
+    /* The action itself, as configured when the job was spooled: its parameters as canonical
+     * JSON text and the config file they are relative to (see struct action). The job runs
+     * with these even after its rule was edited, moved or removed. NULL in jobs of version 1
+     * (those look their action up by rule_set, rule and action_index) and in DSN jobs. */
+    char *action_params;
+    char *action_config;
     char *msg_path;
     /* DSN jobs only (action_type "dsn"): per-recipient delivery-status fields, the From of the
      * report, where to send it, our name. NULL otherwise. */
@@ -47,6 +53,9 @@ struct spool_job {
     char *dsn_relay;
     char *hostname;
     struct buf content; /* the message as spooled (trace headers + original); loaded lazily */
+    /* A job file spool_load_jobs left in place unread (only id and qid are set): never run,
+     * but its message file must stay while it does, whatever its siblings do. */
+    bool held;
 };
 
 /* A new job for action (type name, position action_index in rule) of rule_set/rule, for the
@@ -68,7 +77,9 @@ int spool_write_job(const char *data_dir, const struct spool_job *j, char *err, 
 void spool_remove_job(const char *data_dir, const struct spool_job *j, bool last);
 /* Loads every job of the spool (caller frees each and the array). Unreadable job files are
  * logged and moved aside as .bad, never silently dropped; a job file of an unknown (newer)
- * format version is logged and left where it is, untouched. */
+ * format version, or one whose "action" object is missing or malformed, is logged and left
+ * where it is, untouched, and comes back as a held job. The spool directories are made private
+ * (0700) first: job files hold action parameters such as webhook secrets. */
 size_t spool_load_jobs(const char *data_dir, struct spool_job ***out);
 /* Reads j->msg_path into j->content unless loaded. Returns 0 or -1. */
 int spool_job_load_content(struct spool_job *j, char *err, size_t errlen);

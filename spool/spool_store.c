@@ -17,10 +17,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The job file format this sluice writes, and the oldest it still reads. Version 1 had the
- * envelope's fields flat beside the job's (and a file without a "version" field is version 1:
- * sluice before the field existed wrote exactly that format); version 2 has them in one
- * "envelope" object, envelope_to_json's. */
+/* The job file format this sluice writes, and the oldest it still reads. A file without a
+ * "version" field is version 1 (sluice before the field existed wrote exactly that format):
+ * the envelope's fields flat beside the job's, action_type, on_failure and expire_after_ms at
+ * the top, run by looking its action up in the config in force. Version 2 has the envelope in
+ * one "envelope" object (envelope_to_json's) and the action in an "action" object: type,
+ * on_failure, expire_after_ms and, for configured actions, the parameters and the config file
+ * they came from. */
 #define JOB_VERSION 2
 #define JOB_VERSION_MIN 1
 
@@ -43,16 +46,42 @@ int spool_write_message(const char *data_dir, const struct message *m, struct bu
     return durable_write_file(msg_dir, name, content->data, content->len, 0700, 0600, err, errlen);
 }
 
+static const char *on_failure_name(enum on_failure f)
+{
+    return f == ON_FAILURE_CONTINUE ? "continue" : "retry";
+}
+
+/* The "action" object of version 2: what to run, and how long to keep trying. */
+static json_t *action_json(const struct spool_job *j)
+{
+    json_t *a = json_pack("{s:s, s:s, s:I}", "type", j->action_type, "on_failure",
+                          on_failure_name(j->on_failure), "expire_after_ms",
+                          (json_int_t)j->expire_after_ms);
+    if (a && j->action_params) {
+        json_error_t jerr;
+        json_t *params = json_loads(j->action_params, JSON_ALLOW_NUL, &jerr);
+        if (!json_is_object(params)) {
+            json_decref(params);
+            json_decref(a);
+            return NULL;
+        }
+        json_object_set_new(a, "params", params);
+        json_object_set_new(a, "config_file",
+                            json_string(j->action_config ? j->action_config : ""));
+    }
+    return a;
+}
+
 int spool_write_job(const char *data_dir, const struct spool_job *j, char *err, size_t errlen)
 {
-    json_t *o = json_pack(
-        "{s:i, s:s, s:s, s:s, s:i, s:s, s:o, s:I, s:I, s:i, s:I, s:s, s:s}", "version", JOB_VERSION,
-        "id", j->id, "rule_set", j->rule_set, "rule", j->rule, "action_index", j->action_index,
-        "action_type", j->action_type, "envelope", envelope_to_json(&j->env), "created",
-        (json_int_t)j->created, "next_attempt", (json_int_t)j->next_attempt, "attempts",
-        j->attempts, "expire_after_ms", (json_int_t)j->expire_after_ms, "on_failure",
-        j->on_failure == ON_FAILURE_CONTINUE ? "continue" : "retry", "msg_path", j->msg_path);
-    if (!o) {
+    json_t *o =
+        json_pack("{s:i, s:s, s:s, s:s, s:i, s:o*, s:o, s:I, s:I, s:i, s:s}", "version",
+                  JOB_VERSION, "id", j->id, "rule_set", j->rule_set, "rule", j->rule,
+                  "action_index", j->action_index, "action", action_json(j), "envelope",
+                  envelope_to_json(&j->env), "created", (json_int_t)j->created, "next_attempt",
+                  (json_int_t)j->next_attempt, "attempts", j->attempts, "msg_path", j->msg_path);
+    if (!o || !json_object_get(o, "action")) {
+        json_decref(o);
         snprintf(err, errlen, "cannot encode job %s", j->id);
         return -EINVAL;
     }
@@ -62,6 +91,10 @@ int spool_write_job(const char *data_dir, const struct spool_job *j, char *err, 
                                       j->dsn_from, "relay", j->dsn_relay, "hostname", j->hostname));
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
+    if (!text) {
+        snprintf(err, errlen, "cannot encode job %s", j->id);
+        return -EINVAL;
+    }
     char msg_dir[PATH_MAX], job_dir[PATH_MAX], name[96];
     spool_dirs(data_dir, msg_dir, job_dir, sizeof msg_dir);
     snprintf(name, sizeof name, "%s.job", j->id);
@@ -85,6 +118,63 @@ static const char *jstr(json_t *o, const char *key)
 {
     const char *s = json_string_value(json_object_get(o, key));
     return s ? s : "";
+}
+
+/* The "action" object of a version 2 job into j. Returns 0, or -1 with what is wrong in why:
+ * such a job is left in place, never run with a guess of its action. */
+static int action_from_json(json_t *o, struct spool_job *j, char *why, size_t len)
+{
+    json_t *a = json_object_get(o, "action");
+    if (!json_is_object(a)) {
+        snprintf(why, len, a ? "\"action\" is not an object" : "no \"action\" object");
+        return -1;
+    }
+    const char *type = json_string_value(json_object_get(a, "type"));
+    const char *policy = json_string_value(json_object_get(a, "on_failure"));
+    json_t *expire = json_object_get(a, "expire_after_ms");
+    json_t *params = json_object_get(a, "params");
+    json_t *config = json_object_get(a, "config_file");
+    if (!type || !type[0]) {
+        snprintf(why, len, "action.type is not a non-empty string");
+        return -1;
+    }
+    if (!policy || (strcmp(policy, "retry") != 0 && strcmp(policy, "continue") != 0)) {
+        snprintf(why, len, "action.on_failure is not \"retry\" or \"continue\"");
+        return -1;
+    }
+    if (!json_is_integer(expire) || json_integer_value(expire) <= 0) {
+        snprintf(why, len, "action.expire_after_ms is not a positive integer");
+        return -1;
+    }
+    /* A DSN carries its own fields in "dsn"; every configured action carries its parameters. */
+    bool dsn = strcmp(type, "dsn") == 0;
+    if (dsn ? params != NULL : !json_is_object(params)) {
+        snprintf(why, len,
+                 dsn ? "a dsn job has no action.params" : "action.params is not an object");
+        return -1;
+    }
+    if (!dsn && !json_is_string(config)) {
+        snprintf(why, len, "action.config_file is not a string");
+        return -1;
+    }
+    if (dsn && !json_is_object(json_object_get(o, "dsn"))) {
+        snprintf(why, len, "a dsn job has no \"dsn\" object");
+        return -1;
+    }
+    free(j->action_type);
+    j->action_type = xstrdup(type);
+    j->on_failure = strcmp(policy, "continue") == 0 ? ON_FAILURE_CONTINUE : ON_FAILURE_RETRY;
+    j->expire_after_ms = json_integer_value(expire);
+    if (!dsn) {
+        /* Canonical text (sorted keys): equal parameters give equal strings. */
+        j->action_params = json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS);
+        j->action_config = xstrdup(json_string_value(config));
+        if (!j->action_params) {
+            snprintf(why, len, "action.params cannot be encoded again");
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* Version 1: the envelope's fields flat in the job object, read leniently as that sluice did
@@ -113,16 +203,19 @@ static void envelope_from_v1(struct envelope *e, json_t *o)
     e->arrival = (time_t)json_integer_value(json_object_get(o, "arrival"));
 }
 
-/* The job in o, a file of the given (readable) version; NULL with why filled when it is not
- * a usable job. */
-static struct spool_job *job_from_json(json_t *o, json_int_t version, char *why, size_t whylen)
+enum job_read { JOB_OK, JOB_UNREADABLE, JOB_LEAVE };
+
+/* A job of the given (readable) version from o into *out (caller frees). */
+static enum job_read job_from_json(json_t *o, json_int_t version, struct spool_job **out, char *why,
+                                   size_t len)
 {
+    *out = NULL;
     struct spool_job *j = xcalloc(1, sizeof *j);
     if (version == 1) {
         envelope_from_v1(&j->env, o);
-    } else if (envelope_from_json(&j->env, json_object_get(o, "envelope"), why, whylen) < 0) {
+    } else if (envelope_from_json(&j->env, json_object_get(o, "envelope"), why, len) < 0) {
         spool_job_free(j);
-        return NULL;
+        return JOB_UNREADABLE;
     }
     snprintf(j->id, sizeof j->id, "%s", jstr(o, "id"));
     j->rule_set = xstrdup(jstr(o, "rule_set"));
@@ -143,26 +236,30 @@ static struct spool_job *job_from_json(json_t *o, json_int_t version, char *why,
         j->dsn_relay = xstrdup(jstr(dsn, "relay"));
         j->hostname = xstrdup(jstr(dsn, "hostname"));
     }
-    if (!j->id[0] || !j->env.qid[0] || !j->msg_path[0] || !j->action_type[0]) {
-        snprintf(why, whylen, "id, qid, action_type or msg_path is missing");
+    if (version >= 2 && action_from_json(o, j, why, len) < 0) {
         spool_job_free(j);
-        return NULL;
+        return JOB_LEAVE;
     }
-    return j;
+    if (!j->id[0] || !j->env.qid[0] || !j->msg_path[0] || !j->action_type[0]) {
+        snprintf(why, len, "id, qid, action_type or msg_path is missing");
+        spool_job_free(j);
+        return JOB_UNREADABLE;
+    }
+    *out = j;
+    return JOB_OK;
 }
 
-/* A job written by a newer sluice (an unknown version) is left exactly where it is, neither
- * misread nor moved aside as .bad: that sluice, reinstalled, must still find and run it. */
-static bool job_version_readable(json_t *o, const char *path, json_int_t *version_out)
+/* The job file's format version, or 0 when this sluice cannot read it. A job written by a
+ * newer sluice (an unknown version) is left exactly where it is, neither misread nor moved
+ * aside as .bad: that sluice, reinstalled, must still find and run it. */
+static json_int_t job_version(json_t *o, const char *path)
 {
     json_t *v = json_object_get(o, "version");
-    *version_out = 1;
     if (!v)
-        return true;
+        return 1;
     json_int_t version = json_is_integer(v) ? json_integer_value(v) : -1;
-    *version_out = version;
     if (version >= JOB_VERSION_MIN && version <= JOB_VERSION)
-        return true;
+        return version;
     if (json_is_integer(v))
         log_msg(LOG_ERR,
                 "spool job %s has version %lld; this sluice reads versions %d-%d: left in place",
@@ -172,13 +269,46 @@ static bool job_version_readable(json_t *o, const char *path, json_int_t *versio
                 "spool job %s has a version that is not an integer; this sluice reads versions "
                 "%d-%d: left in place",
                 path, JOB_VERSION_MIN, JOB_VERSION);
-    return false;
+    return 0;
+}
+
+/* Job files hold action parameters (webhook secrets among them): the spool's directories are
+ * the owner's only, also when an operator or an older install made them otherwise. */
+static void make_private(const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || (st.st_mode & 077) == 0)
+        return;
+    if (chmod(dir, st.st_mode & 0700) < 0)
+        log_msg(LOG_ERR, "spool: %s is mode %04o and cannot be made private: %s", dir,
+                (unsigned)(st.st_mode & 07777), strerror(errno));
+    else
+        log_msg(LOG_WARN,
+                "spool: %s was mode %04o, made it %04o (job files hold action "
+                "parameters such as secrets)",
+                dir, (unsigned)(st.st_mode & 07777), (unsigned)(st.st_mode & 0700));
+}
+
+/* A job file left in place unread (name "<qid>-<n>.job"): its id and queue id only. */
+static struct spool_job *held_job(const char *name)
+{
+    struct spool_job *j = xcalloc(1, sizeof *j);
+    snprintf(j->id, sizeof j->id, "%.*s", (int)(strlen(name) - 4), name);
+    const char *dash = strrchr(j->id, '-');
+    int qlen = dash ? (int)(dash - j->id) : (int)strlen(j->id);
+    snprintf(j->env.qid, sizeof j->env.qid, "%.*s", qlen, j->id);
+    j->held = true;
+    return j;
 }
 
 size_t spool_load_jobs(const char *data_dir, struct spool_job ***out)
 {
-    char msg_dir[PATH_MAX], job_dir[PATH_MAX];
+    char msg_dir[PATH_MAX], job_dir[PATH_MAX], spool_dir[PATH_MAX];
     spool_dirs(data_dir, msg_dir, job_dir, sizeof msg_dir);
+    snprintf(spool_dir, sizeof spool_dir, "%s/spool", data_dir);
+    make_private(spool_dir);
+    make_private(msg_dir);
+    make_private(job_dir);
     *out = NULL;
     DIR *d = opendir(job_dir);
     if (!d)
@@ -192,16 +322,26 @@ size_t spool_load_jobs(const char *data_dir, struct spool_job ***out)
         char path[PATH_MAX + 300];
         snprintf(path, sizeof path, "%s/%s", job_dir, e->d_name);
         json_error_t jerr;
-        json_t *o = json_load_file(path, 0, &jerr);
-        json_int_t version;
-        if (o && !job_version_readable(o, path, &version)) {
+        json_t *o = json_load_file(path, JSON_ALLOW_NUL, &jerr);
+        json_int_t version = o ? job_version(o, path) : 0;
+        if (o && version == 0) {
             json_decref(o);
+            *out = xgrow(*out, sizeof **out, &cap, n);
+            (*out)[n++] = held_job(e->d_name);
             continue;
         }
+        struct spool_job *j = NULL;
         char why[256];
         snprintf(why, sizeof why, "%s", jerr.text);
-        struct spool_job *j = o ? job_from_json(o, version, why, sizeof why) : NULL;
+        enum job_read rd = o ? job_from_json(o, version, &j, why, sizeof why) : JOB_UNREADABLE;
         json_decref(o);
+        if (rd == JOB_LEAVE) {
+            log_msg(LOG_ERR, "spool job %s has a bad \"action\" object (%s): left in place", path,
+                    why);
+            *out = xgrow(*out, sizeof **out, &cap, n);
+            (*out)[n++] = held_job(e->d_name);
+            continue;
+        }
         if (!j) {
             char bad[PATH_MAX + 310];
             snprintf(bad, sizeof bad, "%s.bad", path);
@@ -271,6 +411,8 @@ void spool_job_free(struct spool_job *j)
     free(j->rule);
     free(j->action_type);
     envelope_free(&j->env);
+    free(j->action_params);
+    free(j->action_config);
     free(j->msg_path);
     free(j->dsn_report);
     free(j->dsn_from);

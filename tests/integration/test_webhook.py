@@ -176,7 +176,11 @@ class ConfigErrors(unittest.TestCase):
             ('webhook { url = "http://x", expire_after = "soon" }', "expire_after"),
             ('store { maildir = "x", on_failure = "retry" }', "needs a post-acceptance action"),
             ('store { maildir = "x", expire_after = "1h" }', "post-acceptance actions only"),
-            ('webhook { }', "missing required field 'url'")))
+            ('webhook { }', "missing required field 'url'"),
+            # A job keeps its action's parameters as JSON text, which holds UTF-8 only.
+            ('webhook { url = "http://x", secret = "\\xff" }',
+             "webhook: its parameters must be plain values to be kept in the spool: string is "
+             "not valid UTF-8")))
 
 
 if __name__ == "__main__":
