@@ -23,7 +23,6 @@ enum action_status {
     ACTION_FAILED,        /* ctx->error says why */
     ACTION_STOP_RULE,     /* end this rule's actions, go on with the next rule */
     ACTION_STOP_RULE_SET, /* end the whole chain */
-    ACTION_FAILED_SOFT,   /* evaluator only: a failure the action's policy let pass */
 };
 
 struct action_ctx {

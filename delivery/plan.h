@@ -4,7 +4,6 @@
 #ifndef SLUICE_PLAN_H
 #define SLUICE_PLAN_H
 
-#include <stdatomic.h>
 #include <stddef.h>
 
 #include "core/buf.h"
@@ -39,8 +38,6 @@ struct plan {
     int irrevocable;           /* a copy went where it cannot be taken back (an LMTP server) */
     struct buf rules;          /* names of the rules that applied, comma separated */
     struct buf actions;        /* "rule/action:outcome:duration" per action run, comma separated */
-    /* The rule set's counters the commit bumps once it knows the outcome (may be NULL). */
-    atomic_ullong *count_success, *count_failure;
 };
 
 /* Adds a post-acceptance job (owned by the plan from now on). */

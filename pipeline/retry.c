@@ -27,6 +27,8 @@ struct pending {
     const struct action *action;
     int ok;
     int rejected; /* final refusal: no retry */
+    int ran;      /* the action's code ran (the job's content could be loaded) */
+    double secs;  /* how long it ran */
     int in_flight;
     char err[512];
     struct pending *next, *prev;
@@ -111,17 +113,34 @@ static void attempt_run(struct work *w)
 {
     struct pending *p = (struct pending *)w;
     p->err[0] = '\0';
+    p->ran = 0;
     dns_begin(&p->cfg->dns); /* this thread's resolver, with the settings in force */
     if (spool_job_load_content(p->job, p->err, sizeof p->err) < 0) {
         p->ok = 0;
         return;
     }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     int rc = p->action->type->deliver(p->action->state, p->job, p->err, sizeof p->err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    p->ran = 1;
+    p->secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     p->ok = rc == 0;
     p->rejected = rc == ACTION_DELIVER_REJECTED;
 }
 
 static void schedule(struct pending *p, long long delay_ms);
+
+/* DSNs belong to no rule: they count no publish (rules/metrics.h). */
+static int publish_counted(const struct spool_job *j)
+{
+    return strcmp(j->action_type, "dsn") != 0;
+}
+
+static void count(const struct spool_job *j, enum publish_outcome o)
+{
+    metrics_count_publish_named(j->rule_set, j->rule, j->action_type, o);
+}
 
 static void attempt_done(struct work *w)
 {
@@ -130,25 +149,28 @@ static void attempt_done(struct work *w)
     const struct config *cfg = p->cfg;
     p->in_flight = 0;
     j->attempts++;
-    /* DSNs belong to no rule: they are not counted under one. */
-    int counted = strcmp(j->action_type, "dsn") != 0;
-    struct rule_stats *stats = counted ? metrics_rule_stats(j->rule_set, j->rule) : NULL;
+    if (p->ran)
+        metrics_action_observe(metrics_action_stats(j->action_type), p->secs);
+    int counted = publish_counted(j);
     if (p->ok) {
+        if (counted)
+            count(j, PUBLISH_SUCCESS);
         job_log(j, LOG_INFO, "delivered", NULL);
         config_release(p->cfg);
         finish(p);
         return;
     }
-    if (stats && j->attempts == 1)
-        atomic_fetch_add(&stats->publish_failure, 1);
+    /* Once per publish: the attempts after the first failure are retries. */
+    if (counted && j->attempts == 1)
+        count(j, PUBLISH_FAILURE);
     long long age = now_ms() - (long long)j->created * 1000;
     if (p->rejected) {
         job_log(j, LOG_ERR, "rejected", p->err);
     } else if (j->on_failure == ON_FAILURE_CONTINUE) {
         job_log(j, LOG_WARN, "failed", p->err);
     } else if (age >= j->expire_after_ms) {
-        if (stats)
-            atomic_fetch_add(&stats->publish_expired, 1);
+        if (counted)
+            count(j, PUBLISH_EXPIRED);
         job_log(j, LOG_ERR, "expired", p->err);
     } else {
         long long delay = backoff_ms(cfg, j->attempts);
@@ -172,8 +194,13 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     struct config *cfg = *p->r->cfg_ref;
     p->action = find_action(cfg, p->job);
     if (!p->action) {
-        /* The rule or action is gone from the config: nothing can run this job any more. */
-        atomic_fetch_add(&metrics_rule_stats(p->job->rule_set, p->job->rule)->publish_expired, 1);
+        /* The rule or action is gone from the config: nothing can run this job any more. An
+         * expired publish always counted its failure, here too when it never ran. */
+        if (publish_counted(p->job)) {
+            if (p->job->attempts == 0)
+                count(p->job, PUBLISH_FAILURE);
+            count(p->job, PUBLISH_EXPIRED);
+        }
         job_log(p->job, LOG_ERR, "expired", "the action is no longer in the config");
         finish(p);
         return;

@@ -1,6 +1,6 @@
 /* Runs spooled post-acceptance jobs: the first attempt right after the 250 reply, then retries
- * with exponential backoff until the action's expire_after (SES: 4 hours), counting
- * PublishFailure and PublishExpired. Lives on the event loop; attempts run on the worker pool.
+ * with exponential backoff until the action's expire_after (SES: 4 hours), counting each
+ * publish's outcome (rules/metrics.h). Lives on the event loop; attempts run on the worker pool.
  * On start it resumes every job left in the spool (restart, crash). */
 #ifndef SLUICE_RETRY_H
 #define SLUICE_RETRY_H

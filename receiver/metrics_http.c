@@ -1,5 +1,6 @@
 /* Prometheus text exposition format 0.0.4. Names follow SES (Received, PublishSuccess,
- * PublishFailure, PublishExpired) as sluice_rule_* and sluice_rule_set_* counters. */
+ * PublishFailure, PublishExpired) as sluice_rule_set_*, sluice_rule_* and sluice_action_*
+ * counters; what each counts is defined in rules/metrics.h. */
 #include "receiver/metrics_http.h"
 #include "auth/dkim_key_cache.h"
 #include "reports/dmarc_metrics.h"
@@ -31,24 +32,18 @@ static const struct {
     const char *suffix;
     const char *help;
 } rule_fields[] = {
-    {"received_total", "Messages the rule (set) applied to (SES Received)."},
-    {"publish_success_total", "Messages for which every action succeeded (SES PublishSuccess)."},
-    {"publish_failure_total", "Messages for which an action failed (SES PublishFailure)."},
-    {"publish_expired_total", "Actions that gave up after retries (SES PublishExpired)."},
+    {"received_total", "Messages the rule set evaluated, or the rule applied to (SES Received)."},
+    {"publish_success_total",
+     "Actions done for a message, in the session or after acceptance (SES PublishSuccess)."},
+    {"publish_failure_total",
+     "Actions that failed for a message, once each, at the first failure (SES PublishFailure)."},
+    {"publish_expired_total",
+     "Post-acceptance actions given up after retries (SES PublishExpired)."},
 };
 
 static unsigned long long rule_value(const struct rule_stats *s, int field)
 {
-    switch (field) {
-    case 0:
-        return atomic_load(&s->received);
-    case 1:
-        return atomic_load(&s->publish_success);
-    case 2:
-        return atomic_load(&s->publish_failure);
-    default:
-        return atomic_load(&s->publish_expired);
-    }
+    return atomic_load(field == 0 ? &s->received : &s->publish[field - 1]);
 }
 
 static void put_rule_row(const struct rule_stats *s, void *arg)
@@ -68,18 +63,24 @@ static void put_rule_row(const struct rule_stats *s, void *arg)
 
 struct action_pass {
     struct buf *b;
-    int kind; /* 0 invocations, 1 failures, 2 histogram */
+    int kind; /* 0 invocations, 1 + enum publish_outcome, or ACTION_PASS_HISTOGRAM */
 };
+
+#define ACTION_PASS_HISTOGRAM (1 + PUBLISH_OUTCOMES)
 
 static void put_action_row(const struct action_stats *s, void *arg)
 {
     struct action_pass *p = arg;
     struct buf *b = p->b;
-    if (p->kind < 2) {
-        buf_printf(b, "sluice_action_%s_total{action=\"", p->kind ? "failures" : "invocations");
+    if (p->kind < ACTION_PASS_HISTOGRAM) {
+        if (p->kind == 0)
+            buf_puts(b, "sluice_action_invocations_total{action=\"");
+        else
+            buf_printf(b, "sluice_action_%s{action=\"", rule_fields[p->kind].suffix);
         prom_label_value(b, s->action);
-        buf_printf(b, "\"} %llu\n",
-                   (unsigned long long)atomic_load(p->kind ? &s->failures : &s->invocations));
+        buf_printf(
+            b, "\"} %llu\n",
+            (unsigned long long)atomic_load(p->kind ? &s->publish[p->kind - 1] : &s->invocations));
         return;
     }
     unsigned long long cum = 0;
@@ -119,14 +120,18 @@ void metrics_render(struct server *srv, struct buf *b)
             metrics_foreach(put_rule_row, &p);
         }
     }
-    header(b, "sluice_action_invocations_total", "counter", "Action runs, by action type.");
+    header(b, "sluice_action_invocations_total", "counter",
+           "Runs of an action's code, in the session or one delivery attempt, by action type.");
     struct action_pass ap = {b, 0};
     metrics_action_foreach(put_action_row, &ap);
-    header(b, "sluice_action_failures_total", "counter", "Failed action runs, by action type.");
-    ap.kind = 1;
-    metrics_action_foreach(put_action_row, &ap);
-    header(b, "sluice_action_duration_seconds", "histogram", "Action run time, by action type.");
-    ap.kind = 2;
+    for (ap.kind = 1; ap.kind < ACTION_PASS_HISTOGRAM; ap.kind++) {
+        char name[96];
+        snprintf(name, sizeof name, "sluice_action_%s", rule_fields[ap.kind].suffix);
+        header(b, name, "counter", rule_fields[ap.kind].help);
+        metrics_action_foreach(put_action_row, &ap);
+    }
+    header(b, "sluice_action_duration_seconds", "histogram",
+           "Action run time, by action type (the same runs as invocations).");
     metrics_action_foreach(put_action_row, &ap);
 
     counter(b, "sluice_smtp_connections_total", "SMTP connections accepted.",

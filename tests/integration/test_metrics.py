@@ -1,0 +1,164 @@
+"""The Prometheus endpoint's counters against what really happened, over real SMTP sessions
+and real webhook and relay receivers: every publish outcome (success, failure, expired) counted
+once at the rule-set, rule and action level, for in-session and post-acceptance actions under
+each failure policy."""
+import os
+import smtplib
+import unittest
+
+from prom import metrics
+from sluice_harness import Sluice, free_port, wait_for
+from webhook_sink import WebhookSink
+
+OUTCOMES = ("success", "failure", "expired")
+
+RULES = """
+rule_set "main" {
+  rule { name = "tag", actions = { add_header { name = "X-Tag", value = "t" } } },
+  rule { name = "work", recipients = { "user@example.test" }, actions = {
+    store { maildir = "var/mail/{domain}/{user}" },
+    %s,
+  } },
+  rule { name = "after", actions = { add_header { name = "X-After", value = "a" } } },
+}
+"""
+
+MSG = b"From: a@example.net\r\nSubject: counted\r\n\r\nbody\r\n"
+
+
+def send(s):
+    """One message to user@; the reply code to DATA."""
+    with smtplib.SMTP("127.0.0.1", s.port, timeout=10) as c:
+        try:
+            c.sendmail("a@example.net", ["user@example.test"], MSG)
+            return 250
+        except smtplib.SMTPDataError as e:
+            return e.smtp_code
+
+
+class CountersAgree(unittest.TestCase):
+    """Each case: a rule whose second action fails, between two rules that succeed; two
+    messages; then the levels must add up per outcome and the failing action type must show
+    exactly the failures (and expiries) that happened."""
+    N = 2
+
+    def run_case(self, action, policy, settle, expect, files=None):
+        mport = free_port()
+        act = action[:-1] + ', on_failure = "%s" }' % policy
+        s = Sluice(rules=RULES % act, tls=False,
+                   server_extra='retry_initial_ms = 100, retry_max_ms = 200, '
+                   'metrics = "127.0.0.1:%d",' % mport)
+        for name, text in (files or {}).items():
+            path = os.path.join(s.dir, name)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as f:
+                f.write(text)
+        s.start()
+        self.addCleanup(s.stop)
+        codes = [send(s) for _ in range(self.N)]
+        self.assertEqual(codes, [expect["reply"]] * self.N, s.read_log())
+        # Post-acceptance outcomes come from the retry scheduler: wait for them to settle.
+        typ = action.split()[0]
+        self.assertTrue(wait_for(lambda: settle(metrics(mport), typ), timeout=20),
+                        s.read_log() + metrics(mport).text)
+        m = metrics(mport)
+        for o in OUTCOMES:
+            set_total = m.value("sluice_rule_set_publish_%s_total" % o, rule_set="main")
+            rules = m.total("sluice_rule_publish_%s_total" % o, rule_set="main")
+            actions = m.total("sluice_action_publish_%s_total" % o)
+            self.assertEqual((set_total, rules, actions), (set_total,) * 3,
+                             "%s: rule set, sum of rules, sum of actions\n%s" % (o, m.text))
+        for o in OUTCOMES:
+            # The rule's first action is a store that works.
+            working = self.N if typ == "store" and o == "success" else 0
+            self.assertEqual(m.value("sluice_action_publish_%s_total" % o, action=typ),
+                             expect.get(o, 0) * self.N + working, o + "\n" + m.text)
+            self.assertEqual(m.value("sluice_rule_publish_%s_total" % o, rule_set="main",
+                                     rule="work"),
+                             (expect.get(o, 0) + (o == "success")) * self.N, o + "\n" + m.text)
+        return m
+
+    # --- post-acceptance: webhook, relay ------------------------------------------------
+    def failing_webhook(self):
+        sink = WebhookSink(always_fail=True).start()
+        self.addCleanup(sink.stop)
+        return 'webhook { url = "%s", expire_after = "1s" }' % sink.url
+
+    @staticmethod
+    def failures(n):
+        return lambda m, typ: m.value("sluice_action_publish_failure_total", action=typ) >= n
+
+    @staticmethod
+    def expiries(n):
+        return lambda m, typ: m.value("sluice_action_publish_expired_total", action=typ) >= n
+
+    def test_webhook_tempfail(self):
+        m = self.run_case(self.failing_webhook(), "tempfail", self.failures(self.N),
+                          {"reply": 451, "failure": 1})
+        # The chain stopped at the failure: the rule after it never ran.
+        self.assertEqual(m.value("sluice_rule_received_total", rule_set="main", rule="after"), 0)
+
+    def test_webhook_continue(self):
+        self.run_case(self.failing_webhook(), "continue", self.failures(self.N),
+                      {"reply": 250, "failure": 1})
+
+    def test_webhook_retry_until_expired(self):
+        self.run_case(self.failing_webhook(), "retry", self.expiries(self.N),
+                      {"reply": 250, "failure": 1, "expired": 1})
+
+    def test_webhook_retried_to_success(self):
+        # Only the first attempt of the first message fails: whichever attempt comes next
+        # succeeds, the other message's first or this one's retry.
+        sink = WebhookSink(fail_first=1).start()
+        self.addCleanup(sink.stop)
+        m = self.run_case('webhook { url = "%s" }' % sink.url, "retry",
+                          lambda m, typ: m.value("sluice_action_publish_success_total",
+                                                 action=typ) >= self.N,
+                          {"reply": 250, "failure": 0.5, "success": 1})
+        # Every attempt ran the action: the first failed ones and the successful retries.
+        self.assertGreaterEqual(m.value("sluice_action_invocations_total", action="webhook"),
+                                self.N + 1)
+
+    def closed_relay(self):
+        return 'relay { to = "127.0.0.1:%d", tls = "none", expire_after = "1s" }' % free_port()
+
+    def test_relay_tempfail(self):
+        self.run_case(self.closed_relay(), "tempfail", self.failures(self.N),
+                      {"reply": 451, "failure": 1})
+
+    def test_relay_continue(self):
+        self.run_case(self.closed_relay(), "continue", self.failures(self.N),
+                      {"reply": 250, "failure": 1})
+
+    def test_relay_retry_until_expired(self):
+        self.run_case(self.closed_relay(), "retry", self.expiries(self.N),
+                      {"reply": 250, "failure": 1, "expired": 1})
+
+    # --- in the session: a failing Lua script, a Maildir that cannot be made --------------
+    LUA = {"fail.lua": 'function handler() error("boom") end\n'}
+    NOTADIR = {"var/notadir": "a file where a directory should be\n"}
+
+    def in_session(self, action, policy, reply, files):
+        self.run_case(action, policy, self.failures(self.N), {"reply": reply, "failure": 1},
+                      files)
+
+    def test_lua_tempfail(self):
+        self.in_session('lua { script = "fail.lua" }', "tempfail", 451, self.LUA)
+
+    def test_lua_continue(self):
+        self.in_session('lua { script = "fail.lua" }', "continue", 250, self.LUA)
+
+    def test_lua_drop(self):
+        self.in_session('lua { script = "fail.lua" }', "drop", 250, self.LUA)
+
+    def test_store_tempfail(self):
+        self.in_session('store { maildir = "var/notadir/{user}" }', "tempfail", 451,
+                        self.NOTADIR)
+
+    def test_store_continue(self):
+        self.in_session('store { maildir = "var/notadir/{user}" }', "continue", 250,
+                        self.NOTADIR)
+
+
+if __name__ == "__main__":
+    unittest.main()
