@@ -5,6 +5,7 @@
 #include "auth/dkim_key_cache.h"
 #include "reports/dmarc_metrics.h"
 #include "lua/script_metrics.h"
+#include "config/config.h"
 #include "core/prom_label.h"
 #include "core/sockaddr.h"
 #include "receiver/server.h"
@@ -12,7 +13,10 @@
 #include "rules/metrics.h"
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <event2/http.h>
+#include <lua.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,8 +112,36 @@ static void counter(struct buf *b, const char *name, const char *help, unsigned 
     buf_printf(b, "%s %llu\n", name, v);
 }
 
+/* What is running: the build, and the config in force with its reload history. */
+static void put_process(struct server *srv, struct buf *b)
+{
+    header(b, "sluice_build_info", "gauge",
+           "Always 1; the labels say which sluice and which libraries it runs with.");
+    buf_printf(b,
+               "sluice_build_info{version=\"%s\",lua=\"%s.%s\",openssl=\"%s\","
+               "libevent=\"%s\"} 1\n",
+               SLUICE_VERSION, LUA_VERSION_MAJOR, LUA_VERSION_MINOR,
+               OpenSSL_version(OPENSSL_VERSION_STRING), event_get_version());
+    const struct server_reloads *r = server_reloads(srv);
+    header(b, "sluice_config_reloads_total", "counter",
+           "Config reloads (SIGHUP), by result; a failed one keeps the running config.");
+    buf_printf(b, "sluice_config_reloads_total{result=\"success\"} %llu\n", r->succeeded);
+    buf_printf(b, "sluice_config_reloads_total{result=\"failure\"} %llu\n", r->failed);
+    header(b, "sluice_config_last_reload_successful", "gauge",
+           "1 when the last reload (or the start) succeeded, 0 when it failed.");
+    buf_printf(b, "sluice_config_last_reload_successful %d\n", r->last_ok);
+    header(b, "sluice_config_last_reload_success_timestamp_seconds", "gauge",
+           "When the config in force was loaded (at start or by a reload), Unix time.");
+    buf_printf(b, "sluice_config_last_reload_success_timestamp_seconds %lld\n",
+               (long long)r->last_success);
+    header(b, "sluice_config_hash_info", "gauge",
+           "Always 1; sha256 is the SHA-256 of the text of the config file in force.");
+    buf_printf(b, "sluice_config_hash_info{sha256=\"%s\"} 1\n", server_config(srv)->sha256);
+}
+
 void metrics_render(struct server *srv, struct buf *b)
 {
+    put_process(srv, b);
     for (int set = 1; set >= 0; set--) {
         for (int f = 0; f < 4; f++) {
             char name[96];

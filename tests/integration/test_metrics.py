@@ -2,12 +2,16 @@
 and real webhook and relay receivers: every publish outcome (success, failure, expired) counted
 once at the rule-set, rule and action level, for in-session and post-acceptance actions under
 each failure policy."""
+import hashlib
 import os
+import re
+import signal
 import smtplib
+import time
 import unittest
 
 from prom import metrics
-from sluice_harness import Sluice, free_port, wait_for
+from sluice_harness import SOURCE_DIR, Sluice, free_port, wait_for
 from webhook_sink import WebhookSink
 
 OUTCOMES = ("success", "failure", "expired")
@@ -158,6 +162,99 @@ class CountersAgree(unittest.TestCase):
     def test_store_continue(self):
         self.in_session('store { maildir = "var/notadir/{user}" }', "continue", 250,
                         self.NOTADIR)
+
+
+class BuildAndConfig(unittest.TestCase):
+    def setUp(self):
+        self.mport = free_port()
+        self.s = Sluice(tls=False, server_extra='metrics = "127.0.0.1:%d",' % self.mport)
+        self.s.start()
+        self.addCleanup(self.s.stop)
+
+    def config_sha256(self):
+        with open(self.s.config_path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+
+    def hash_label(self, m):
+        [(labels, v)] = m.rows("sluice_config_hash_info")
+        self.assertEqual(v, 1)
+        return labels["sha256"]
+
+    def reload(self, text):
+        self.s.write_config(text)
+        start = len(self.s.read_log())
+        self.s.signal(signal.SIGHUP)
+        self.s.wait_log(r"config reloaded|reload failed", start=start)
+
+    def test_build_info(self):
+        m = metrics(self.mport)
+        [(labels, v)] = m.rows("sluice_build_info")
+        self.assertEqual(v, 1)
+        with open(os.path.join(SOURCE_DIR, "CMakeLists.txt")) as f:
+            version = re.search(r"project\(sluice VERSION (\S+)", f.read()).group(1)
+        self.assertEqual(labels["version"], version)
+        self.assertEqual(labels["lua"], "5.4")
+        self.assertRegex(labels["openssl"], r"^\d+\.\d+")
+        self.assertRegex(labels["libevent"], r"^\d+\.\d+")
+        self.assertEqual(m.types["sluice_build_info"], "gauge")
+
+    def test_reload_success_and_failure(self):
+        m = metrics(self.mport)
+        self.assertEqual(m.value("sluice_config_reloads_total", result="success"), 0)
+        self.assertEqual(m.value("sluice_config_reloads_total", result="failure"), 0)
+        self.assertEqual(m.value("sluice_config_last_reload_successful"), 1)
+        started = m.value("sluice_config_last_reload_success_timestamp_seconds")
+        self.assertLessEqual(abs(started - time.time()), 60)
+        first = self.config_sha256()
+        self.assertEqual(self.hash_label(m), first)
+
+        with open(self.s.config_path) as f:
+            good = f.read()
+        time.sleep(1.1)  # the timestamp has a resolution of one second
+        changed = good + "\n-- changed\n"
+        self.reload(changed)
+        m = metrics(self.mport)
+        self.assertEqual(m.value("sluice_config_reloads_total", result="success"), 1)
+        self.assertEqual(m.value("sluice_config_reloads_total", result="failure"), 0)
+        reloaded = m.value("sluice_config_last_reload_success_timestamp_seconds")
+        self.assertGreater(reloaded, started)
+        second = self.config_sha256()
+        self.assertNotEqual(second, first)
+        self.assertEqual(self.hash_label(m), second)
+
+        # A broken config is refused: the running one, its hash and its time stay.
+        self.reload(good + "\nrule_set \"main\" {\n")
+        m = metrics(self.mport)
+        self.assertEqual(m.value("sluice_config_reloads_total", result="success"), 1)
+        self.assertEqual(m.value("sluice_config_reloads_total", result="failure"), 1)
+        self.assertEqual(m.value("sluice_config_last_reload_successful"), 0)
+        self.assertEqual(m.value("sluice_config_last_reload_success_timestamp_seconds"),
+                         reloaded)
+        self.assertEqual(self.hash_label(m), second)
+        # A config that cannot be read fails the same way.
+        os.chmod(self.s.config_path, 0)
+        if os.access(self.s.config_path, os.R_OK):  # root reads it anyway
+            os.remove(self.s.config_path)
+        start = len(self.s.read_log())
+        self.s.signal(signal.SIGHUP)
+        self.s.wait_log(r"reload failed[^\n]*cannot read config", start=start)
+        m = metrics(self.mport)
+        self.assertEqual(m.value("sluice_config_reloads_total", result="failure"), 2)
+        self.assertEqual(self.hash_label(m), second)
+        if os.path.exists(self.s.config_path):
+            os.chmod(self.s.config_path, 0o644)
+        # So does one whose TLS certificate cannot be loaded.
+        self.reload(good.replace("server {", 'server {\n  tls = { cert = "var/none.pem", '
+                                 'key = "var/none.pem" },', 1))
+        m = metrics(self.mport)
+        self.assertEqual(m.value("sluice_config_reloads_total", result="failure"), 3)
+        self.assertEqual(self.hash_label(m), second)
+
+        self.reload(good)
+        m = metrics(self.mport)
+        self.assertEqual(m.value("sluice_config_reloads_total", result="success"), 2)
+        self.assertEqual(m.value("sluice_config_last_reload_successful"), 1)
+        self.assertEqual(self.hash_label(m), first)
 
 
 if __name__ == "__main__":
