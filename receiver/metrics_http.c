@@ -6,7 +6,9 @@
 #include "reports/dmarc_metrics.h"
 #include "lua/script_metrics.h"
 #include "config/config.h"
+#include "core/histogram.h"
 #include "core/prom_label.h"
+#include "pipeline/verdict_stats.h"
 #include "core/sockaddr.h"
 #include "receiver/server.h"
 #include "receiver/smtp_stats.h"
@@ -87,23 +89,12 @@ static void put_action_row(const struct action_stats *s, void *arg)
             (unsigned long long)atomic_load(p->kind ? &s->publish[p->kind - 1] : &s->invocations));
         return;
     }
-    unsigned long long cum = 0;
-    for (int i = 0; i < ACTION_LATENCY_BUCKETS; i++) {
-        cum += atomic_load(&s->latency_bucket[i]);
-        buf_puts(b, "sluice_action_duration_seconds_bucket{action=\"");
-        prom_label_value(b, s->action);
-        buf_printf(b, "\",le=\"%g\"} %llu\n", action_latency_bounds[i], cum);
-    }
-    cum += atomic_load(&s->latency_inf);
-    buf_puts(b, "sluice_action_duration_seconds_bucket{action=\"");
-    prom_label_value(b, s->action);
-    buf_printf(b, "\",le=\"+Inf\"} %llu\n", cum);
-    buf_puts(b, "sluice_action_duration_seconds_sum{action=\"");
-    prom_label_value(b, s->action);
-    buf_printf(b, "\"} %.6f\n", (double)atomic_load(&s->latency_sum_us) / 1e6);
-    buf_puts(b, "sluice_action_duration_seconds_count{action=\"");
-    prom_label_value(b, s->action);
-    buf_printf(b, "\"} %llu\n", cum);
+    struct buf labels = {0};
+    buf_puts(&labels, "action=\"");
+    prom_label_value(&labels, s->action);
+    buf_puts(&labels, "\"");
+    histogram_render(&s->latency, b, "sluice_action_duration_seconds", buf_cstr(&labels));
+    buf_free(&labels);
 }
 
 static void counter(struct buf *b, const char *name, const char *help, unsigned long long v)
@@ -182,8 +173,19 @@ void metrics_render(struct server *srv, struct buf *b)
     counter(b, "sluice_bounce_dsn_not_sent_total",
             "Recipients refused by rules after acceptance whose DSN was not sent.",
             atomic_load(&smtp_stats.dsn_not_sent));
+    header(b, "sluice_smtp_mail_rejected_total", "counter",
+           "MAIL FROM commands refused, by reason (size: SIZE= above max_message_size).");
+    for (int r = 0; r < MAIL_REJECT_REASONS; r++)
+        buf_printf(b, "sluice_smtp_mail_rejected_total{reason=\"%s\"} %llu\n",
+                   mail_reject_reason_name((enum mail_reject_reason)r),
+                   (unsigned long long)atomic_load(&smtp_stats.mail_rejected[r]));
+    header(b, "sluice_data_reply_seconds", "histogram",
+           "Time from the end of DATA to its reply, for messages handed to the rules.");
+    histogram_render(&smtp_stats.data_reply, b, "sluice_data_reply_seconds", "");
+    verdict_stats_render(b);
     header(b, "sluice_smtp_recipients_rejected_total", "counter",
-           "Recipients refused at RCPT, by reason.");
+           "Recipients refused at RCPT, by reason (size: in DATA, each recipient of a message "
+           "above max_message_size).");
     for (int r = 0; r < REJECT_REASONS; r++)
         buf_printf(b, "sluice_smtp_recipients_rejected_total{reason=\"%s\"} %llu\n",
                    rcpt_reject_reason_name((enum rcpt_reject_reason)r),

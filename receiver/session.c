@@ -67,6 +67,7 @@ static const char *const state_names[S_STATES] = {
 
 struct session {
     struct server *srv;
+    struct timespec data_end; /* when the final dot of the message in the rules was read */
     struct server_conn *conn; /* our entry in the server's list */
     struct bufferevent *bev;
     enum state state;
@@ -305,6 +306,11 @@ static void on_message_done(void *arg, const struct message_job_result *r)
 {
     struct session *s = arg;
     s->job_pending = 0;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    histogram_observe(&smtp_stats.data_reply,
+                      (double)(now.tv_sec - s->data_end.tv_sec) +
+                          (double)(now.tv_nsec - s->data_end.tv_nsec) / 1e9);
     if (!s->dead) {
         reply(s, "%s", r->reply);
         if (r->reply[0] == '2')
@@ -329,6 +335,7 @@ static void on_message_done(void *arg, const struct message_job_result *r)
 
 static void finish_data(struct session *s)
 {
+    clock_gettime(CLOCK_MONOTONIC, &s->data_end);
     int must_close;
     const char *verdict = data_reader_verdict(&s->data, &must_close);
     atomic_fetch_add(&smtp_stats.bytes_received, s->data.received);
@@ -420,7 +427,7 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *c)
 {
     const struct server_cfg *sc = &server_config(s->srv)->server;
     if (c->size > sc->max_message_size) {
-        atomic_fetch_add(&smtp_stats.rcpt_rejected[REJECT_SIZE], 1);
+        atomic_fetch_add(&smtp_stats.mail_rejected[MAIL_REJECT_SIZE], 1);
         reply_error(s, "552 5.3.4 Message size exceeds fixed limit");
         return;
     }
@@ -649,6 +656,8 @@ static void dispatch(struct session *s, char *line, size_t len)
     if (smtp_cmd_parse(line, len, &c, &err) < 0) {
         if (c.verb == CMD_RCPT)
             atomic_fetch_add(&smtp_stats.rcpt_rejected[REJECT_SYNTAX], 1);
+        else if (c.verb == CMD_MAIL)
+            atomic_fetch_add(&smtp_stats.mail_rejected[MAIL_REJECT_SYNTAX], 1);
         reply_error(s, err);
         return;
     }

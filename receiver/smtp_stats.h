@@ -1,4 +1,5 @@
-/* The receiver's counters: connections, TLS, messages, bytes and refused recipients by reason.
+/* The receiver's counters: connections, TLS, messages, bytes, refused MAIL commands and
+ * recipients by reason, and the time from the end of DATA to its reply.
  * Incremented by the server and its sessions (the event loop thread) and by message jobs (worker
  * threads), hence atomics; read by the metrics exporter. */
 #ifndef SLUICE_SMTP_STATS_H
@@ -6,7 +7,15 @@
 
 #include <stdatomic.h>
 
+#include "core/histogram.h"
 #include "rules/rcpt_judge.h"
+
+/* Why MAIL FROM is refused (sluice_smtp_mail_rejected_total{reason}). */
+enum mail_reject_reason {
+    MAIL_REJECT_SIZE,   /* SIZE= above max_message_size (552 5.3.4) */
+    MAIL_REJECT_SYNTAX, /* the command does not parse (501) */
+    MAIL_REJECT_REASONS
+};
 
 struct smtp_stats {
     atomic_ullong connections;
@@ -18,10 +27,14 @@ struct smtp_stats {
     atomic_ullong bytes_received;
     atomic_ullong dsn_not_sent; /* partial bounces whose DSN was not sent */
     atomic_ullong rcpt_rejected[REJECT_REASONS];
+    atomic_ullong mail_rejected[MAIL_REJECT_REASONS];
+    /* End of DATA (the final dot read) to the reply, for messages handed to the rules. */
+    struct histogram data_reply;
 };
 
 extern struct smtp_stats smtp_stats;
 /* The metrics label of a reason ("unknown_user", ...). */
 const char *rcpt_reject_reason_name(enum rcpt_reject_reason r);
+const char *mail_reject_reason_name(enum mail_reject_reason r);
 
 #endif

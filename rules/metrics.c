@@ -77,6 +77,8 @@ struct action_stats *metrics_action_stats(const char *action)
     if (!s) {
         s = xcalloc(1, sizeof *s);
         s->action = xstrdup(action);
+        s->latency.bounds = action_latency_bounds;
+        s->latency.nbounds = ACTION_LATENCY_BUCKETS;
         *actions_tail = s;
         actions_tail = &s->next;
     }
@@ -87,14 +89,7 @@ struct action_stats *metrics_action_stats(const char *action)
 void metrics_action_observe(struct action_stats *s, double seconds)
 {
     atomic_fetch_add(&s->invocations, 1);
-    atomic_fetch_add(&s->latency_sum_us, (unsigned long long)(seconds * 1e6));
-    for (int i = 0; i < ACTION_LATENCY_BUCKETS; i++) {
-        if (seconds <= action_latency_bounds[i]) {
-            atomic_fetch_add(&s->latency_bucket[i], 1);
-            return;
-        }
-    }
-    atomic_fetch_add(&s->latency_inf, 1);
+    histogram_observe(&s->latency, seconds);
 }
 
 void metrics_action_foreach(void (*fn)(const struct action_stats *, void *), void *arg)

@@ -35,6 +35,8 @@
 
 #include <stdatomic.h>
 
+#include "core/histogram.h"
+
 enum publish_outcome { PUBLISH_SUCCESS, PUBLISH_FAILURE, PUBLISH_EXPIRED, PUBLISH_OUTCOMES };
 
 struct rule_stats {
@@ -53,9 +55,7 @@ struct action_stats {
     char *action;
     atomic_ullong invocations;
     atomic_ullong publish[PUBLISH_OUTCOMES];
-    atomic_ullong latency_bucket[ACTION_LATENCY_BUCKETS]; /* non-cumulative counts */
-    atomic_ullong latency_inf;
-    atomic_ullong latency_sum_us;
+    struct histogram latency; /* over action_latency_bounds */
     struct action_stats *next;
 };
 

@@ -10,6 +10,7 @@ import smtplib
 import time
 import unittest
 
+from auth_fixtures import Keys, message, start_dns
 from prom import metrics
 from sluice_harness import SOURCE_DIR, Sluice, free_port, wait_for
 from webhook_sink import WebhookSink
@@ -26,6 +27,16 @@ rule_set "main" {
   rule { name = "after", actions = { add_header { name = "X-After", value = "a" } } },
 }
 """
+
+def with_metrics(make):
+    """make(server_extra) -> a Sluice not started; started with a metrics port that is not
+    its SMTP port (both come from free_port, which may hand out the same one twice)."""
+    while True:
+        mport = free_port()
+        s = make('metrics = "127.0.0.1:%d",' % mport)
+        if s.port != mport:
+            return s, mport
+
 
 MSG = b"From: a@example.net\r\nSubject: counted\r\n\r\nbody\r\n"
 
@@ -47,11 +58,10 @@ class CountersAgree(unittest.TestCase):
     N = 2
 
     def run_case(self, action, policy, settle, expect, files=None):
-        mport = free_port()
         act = action[:-1] + ', on_failure = "%s" }' % policy
-        s = Sluice(rules=RULES % act, tls=False,
-                   server_extra='retry_initial_ms = 100, retry_max_ms = 200, '
-                   'metrics = "127.0.0.1:%d",' % mport)
+        s, mport = with_metrics(lambda extra: Sluice(
+            rules=RULES % act, tls=False,
+            server_extra='retry_initial_ms = 100, retry_max_ms = 200, ' + extra))
         for name, text in (files or {}).items():
             path = os.path.join(s.dir, name)
             os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -166,8 +176,7 @@ class CountersAgree(unittest.TestCase):
 
 class BuildAndConfig(unittest.TestCase):
     def setUp(self):
-        self.mport = free_port()
-        self.s = Sluice(tls=False, server_extra='metrics = "127.0.0.1:%d",' % self.mport)
+        self.s, self.mport = with_metrics(lambda extra: Sluice(tls=False, server_extra=extra))
         self.s.start()
         self.addCleanup(self.s.stop)
 
@@ -255,6 +264,112 @@ class BuildAndConfig(unittest.TestCase):
         self.assertEqual(m.value("sluice_config_reloads_total", result="success"), 2)
         self.assertEqual(m.value("sluice_config_last_reload_successful"), 1)
         self.assertEqual(self.hash_label(m), first)
+
+
+class Smtp(unittest.TestCase):
+    def setUp(self):
+        self.s, self.mport = with_metrics(lambda extra: Sluice(
+            tls=False, server_extra='max_message_size = 4000, ' + extra))
+        self.s.start()
+        self.addCleanup(self.s.stop)
+
+    def session(self):
+        c = self.s.raw()
+        c.expect(220)
+        c.expect(250, "EHLO client.example.net\r\n")
+        return c
+
+    def test_size_refused_at_mail_is_its_own_reason(self):
+        c = self.session()
+        c.expect(552, "MAIL FROM:<a@example.net> SIZE=4001\r\n")
+        c.expect(501, "MAIL FROM:<a@example.net> SIZE=many\r\n")
+        c.expect(250, "MAIL FROM:<a@example.net> SIZE=4000\r\n")
+        c.expect(250, "RCPT TO:<user@example.test>\r\n")
+        c.close()
+        m = metrics(self.mport)
+        self.assertEqual(m.value("sluice_smtp_mail_rejected_total", reason="size"), 1)
+        self.assertEqual(m.value("sluice_smtp_mail_rejected_total", reason="syntax"), 1)
+        # No recipient was refused: none had been given.
+        self.assertEqual(m.total("sluice_smtp_recipients_rejected_total"), 0)
+
+    def test_data_reply_histogram(self):
+        for _ in range(3):
+            self.assertEqual(send(self.s), 250)
+        # Refused while reading DATA (too big): never handed to the rules, not in the histogram.
+        c = self.session()
+        c.expect(250, "MAIL FROM:<a@example.net>\r\n")
+        c.expect(250, "RCPT TO:<user@example.test>\r\n")
+        c.expect(354, "DATA\r\n")
+        c.send(b"Subject: big\r\n\r\n" + (b"x" * 70 + b"\r\n") * 80 + b".\r\n")
+        c.expect(552)
+        c.close()
+        m = metrics(self.mport)
+        name = "sluice_data_reply_seconds"
+        self.assertEqual(m.types[name], "histogram")
+        buckets = m.rows(name + "_bucket")
+        les = [labels["le"] for labels, _ in buckets]
+        self.assertEqual(les[-1], "+Inf")
+        bounds = [float(le) for le in les[:-1]]
+        self.assertEqual(bounds, sorted(bounds))
+        self.assertEqual(len(set(bounds)), len(bounds))
+        counts = [v for _, v in buckets]
+        self.assertEqual(counts, sorted(counts), "buckets must be cumulative")
+        self.assertEqual(counts[-1], 3)
+        self.assertEqual(m.value(name + "_count"), 3)
+        self.assertGreater(m.value(name + "_sum"), 0)
+        self.assertEqual(m.value("sluice_smtp_messages_refused_total"), 1)
+
+
+class Verdicts(unittest.TestCase):
+    def test_one_count_per_message_and_check_that_ran(self):
+        keys = Keys()
+        dns = start_dns(keys)
+        self.addCleanup(dns.stop)
+        s, mport = with_metrics(lambda extra: Sluice(
+            server_extra="auth_checks = true," + extra, rules="""
+dns { servers = { "127.0.0.1:%d" }, timeout_ms = 3000 }
+rule_set "main" {
+  rule { name = "store", actions = { store { maildir = "var/mail/{domain}/{user}" } } },
+}
+""" % dns.port))
+        s.start()
+        self.addCleanup(s.stop)
+        for mail_from, frm in (("bounce@example.com", "a@example.com"),        # SPF pass
+                               ("bounce@spf-fail.example.com", "a@spf-fail.example.com"),
+                               ("bounce@example.com", "a@example.com")):
+            with smtplib.SMTP("127.0.0.1", s.port, timeout=30) as c:
+                c.sendmail(mail_from, ["u@example.test"], message(frm))
+        m = metrics(mport)
+        v = lambda check, result: m.value("sluice_verdicts_total", check=check, result=result)
+        self.assertEqual((v("spf", "pass"), v("spf", "fail")), (2, 1))
+        self.assertEqual((v("dmarc", "pass"), v("dmarc", "fail")), (2, 1))
+        self.assertEqual(v("dkim", "gray"), 3)  # unsigned
+        for check in ("spf", "dkim", "dmarc"):
+            self.assertEqual(m.total("sluice_verdicts_total", check=check), 3, check)
+        # No rule asked for a scan: spam and virus never ran.
+        self.assertEqual(m.total("sluice_verdicts_total", check="spam"), 0)
+        self.assertEqual(m.total("sluice_verdicts_total", check="virus"), 0)
+
+    def test_scans_counted_checks_off_not(self):
+        dead = free_port()
+        s, mport = with_metrics(lambda extra: Sluice(tls=False, server_extra=extra, rules="""
+scan { rspamd = "http://127.0.0.1:%d", clamd = "127.0.0.1:%d", timeout_ms = 3000 }
+rule_set "main" {
+  rule { name = "inbox", scan = true, actions = { store { maildir = "var/mail/{domain}/{user}" } } },
+}
+""" % (dead, dead)))
+        s.start()
+        self.addCleanup(s.stop)
+        self.assertEqual(send(s), 250)
+        m = metrics(mport)
+        self.assertEqual(m.value("sluice_verdicts_total", check="spam",
+                                 result="processing_failed"), 1)
+        self.assertEqual(m.value("sluice_verdicts_total", check="virus",
+                                 result="processing_failed"), 1)
+        self.assertEqual(m.total("sluice_verdicts_total", check="spam"), 1)
+        # auth_checks = false: SPF, DKIM and DMARC did not run.
+        for check in ("spf", "dkim", "dmarc"):
+            self.assertEqual(m.total("sluice_verdicts_total", check=check), 0, check)
 
 
 if __name__ == "__main__":
