@@ -171,6 +171,7 @@ static void attempt_done(struct work *w)
     } else if (age >= j->expire_after_ms) {
         if (counted)
             count(j, PUBLISH_EXPIRED);
+        atomic_fetch_add(&metrics_action_stats(j->action_type)->spool_expired, 1);
         job_log(j, LOG_ERR, "expired", p->err);
     } else {
         long long delay = backoff_ms(cfg, j->attempts);
@@ -178,6 +179,7 @@ static void attempt_done(struct work *w)
         char err[256];
         if (spool_write_job(cfg->server.data_dir, j, err, sizeof err) < 0)
             log_msg(LOG_ERR, "spool: cannot update job %s: %s", j->id, err);
+        atomic_fetch_add(&metrics_action_stats(j->action_type)->spool_retries, 1);
         job_log(j, LOG_WARN, "retry", p->err);
         config_release(p->cfg);
         p->cfg = NULL;
@@ -201,6 +203,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
                 count(p->job, PUBLISH_FAILURE);
             count(p->job, PUBLISH_EXPIRED);
         }
+        atomic_fetch_add(&metrics_action_stats(p->job->action_type)->spool_expired, 1);
         job_log(p->job, LOG_ERR, "expired", "the action is no longer in the config");
         finish(p);
         return;
@@ -270,4 +273,24 @@ void retry_free(struct retry *r)
         free(p);
     }
     free(r);
+}
+
+size_t retry_depth(const struct retry *r, struct retry_depth **out)
+{
+    struct retry_depth *d = NULL;
+    size_t n = 0, cap = 0;
+    for (const struct pending *p = r->head; p; p = p->next) {
+        size_t i = 0;
+        while (i < n && strcmp(d[i].action, p->job->action_type) != 0)
+            i++;
+        if (i == n) {
+            d = xgrow(d, sizeof *d, &cap, n + 1);
+            d[n++] = (struct retry_depth){p->job->action_type, 0, p->job->created};
+        }
+        d[i].jobs++;
+        if (p->job->created < d[i].oldest)
+            d[i].oldest = p->job->created;
+    }
+    *out = d;
+    return n;
 }

@@ -3,6 +3,7 @@
  * counters; what each counts is defined in rules/metrics.h. */
 #include "receiver/metrics_http.h"
 #include "auth/dkim_key_cache.h"
+#include "auth/dns.h"
 #include "reports/dmarc_metrics.h"
 #include "lua/script_metrics.h"
 #include "config/config.h"
@@ -10,6 +11,8 @@
 #include "core/prom_label.h"
 #include "pipeline/verdict_stats.h"
 #include "core/sockaddr.h"
+#include "core/xalloc.h"
+#include "pipeline/retry.h"
 #include "receiver/server.h"
 #include "receiver/smtp_stats.h"
 #include "rules/metrics.h"
@@ -22,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static void header(struct buf *b, const char *name, const char *type, const char *help)
 {
@@ -71,6 +75,82 @@ struct action_pass {
     struct buf *b;
     int kind; /* 0 invocations, 1 + enum publish_outcome, or ACTION_PASS_HISTOGRAM */
 };
+
+struct spool_pass {
+    struct buf *b;
+    int kind; /* 0 retries, 1 expired */
+};
+
+static void put_spool_counter(const struct action_stats *s, void *arg)
+{
+    struct spool_pass *p = arg;
+    buf_printf(p->b, "sluice_spool_%s_total{action=\"", p->kind ? "expired" : "retries");
+    prom_label_value(p->b, s->action);
+    buf_printf(p->b, "\"} %llu\n",
+               (unsigned long long)atomic_load(p->kind ? &s->spool_expired : &s->spool_retries));
+}
+
+/* The spool's depth per action type: every type the counters know (0 when none waits), and
+ * any type only the spool has (jobs of an action no longer configured). */
+struct depth_pass {
+    struct buf *b;
+    struct retry_depth *d;
+    size_t n;
+    int *seen;
+    int age; /* 0 jobs, 1 oldest age */
+    time_t now;
+};
+
+static void put_depth(struct depth_pass *p, const char *action, const struct retry_depth *d)
+{
+    buf_printf(p->b, "sluice_spool_%s{action=\"", p->age ? "oldest_job_age_seconds" : "jobs");
+    prom_label_value(p->b, action);
+    if (p->age)
+        buf_printf(p->b, "\"} %lld\n",
+                   d && p->now > d->oldest ? (long long)(p->now - d->oldest) : 0LL);
+    else
+        buf_printf(p->b, "\"} %zu\n", d ? d->jobs : 0);
+}
+
+static void put_depth_row(const struct action_stats *s, void *arg)
+{
+    struct depth_pass *p = arg;
+    const struct retry_depth *d = NULL;
+    for (size_t i = 0; i < p->n; i++)
+        if (strcmp(p->d[i].action, s->action) == 0) {
+            d = &p->d[i];
+            p->seen[i] = 1;
+        }
+    put_depth(p, s->action, d);
+}
+
+static void put_spool(struct server *srv, struct buf *b)
+{
+    struct spool_pass sp = {b, 0};
+    header(b, "sluice_spool_retries_total", "counter",
+           "Post-acceptance jobs rescheduled after a failed attempt, by action type.");
+    metrics_action_foreach(put_spool_counter, &sp);
+    sp.kind = 1;
+    header(b, "sluice_spool_expired_total", "counter",
+           "Post-acceptance jobs given up (expire_after passed, or the action left the config), "
+           "by action type.");
+    metrics_action_foreach(put_spool_counter, &sp);
+    struct depth_pass dp = {.b = b, .now = time(NULL)};
+    dp.n = server_retry(srv) ? retry_depth(server_retry(srv), &dp.d) : 0;
+    dp.seen = xcalloc(dp.n + 1, sizeof *dp.seen);
+    for (dp.age = 0; dp.age < 2; dp.age++) {
+        header(b, dp.age ? "sluice_spool_oldest_job_age_seconds" : "sluice_spool_jobs", "gauge",
+               dp.age ? "Age of the oldest job waiting in the spool, by action type (0: none)."
+                      : "Jobs waiting in the spool (attempts in flight included), by action type.");
+        memset(dp.seen, 0, (dp.n + 1) * sizeof *dp.seen);
+        metrics_action_foreach(put_depth_row, &dp);
+        for (size_t i = 0; i < dp.n; i++)
+            if (!dp.seen[i])
+                put_depth(&dp, dp.d[i].action, &dp.d[i]);
+    }
+    free(dp.seen);
+    free(dp.d);
+}
 
 #define ACTION_PASS_HISTOGRAM (1 + PUBLISH_OUTCOMES)
 
@@ -157,6 +237,8 @@ void metrics_render(struct server *srv, struct buf *b)
            "Action run time, by action type (the same runs as invocations).");
     metrics_action_foreach(put_action_row, &ap);
 
+    put_spool(srv, b);
+
     counter(b, "sluice_smtp_connections_total", "SMTP connections accepted.",
             atomic_load(&smtp_stats.connections));
     counter(b, "sluice_smtp_connections_refused_total",
@@ -164,6 +246,28 @@ void metrics_render(struct server *srv, struct buf *b)
             atomic_load(&smtp_stats.connections_refused));
     counter(b, "sluice_smtp_tls_sessions_total", "Successful STARTTLS handshakes.",
             atomic_load(&smtp_stats.tls_sessions));
+    header(b, "sluice_tls_handshakes_total", "counter",
+           "Successful STARTTLS handshakes, by protocol version.");
+    for (int v = 0; v < TLS_SLOTS; v++)
+        buf_printf(b, "sluice_tls_handshakes_total{version=\"%s\"} %llu\n",
+                   tls_slot_name((enum tls_version_slot)v),
+                   (unsigned long long)atomic_load(&smtp_stats.tls_handshakes[v]));
+    header(b, "sluice_tls_handshake_failures_total", "counter",
+           "STARTTLS handshakes that failed, by reason.");
+    for (int f = 0; f < TLS_FAILS; f++)
+        buf_printf(b, "sluice_tls_handshake_failures_total{reason=\"%s\"} %llu\n",
+                   tls_failure_name((enum tls_failure)f),
+                   (unsigned long long)atomic_load(&smtp_stats.tls_failures[f]));
+    struct dns_counts dc;
+    dns_counts(&dc);
+    header(b, "sluice_dns_queries_total", "counter",
+           "Lookups through sluice's DNS layer, by result (timeout, servfail and error are "
+           "failures; cached answers included).");
+    for (int r = 0; r < DNS_RESULTS; r++)
+        buf_printf(b, "sluice_dns_queries_total{result=\"%s\"} %llu\n",
+                   dns_result_name((enum dns_result)r), dc.queries[r]);
+    counter(b, "sluice_dns_cache_hits_total",
+            "DNS lookups answered by sluice's per-thread answer cache.", dc.cache_hits);
     counter(b, "sluice_smtp_messages_accepted_total", "Messages answered 250 after DATA.",
             atomic_load(&smtp_stats.messages_accepted));
     counter(b, "sluice_smtp_messages_refused_total", "Messages answered 4xx/5xx after DATA.",

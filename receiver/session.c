@@ -26,6 +26,7 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -254,6 +255,8 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (s->state == S_HANDSHAKE || s->state == S_STARTTLS) {
+        if (s->state == S_HANDSHAKE)
+            atomic_fetch_add(&smtp_stats.tls_failures[TLS_FAIL_TIMEOUT], 1);
         s->end_reason = "timeout during TLS handshake";
         session_free(s);
         return;
@@ -537,6 +540,7 @@ static void start_tls(struct session *s)
         server_base(s->srv), s->bev, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
     if (!tbev) {
         SSL_free(ssl);
+        atomic_fetch_add(&smtp_stats.tls_failures[TLS_FAIL_ERROR], 1);
         s->end_reason = "TLS setup failed";
         session_free(s);
         return;
@@ -848,6 +852,22 @@ static void on_write(struct bufferevent *bev, void *arg)
     }
 }
 
+/* Why the handshake ended: the TLS filter reports a peer that closed mid-handshake as an
+ * error without a TLS reason (or "unexpected eof"), a protocol failure with one. */
+static enum tls_failure handshake_failure(struct bufferevent *bev, short what)
+{
+    if (what & BEV_EVENT_TIMEOUT)
+        return TLS_FAIL_TIMEOUT;
+    unsigned long e = bufferevent_get_openssl_error(bev);
+    if ((what & BEV_EVENT_EOF) || e == 0)
+        return TLS_FAIL_CLOSED;
+#ifdef SSL_R_UNEXPECTED_EOF_WHILE_READING
+    if (ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
+        return TLS_FAIL_CLOSED;
+#endif
+    return TLS_FAIL_ERROR;
+}
+
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     struct session *s = arg;
@@ -855,8 +875,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         /* TLS handshake done: the session starts over (RFC 3207 §4.2). */
         SSL *ssl = bufferevent_openssl_get_ssl(bev);
         s->tls = 1;
-        atomic_fetch_add(&smtp_stats.tls_sessions, 1);
         snprintf(s->tls_version, sizeof s->tls_version, "%s", SSL_get_version(ssl));
+        smtp_stats_tls_handshake(s->tls_version);
         snprintf(s->tls_cipher, sizeof s->tls_cipher, "%s", SSL_get_cipher_name(ssl));
         free(s->helo);
         s->helo = NULL;
@@ -868,6 +888,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+        if (s->state == S_HANDSHAKE)
+            atomic_fetch_add(&smtp_stats.tls_failures[handshake_failure(bev, what)], 1);
         if (!s->end_reason)
             s->end_reason = what & BEV_EVENT_EOF       ? "disconnect"
                             : what & BEV_EVENT_TIMEOUT ? "write timeout"

@@ -29,7 +29,9 @@
  *   the actions that ran before, although nothing of it is kept; its deferred actions never
  *   run and count nothing. DSNs belong to no rule and count no publish.
  * - invocations and duration (action types only): every run of an action's code, in the
- *   session or one delivery attempt from the spool. */
+ *   session or one delivery attempt from the spool.
+ * - spool retries and expiries (action types only): the retry scheduler's jobs, DSNs among
+ *   them, counted per job event, not per publish. */
 #ifndef SLUICE_METRICS_H
 #define SLUICE_METRICS_H
 
@@ -56,6 +58,11 @@ struct action_stats {
     atomic_ullong invocations;
     atomic_ullong publish[PUBLISH_OUTCOMES];
     struct histogram latency; /* over action_latency_bounds */
+    /* The spool's jobs of this type (DSNs included, as type "dsn"), counted by the retry
+     * scheduler: attempts rescheduled after a failure, jobs given up (expire_after passed,
+     * or the action left the config). */
+    atomic_ullong spool_retries;
+    atomic_ullong spool_expired;
     struct action_stats *next;
 };
 

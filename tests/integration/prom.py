@@ -32,6 +32,43 @@ class Metrics:
             labels = {k: v for k, v in _LABEL.findall(m.group(2) or "")}
             self.samples.append((m.group(1), labels, float(m.group(3))))
 
+    def problems(self):
+        """What promtool would object to, as text lines: a sample without a TYPE before it,
+        a family split in two, a sample repeated, a histogram without +Inf or with _count
+        unlike its +Inf bucket. [] when well-formed."""
+        out, seen, done, current = [], set(), set(), None
+        for name, labels, _ in self.samples:
+            family = name
+            for suffix in ("_bucket", "_sum", "_count"):
+                base = name[:-len(suffix)]
+                if name.endswith(suffix) and self.types.get(base) == "histogram":
+                    family = base
+            if family not in self.types:
+                out.append("no TYPE for %s" % name)
+            if family != current:
+                if family in done:
+                    out.append("family %s split" % family)
+                if current:
+                    done.add(current)
+                current = family
+            key = (name, tuple(sorted(labels.items())))
+            if key in seen:
+                out.append("repeated sample %s%r" % key)
+            seen.add(key)
+        for family, kind in self.types.items():
+            if kind != "histogram":
+                continue
+            groups = {}
+            for name, labels, v in self.samples:
+                if name.startswith(family + "_"):
+                    rest = tuple(sorted((k, x) for k, x in labels.items() if k != "le"))
+                    groups.setdefault(rest, {})[(name, labels.get("le"))] = v
+            for rest, g in groups.items():
+                inf = g.get((family + "_bucket", "+Inf"))
+                if inf is None or g.get((family + "_count", None)) != inf:
+                    out.append("histogram %s%r: +Inf bucket and _count differ" % (family, rest))
+        return out
+
     def rows(self, name, **labels):
         """The samples of name whose labels include labels, as ({labels}, value)."""
         return [(l, v) for n, l, v in self.samples

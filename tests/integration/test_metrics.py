@@ -7,12 +7,15 @@ import os
 import re
 import signal
 import smtplib
+import socket
+import ssl
 import time
 import unittest
 
 from auth_fixtures import Keys, message, start_dns
 from prom import metrics
-from sluice_harness import SOURCE_DIR, Sluice, free_port, wait_for
+from dns_harness import Blackhole
+from sluice_harness import SOURCE_DIR, Sluice, free_port, tls_client_context, wait_for
 from webhook_sink import WebhookSink
 
 OUTCOMES = ("success", "failure", "expired")
@@ -117,8 +120,13 @@ class CountersAgree(unittest.TestCase):
                       {"reply": 250, "failure": 1})
 
     def test_webhook_retry_until_expired(self):
-        self.run_case(self.failing_webhook(), "retry", self.expiries(self.N),
-                      {"reply": 250, "failure": 1, "expired": 1})
+        m = self.run_case(self.failing_webhook(), "retry", self.expiries(self.N),
+                          {"reply": 250, "failure": 1, "expired": 1})
+        # The spool's own counters: each job retried before it expired, and gone.
+        self.assertEqual(m.value("sluice_spool_expired_total", action="webhook"), self.N)
+        self.assertGreaterEqual(m.value("sluice_spool_retries_total", action="webhook"), self.N)
+        self.assertEqual(m.value("sluice_spool_jobs", action="webhook"), 0)
+        self.assertEqual(m.value("sluice_spool_oldest_job_age_seconds", action="webhook"), 0)
 
     def test_webhook_retried_to_success(self):
         # Only the first attempt of the first message fails: whichever attempt comes next
@@ -370,6 +378,155 @@ rule_set "main" {
         # auth_checks = false: SPF, DKIM and DMARC did not run.
         for check in ("spf", "dkim", "dmarc"):
             self.assertEqual(m.total("sluice_verdicts_total", check=check), 0, check)
+
+
+class Spool(unittest.TestCase):
+    def test_depth_and_oldest_age_per_action_type(self):
+        sink = WebhookSink(always_fail=True).start()
+        self.addCleanup(sink.stop)
+        s, mport = with_metrics(lambda extra: Sluice(tls=False, rules=RULES % (
+            'webhook { url = "%s" }' % sink.url), server_extra='retry_initial_ms = 100, '
+            'retry_max_ms = 200, ' + extra))
+        s.start()
+        self.addCleanup(s.stop)
+        for _ in range(2):
+            self.assertEqual(send(s), 250)
+        self.assertTrue(wait_for(lambda: metrics(mport).value(
+            "sluice_spool_retries_total", action="webhook") >= 2))
+        time.sleep(1.1)  # ages are whole seconds
+        m = metrics(mport)
+        self.assertEqual(m.value("sluice_spool_jobs", action="webhook"), 2)
+        self.assertGreaterEqual(m.value("sluice_spool_oldest_job_age_seconds", action="webhook"), 1)
+        self.assertEqual(m.value("sluice_spool_jobs", action="store"), 0)
+        self.assertEqual(m.value("sluice_spool_expired_total", action="webhook"), 0)
+        self.assertEqual(m.types["sluice_spool_jobs"], "gauge")
+        # The receiver comes back: the spool drains.
+        sink.always_fail = False
+        self.assertTrue(wait_for(lambda: metrics(mport).value(
+            "sluice_spool_jobs", action="webhook") == 0))
+        m = metrics(mport)
+        self.assertEqual(m.value("sluice_spool_oldest_job_age_seconds", action="webhook"), 0)
+        self.assertEqual(m.value("sluice_action_publish_success_total", action="webhook"), 2)
+
+
+class Dns(unittest.TestCase):
+    def start(self, dns_port, timeout_ms=3000):
+        s, mport = with_metrics(lambda extra: Sluice(
+            tls=False, server_extra="auth_checks = true, workers = 1," + extra, rules="""
+dns { servers = { "127.0.0.1:%d" }, timeout_ms = %d }
+rule_set "main" {
+  rule { name = "store", actions = { store { maildir = "var/mail/{domain}/{user}" } } },
+}
+""" % (dns_port, timeout_ms)))
+        s.start()
+        self.addCleanup(s.stop)
+        return s, mport
+
+    def mail(self, s, mail_from, frm):
+        with smtplib.SMTP("127.0.0.1", s.port, timeout=30) as c:
+            c.sendmail(mail_from, ["u@example.test"], message(frm))
+
+    def test_answers_cache_hits_and_servfail(self):
+        keys = Keys()
+        dns = start_dns(keys)
+        self.addCleanup(dns.stop)
+        s, mport = self.start(dns.port)
+        self.mail(s, "bounce@example.com", "a@example.com")
+        first = metrics(mport)
+        self.assertGreater(first.value("sluice_dns_queries_total", result="ok"), 0)
+        self.assertEqual(first.value("sluice_dns_queries_total", result="timeout"), 0)
+        # One worker: the same message again is answered from its cache, lookup for lookup.
+        self.mail(s, "bounce@example.com", "a@example.com")
+        second = metrics(mport)
+        asked = first.total("sluice_dns_queries_total")
+        self.assertEqual(second.total("sluice_dns_queries_total"), 2 * asked)
+        self.assertEqual(second.value("sluice_dns_cache_hits_total") -
+                         first.value("sluice_dns_cache_hits_total"), asked)
+        self.mail(s, "x@servfail.example.org", "a@servfail.example.org")
+        m = metrics(mport)
+        self.assertGreater(m.value("sluice_dns_queries_total", result="servfail"), 0)
+
+    def test_timeouts(self):
+        hole = Blackhole()
+        self.addCleanup(hole.close)
+        s, mport = self.start(hole.port, timeout_ms=300)
+        self.mail(s, "bounce@example.com", "a@example.com")
+        m = metrics(mport)
+        self.assertGreater(m.value("sluice_dns_queries_total", result="timeout"), 0)
+        self.assertEqual(m.value("sluice_dns_queries_total", result="servfail"), 0)
+
+
+class Tls(unittest.TestCase):
+    def setUp(self):
+        self.s, self.mport = with_metrics(lambda extra: Sluice(
+            server_extra="command_timeout = 1," + extra))
+        self.s.start()
+        self.addCleanup(self.s.stop)
+
+    def starttls(self):
+        c = self.s.raw()
+        c.expect(220)
+        c.expect(250, "EHLO client.example.net\r\n")
+        c.expect(220, "STARTTLS\r\n")
+        return c
+
+    def handshake(self, version):
+        c = self.starttls()
+        ctx = tls_client_context()
+        ctx.minimum_version = ctx.maximum_version = version
+        tls = ctx.wrap_socket(c.sock, server_hostname="mx.example.test")
+        tls.sendall(b"QUIT\r\n")
+        self.assertTrue(tls.recv(100).startswith(b"221"))
+        tls.close()
+
+    def failures(self, reason):
+        return metrics(self.mport).value("sluice_tls_handshake_failures_total", reason=reason)
+
+    def test_handshakes_by_version_and_failures_by_reason(self):
+        self.handshake(ssl.TLSVersion.TLSv1_3)
+        self.handshake(ssl.TLSVersion.TLSv1_2)
+        self.handshake(ssl.TLSVersion.TLSv1_3)
+        m = metrics(self.mport)
+        self.assertEqual(m.value("sluice_tls_handshakes_total", version="TLSv1.3"), 2)
+        self.assertEqual(m.value("sluice_tls_handshakes_total", version="TLSv1.2"), 1)
+        self.assertEqual(m.value("sluice_smtp_tls_sessions_total"), 3)
+        self.assertEqual(m.total("sluice_tls_handshake_failures_total"), 0)
+
+        c = self.starttls()  # not TLS at all
+        c.send(b"EHLO plain.example.net\r\n" * 4)
+        self.assertTrue(c.closed())
+        self.assertTrue(wait_for(lambda: self.failures("error") == 1))
+
+        c = self.starttls()  # gone before a ClientHello
+        c.sock.shutdown(socket.SHUT_WR)
+        self.assertTrue(c.closed())
+        self.assertTrue(wait_for(lambda: self.failures("closed") == 1))
+
+        c = self.starttls()  # never says anything: command_timeout (1 s)
+        self.assertTrue(c.closed(timeout=10))
+        self.assertTrue(wait_for(lambda: self.failures("timeout") == 1))
+        m = metrics(self.mport)
+        self.assertEqual(m.total("sluice_tls_handshakes_total"), 3)
+        self.assertEqual(m.total("sluice_tls_handshake_failures_total"), 3)
+
+
+class Exposition(unittest.TestCase):
+    def test_well_formed_after_traffic(self):
+        """Without promtool (not on every machine): the checks of prom.Metrics.problems."""
+        sink = WebhookSink(fail_first=1).start()
+        self.addCleanup(sink.stop)
+        s, mport = with_metrics(lambda extra: Sluice(tls=False, rules=RULES % (
+            'webhook { url = "%s" }' % sink.url), server_extra='retry_initial_ms = 100, ' + extra))
+        s.start()
+        self.addCleanup(s.stop)
+        self.assertEqual(send(s), 250)
+        self.assertTrue(wait_for(lambda: metrics(mport).value(
+            "sluice_action_publish_success_total", action="webhook") == 1))
+        m = metrics(mport)
+        self.assertEqual(m.problems(), [])
+        # Every family has a HELP line too.
+        for family in m.types:
+            self.assertIn("# HELP %s " % family, m.text)
 
 
 if __name__ == "__main__":
