@@ -10,6 +10,7 @@
 #include "delivery/maildir.h"
 
 struct spool_job;
+struct publish_record;
 
 /* What became of one recipient in the chain: accepted (neither flag), refused or dropped. */
 struct rcpt_outcome {
@@ -38,6 +39,10 @@ struct plan {
     int irrevocable;           /* a copy went where it cannot be taken back (an LMTP server) */
     struct buf rules;          /* names of the rules that applied, comma separated */
     struct buf actions;        /* "rule/action:outcome:duration" per action run, comma separated */
+    /* The actions that succeeded in the session, counted (rules/metrics.h) only once the commit
+     * kept the message: the evaluator's records, opaque here. */
+    struct publish_record *published;
+    size_t npublished, published_cap;
 };
 
 /* Adds a post-acceptance job (owned by the plan from now on). */

@@ -106,6 +106,7 @@ static void job_run(struct work *w)
                    &(struct rules_settings){j->cfg->server.hostname, j->cfg->server.bounce_relay},
                    &j->res);
     delivery_commit(&j->res, j->msg, j->cfg->server.data_dir);
+    rules_count_kept(&j->res);
     /* For DMARC aggregate reports, with what the rules did to the message. */
     dmarc_store_record(j->cfg, j->msg, j->res.reply, j->res.refused, time(NULL));
 }

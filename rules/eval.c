@@ -1,6 +1,7 @@
 /* The rule evaluator loop. Per rule: pick the recipients it matches, count Received, run its
- * actions in order, count each action's PublishSuccess/PublishFailure at the action, rule and
- * rule-set level (rules/metrics.h); a deferred action's outcome is the retry scheduler's. */
+ * actions in order, count each action's PublishFailure at the action, rule and rule-set level
+ * and keep its PublishSuccess for rules_count_kept (rules/metrics.h); a deferred action's
+ * outcome is the retry scheduler's. */
 #include "rules/eval.h"
 #include "actions/action.h"
 #include "core/log.h"
@@ -220,9 +221,16 @@ static enum action_status run_rule(const struct rule_set *rs, const struct rule 
                   (a->type->deliver_each && action_effective_policy(a) == ON_FAILURE_TEMPFAIL);
         if (ran && !ctx->dry_run)
             metrics_action_observe(a->stats, secs);
-        if (!ctx->eval->deferred && !ctx->dry_run)
-            metrics_count_publish(rs->stats, r->stats, a->stats,
-                                  st == ACTION_FAILED ? PUBLISH_FAILURE : PUBLISH_SUCCESS);
+        if (!ctx->eval->deferred && !ctx->dry_run) {
+            if (st == ACTION_FAILED) {
+                metrics_count_publish(rs->stats, r->stats, a->stats, PUBLISH_FAILURE);
+            } else {
+                plan->published = xgrow(plan->published, sizeof *plan->published,
+                                        &plan->published_cap, plan->npublished + 1);
+                plan->published[plan->npublished++] =
+                    (struct publish_record){rs->stats, r->stats, a->stats};
+            }
+        }
         static const char *const outcome[] = {"ok", "failed", "stop_rule", "stop_rule_set"};
         buf_printf(&plan->actions, "%s%s/%s:%s:%.3fms", plan->actions.len ? "," : "", r->name,
                    a->type->name, outcome[st], secs * 1e3);
@@ -425,4 +433,12 @@ void rules_evaluate_opts(const struct rule_set *rs, struct message *m,
     final_reply(m, plan->outcomes, plan);
     if (plan->refused && plan->reply[0] == '2')
         dsn_plan(plan, m, rs->name, sc->hostname, sc->bounce_relay);
+}
+
+void rules_count_kept(struct plan *plan)
+{
+    for (size_t i = 0; !plan->failed && i < plan->npublished; i++)
+        metrics_count_publish(plan->published[i].rule_set, plan->published[i].rule,
+                              plan->published[i].action, PUBLISH_SUCCESS);
+    plan->npublished = 0;
 }

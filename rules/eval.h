@@ -23,6 +23,10 @@ struct rules_settings {
 void rules_evaluate(const struct rule_set *rs, struct message *m, const struct rules_settings *sc,
                     struct plan *plan);
 
+/* After delivery_commit: counts the in-session successes plan holds when the message was kept
+ * (not failed), then forgets them (rules/metrics.h). */
+void rules_count_kept(struct plan *plan);
+
 /* Watches an evaluation (`sluice test`'s trace); every callback is optional. Rules are named by
  * their position in the rule set. */
 struct eval_observer {

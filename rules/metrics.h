@@ -23,11 +23,12 @@
  *     failing, or its rule or action left the config. Every expired publish counted a failure
  *     before (one that expires without any attempt counts its failure then).
  *   A post-acceptance action deferred to the spool (on_failure retry or continue) has no
- *   outcome in the session: its outcome comes from the retry scheduler. Outcomes are counted
- *   when the action returns, not when the message's fate is known: a message answered 4xx
- *   (an action failed with on_failure tempfail, or the commit failed) keeps the successes of
- *   the actions that ran before, although nothing of it is kept; its deferred actions never
- *   run and count nothing. DSNs belong to no rule and count no publish.
+ *   outcome in the session: its outcome comes from the retry scheduler. A failure in the
+ *   session is counted when the action returns; a success only once the commit kept the
+ *   message (the plan carries it until then, rules_count_kept): a message answered 4xx (an
+ *   action failed with on_failure tempfail, or the commit failed) had nothing kept, so the
+ *   actions that ran before the failure count no success, and its deferred actions never
+ *   run. DSNs belong to no rule and count no publish.
  * - invocations and duration (action types only): every run of an action's code, in the
  *   session or one delivery attempt from the spool.
  * - spool retries and expiries (action types only): the retry scheduler's jobs, DSNs among
@@ -82,6 +83,11 @@ struct rule_stats *metrics_rule_stats(const char *rule_set, const char *rule);
 /* Counts one publish outcome at the three levels (see the top of this file). */
 void metrics_count_publish(struct rule_stats *rule_set, struct rule_stats *rule,
                            struct action_stats *action, enum publish_outcome o);
+/* One publish whose outcome waits for the message's fate (a success in the session). */
+struct publish_record {
+    struct rule_stats *rule_set, *rule;
+    struct action_stats *action;
+};
 /* The same, by names (the retry scheduler knows a job's names only). */
 void metrics_count_publish_named(const char *rule_set, const char *rule, const char *action,
                                  enum publish_outcome o);

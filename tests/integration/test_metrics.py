@@ -5,6 +5,7 @@ each failure policy."""
 import hashlib
 import os
 import re
+import shutil
 import signal
 import smtplib
 import socket
@@ -85,14 +86,19 @@ class CountersAgree(unittest.TestCase):
             actions = m.total("sluice_action_publish_%s_total" % o)
             self.assertEqual((set_total, rules, actions), (set_total,) * 3,
                              "%s: rule set, sum of rules, sum of actions\n%s" % (o, m.text))
+        # The rule's first action is a store that works: a success when the message was kept,
+        # nothing when it was answered 4xx (nothing was kept).
+        kept = expect["reply"] == 250
         for o in OUTCOMES:
-            # The rule's first action is a store that works.
-            working = self.N if typ == "store" and o == "success" else 0
+            working = self.N if typ == "store" and o == "success" and kept else 0
             self.assertEqual(m.value("sluice_action_publish_%s_total" % o, action=typ),
                              expect.get(o, 0) * self.N + working, o + "\n" + m.text)
             self.assertEqual(m.value("sluice_rule_publish_%s_total" % o, rule_set="main",
                                      rule="work"),
-                             (expect.get(o, 0) + (o == "success")) * self.N, o + "\n" + m.text)
+                             (expect.get(o, 0) + (o == "success" and kept)) * self.N,
+                             o + "\n" + m.text)
+        self.assertEqual(m.value("sluice_rule_publish_success_total", rule_set="main",
+                                 rule="tag"), self.N if kept else 0)
         return m
 
     # --- post-acceptance: webhook, relay ------------------------------------------------
@@ -155,6 +161,29 @@ class CountersAgree(unittest.TestCase):
     def test_relay_retry_until_expired(self):
         self.run_case(self.closed_relay(), "retry", self.expiries(self.N),
                       {"reply": 250, "failure": 1, "expired": 1})
+
+    def test_commit_failure_counts_no_success(self):
+        """The chain succeeds but the message cannot be made durable (its webhook job cannot
+        be spooled): 451, nothing kept, so the store before it counts no success either."""
+        sink = WebhookSink().start()
+        self.addCleanup(sink.stop)
+        s, mport = with_metrics(lambda extra: Sluice(tls=False, rules=RULES % (
+            'webhook { url = "%s" }' % sink.url), server_extra=extra))
+        s.start()
+        self.addCleanup(s.stop)
+        jobs = os.path.join(s.dir, "var", "spool", "jobs")
+        shutil.rmtree(jobs, ignore_errors=True)
+        os.makedirs(os.path.dirname(jobs), exist_ok=True)
+        with open(jobs, "w") as f:
+            f.write("a file where the spool's job directory should be\n")
+        self.assertEqual(send(s), 451, s.read_log())
+        m = metrics(mport)
+        for o in OUTCOMES:
+            self.assertEqual(m.value("sluice_rule_set_publish_%s_total" % o, rule_set="main"), 0,
+                             o + "\n" + m.text)
+            self.assertEqual(m.total("sluice_action_publish_%s_total" % o), 0, o)
+        self.assertEqual(s.all_stored(), [])
+        self.assertEqual(sink.requests, [])
 
     # --- in the session: a failing Lua script, a Maildir that cannot be made --------------
     LUA = {"fail.lua": 'function handler() error("boom") end\n'}
