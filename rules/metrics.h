@@ -13,8 +13,8 @@
  *   metrics_count_publish(), so for one rule set the rule set's count equals the sum over its
  *   rules, and the sum over action types equals the sum over all rule sets:
  *   - success: the action did its work: ran without error in the session (whatever it did:
- *     stored, added a header, bounced, stopped the chain), or, after acceptance, the delivery
- *     attempt that succeeded, whichever attempt that was.
+ *     stored, added a header, bounced, stopped the chain) and the message was kept, or, after
+ *     acceptance, the delivery attempt that succeeded, whichever attempt that was.
  *   - failure: the action failed for that message, counted at its first failure only: in the
  *     session whatever the on_failure policy (tempfail, continue, drop); after acceptance at the
  *     first failed delivery attempt (the attempts after it are retries, not new failures). A
