@@ -23,17 +23,16 @@ enum action_status {
     ACTION_FAILED,        /* ctx->error says why */
     ACTION_STOP_RULE,     /* end this rule's actions, go on with the next rule */
     ACTION_STOP_RULE_SET, /* end the whole chain */
-    ACTION_FAILED_SOFT,   /* evaluator only: a failure the action's policy let pass */
 };
 
 struct action_ctx {
     struct message *msg;
     const char *rule_name; /* the rule's name (for templates, logs and spooled jobs) */
-    const size_t *rcpts;   /* indices into msg->rcpts that the rule matched (not refused or
+    const size_t *rcpts;   /* indices into msg->env.rcpts that the rule matched (not refused or
                               dropped earlier in the chain) */
     size_t nrcpts;
     struct maildir_batch *batch;   /* staged deliveries, committed after the chain succeeds */
-    struct rcpt_outcome *outcomes; /* one per msg->rcpts entry */
+    struct rcpt_outcome *outcomes; /* one per msg->env.rcpts entry */
     struct eval_state *eval;       /* the evaluator's, for action_replace_rcpts */
     int dry_run;                   /* `sluice test`: say what would be done, change nothing */
     /* When the evaluation is watched (`sluice test`): where action_note sends its notes. */
@@ -46,7 +45,7 @@ struct action_ctx {
 /* Refuses every recipient the rule matched with reply (complete SMTP reply text, no CRLF);
  * copies already staged for them are taken back. */
 void action_refuse_rcpts(struct action_ctx *ctx, const char *reply, const char *sender);
-/* Refuses one recipient (an index into msg->rcpts) the same way. */
+/* Refuses one recipient (an index into msg->env.rcpts) the same way. */
 void action_refuse_rcpt(struct action_ctx *ctx, size_t rcpt, const char *reply, const char *sender);
 /* Accepts the rule's recipients silently: nothing more is delivered to them. */
 void action_drop_rcpts(struct action_ctx *ctx);

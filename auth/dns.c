@@ -10,6 +10,7 @@
 
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,11 +182,39 @@ static void on_result(void *arg, int err, struct ub_result *res)
     p->res = res;
 }
 
-static enum dns_status fail(struct dns_thread *t, const char *name, const char *why)
+static atomic_ullong counts[DNS_RESULTS], cache_hits;
+
+void dns_counts(struct dns_counts *out)
 {
+    for (int i = 0; i < DNS_RESULTS; i++)
+        out->queries[i] = atomic_load(&counts[i]);
+    out->cache_hits = atomic_load(&cache_hits);
+}
+
+const char *dns_result_name(enum dns_result r)
+{
+    static const char *const names[DNS_RESULTS] = {"ok",      "nxdomain", "nodata",
+                                                   "timeout", "servfail", "error"};
+    return (unsigned)r < DNS_RESULTS ? names[r] : "other";
+}
+
+static enum dns_status fail(struct dns_thread *t, const char *name, const char *why,
+                            enum dns_result r)
+{
+    atomic_fetch_add(&counts[r], 1);
     snprintf(t->last_error, sizeof t->last_error, "%s", why);
     log_msg(LOG_DEBUG, "dns: %s: %s", name, why);
     return DNS_TEMPFAIL;
+}
+
+/* Counts an answer (not a failure: fail() counts those). */
+static enum dns_status answered(enum dns_status st)
+{
+    atomic_fetch_add(&counts[st == DNS_OK         ? DNS_RESULT_OK
+                             : st == DNS_NXDOMAIN ? DNS_RESULT_NXDOMAIN
+                                                  : DNS_RESULT_NODATA],
+                     1);
+    return st;
 }
 
 enum dns_status dns_query(const char *name, int rrtype, struct ub_result **out)
@@ -194,43 +223,45 @@ enum dns_status dns_query(const char *name, int rrtype, struct ub_result **out)
     if (out)
         *out = NULL;
     if (!t->ctx)
-        return fail(t, name, "no resolver");
+        return fail(t, name, "no resolver", DNS_RESULT_ERROR);
     long long start = now_ms();
     enum dns_status st;
-    if (dns_cache_get(t->cache, name, rrtype, start, &st, out))
-        return st;
+    if (dns_cache_get(t->cache, name, rrtype, start, &st, out)) {
+        atomic_fetch_add(&cache_hits, 1);
+        return answered(st);
+    }
     long long deadline = start + t->timeout_ms;
     if (deadline > t->budget_end)
         deadline = t->budget_end;
     if (deadline <= start)
-        return fail(t, name, "timeout");
+        return fail(t, name, "timeout", DNS_RESULT_TIMEOUT);
 
     struct pending p = {0};
     int id = 0;
     int rc = ub_resolve_async(t->ctx, name, rrtype, 1 /* IN */, &p, on_result, &id);
     if (rc == UB_SYNTAX) /* not a valid domain name: no such name can exist */
-        return DNS_NXDOMAIN;
+        return answered(DNS_NXDOMAIN);
     if (rc)
-        return fail(t, name, ub_strerror(rc));
+        return fail(t, name, ub_strerror(rc), DNS_RESULT_ERROR);
     while (!p.done) {
         long long left = deadline - now_ms();
         if (left <= 0) {
             ub_cancel(t->ctx, id);
-            return fail(t, name, "timeout");
+            return fail(t, name, "timeout", DNS_RESULT_TIMEOUT);
         }
         struct pollfd pfd = {.fd = ub_fd(t->ctx), .events = POLLIN};
         int n = poll(&pfd, 1, (int)left);
         if (n > 0 && (rc = ub_process(t->ctx)) != 0) {
             ub_cancel(t->ctx, id);
-            return fail(t, name, ub_strerror(rc));
+            return fail(t, name, ub_strerror(rc), DNS_RESULT_ERROR);
         }
     }
     if (p.err) {
         if (p.res)
             ub_resolve_free(p.res);
         if (p.err == UB_SYNTAX)
-            return DNS_NXDOMAIN;
-        return fail(t, name, ub_strerror(p.err));
+            return answered(DNS_NXDOMAIN);
+        return fail(t, name, ub_strerror(p.err), DNS_RESULT_ERROR);
     }
     if (p.res->rcode == 0)
         st = p.res->havedata ? DNS_OK : DNS_NODATA;
@@ -240,14 +271,14 @@ enum dns_status dns_query(const char *name, int rrtype, struct ub_result **out)
         char why[32];
         snprintf(why, sizeof why, "%s", p.res->rcode == 2 ? "SERVFAIL" : "rcode error");
         ub_resolve_free(p.res);
-        return fail(t, name, why);
+        return fail(t, name, why, DNS_RESULT_SERVFAIL);
     }
     dns_cache_put(t->cache, name, rrtype, st, p.res, now_ms());
     if (out)
         *out = p.res;
     else
         ub_resolve_free(p.res);
-    return st;
+    return answered(st);
 }
 
 char **dns_txt_strings(const struct ub_result *res, size_t *count)

@@ -50,4 +50,23 @@ void dns_thread_cleanup(void);
 /* A short name of the last failure for logs and headers ("timeout", "SERVFAIL", ...). */
 const char *dns_last_error(void);
 
+/* Process-wide counts of dns_query calls, by how they ended (sluice_dns_queries_total{result}),
+ * and of those answered by the answer cache. Each call counts once in exactly one result. */
+enum dns_result {
+    DNS_RESULT_OK,       /* DNS_OK */
+    DNS_RESULT_NXDOMAIN, /* DNS_NXDOMAIN (a name that cannot exist included) */
+    DNS_RESULT_NODATA,   /* DNS_NODATA */
+    DNS_RESULT_TIMEOUT,  /* no answer within timeout_ms or the message's lookup budget */
+    DNS_RESULT_SERVFAIL, /* SERVFAIL or another error rcode from the server */
+    DNS_RESULT_ERROR,    /* no resolver, or libunbound failed */
+    DNS_RESULTS
+};
+struct dns_counts {
+    unsigned long long queries[DNS_RESULTS];
+    unsigned long long cache_hits;
+};
+void dns_counts(struct dns_counts *out);
+/* "ok", "nxdomain", "nodata", "timeout", "servfail", "error". */
+const char *dns_result_name(enum dns_result r);
+
 #endif

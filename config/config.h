@@ -97,6 +97,7 @@ struct config {
     int refs;
     char *path;
     unsigned generation; /* counts reloads; shows in logs */
+    char sha256[65];     /* hex SHA-256 of the file's text as loaded */
     struct server_cfg server;
     struct dns_cfg dns;
     struct dmarc_cfg dmarc;

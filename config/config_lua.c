@@ -9,6 +9,7 @@
 #include "config/config_dmarc.h"
 #include "config/config_dns.h"
 #include "config/config_scan.h"
+#include "config/config_text.h"
 #include "config/config_dmarc_reports.h"
 #include "lua/lua_fields.h"
 #include "lua/lua_json.h"
@@ -755,14 +756,31 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 
     /* Text only: precompiled bytecode can crash the VM. Chunk name is "@path", so Lua's own
      * messages read "path:line: ...". */
-    int rc = luaL_loadfilex(L, path, "t");
+    struct buf text = {0};
+    if (config_text_read(path, &text, cfg->sha256, err, errlen) < 0) {
+        lua_close(L);
+        buf_free(&text);
+        config_release(cfg);
+        return NULL;
+    }
+    /* Like luaL_loadfile: a UTF-8 byte order mark and a first line starting with '#' (a #!
+     * line) are skipped, the line's newline kept so that line numbers stay right. */
+    size_t skip = 0;
+    if (text.len >= 3 && memcmp(text.data, "\xEF\xBB\xBF", 3) == 0)
+        skip = 3;
+    if (skip < text.len && text.data[skip] == '#')
+        while (skip < text.len && text.data[skip] != '\n')
+            skip++;
+    char chunkname[1024];
+    snprintf(chunkname, sizeof chunkname, "@%s", path);
+    int rc =
+        luaL_loadbufferx(L, text.data ? text.data + skip : "", text.len - skip, chunkname, "t");
+    buf_free(&text);
     if (rc == LUA_OK)
         rc = lua_pcall(L, 0, 0, 0);
     if (rc != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
-        if (rc == LUA_ERRFILE)
-            snprintf(err, errlen, "%s: cannot read config: %s", path, msg ? msg : "?");
-        else if (rc == LUA_ERRMEM)
+        if (rc == LUA_ERRMEM)
             snprintf(err, errlen, "%s: config uses too much memory", path);
         else {
             snprintf(err, errlen, "%s", msg ? msg : "unknown error");

@@ -83,8 +83,5 @@ const char *delivery_commit(struct plan *p, const struct message *m, const char 
             plan_fail(p);
         p->refused = 0;
     }
-    atomic_ullong *counter = p->failed ? p->count_failure : p->count_success;
-    if (counter)
-        atomic_fetch_add(counter, 1);
     return p->reply;
 }

@@ -37,4 +37,7 @@ void plan_free(struct plan *p)
     maildir_batch_free(&p->copies);
     free(p->outcomes);
     p->outcomes = NULL;
+    free(p->published);
+    p->published = NULL;
+    p->npublished = 0;
 }

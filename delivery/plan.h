@@ -4,13 +4,13 @@
 #ifndef SLUICE_PLAN_H
 #define SLUICE_PLAN_H
 
-#include <stdatomic.h>
 #include <stddef.h>
 
 #include "core/buf.h"
 #include "delivery/maildir.h"
 
 struct spool_job;
+struct publish_record;
 
 /* What became of one recipient in the chain: accepted (neither flag), refused or dropped. */
 struct rcpt_outcome {
@@ -42,8 +42,10 @@ struct plan {
     int irrevocable;           /* a copy went where it cannot be taken back (an LMTP server) */
     struct buf rules;          /* names of the rules that applied, comma separated */
     struct buf actions;        /* "rule/action:outcome:duration" per action run, comma separated */
-    /* The rule set's counters the commit bumps once it knows the outcome (may be NULL). */
-    atomic_ullong *count_success, *count_failure;
+    /* The actions that succeeded in the session, counted (rules/metrics.h) only once the commit
+     * kept the message: the evaluator's records, opaque here. */
+    struct publish_record *published;
+    size_t npublished, published_cap;
 };
 
 /* Adds a post-acceptance job (owned by the plan from now on). */

@@ -13,6 +13,7 @@
 #include "core/xalloc.h"
 #include "delivery/commit.h"
 #include "pipeline/retry.h"
+#include "pipeline/verdict_stats.h"
 #include "reports/dmarc_store.h"
 #include "rules/eval.h"
 #include "scan/scan.h"
@@ -121,12 +122,14 @@ static void job_run(struct work *w)
     if (j->cfg->server.auth_checks)
         auth_check(j->cfg->server.hostname, &j->cfg->dns, j->cfg->dmarc.tree_walk, j->msg);
     scan_message(&j->cfg->scan, j->rs, j->msg);
+    verdict_stats_count(&j->msg->env.verdicts);
     dns_begin(&j->cfg->dns); /* a fresh lookup budget for the rules' scripts */
     rules_evaluate(j->rs, j->msg,
                    &(struct rules_settings){j->cfg->server.hostname, j->cfg->server.bounce_relay,
                                             j->cfg->server.undelivered},
                    &j->res);
     delivery_commit(&j->res, j->msg, j->cfg->server.data_dir);
+    rules_count_kept(&j->res);
     /* For DMARC aggregate reports, with what the rules did to the message. */
     dmarc_store_record(j->cfg, j->msg, j->res.reply, j->res.refused, time(NULL));
 }

@@ -36,6 +36,8 @@ struct pending {
     struct built *built; /* the job's own action when the config in force has none like it */
     int ok;
     int rejected; /* final refusal: no retry */
+    int ran;      /* the action's code ran (the job's content could be loaded) */
+    double secs;  /* how long it ran */
     int in_flight;
     char err[512];
     struct pending *next, *prev;
@@ -179,17 +181,34 @@ static void attempt_run(struct work *w)
 {
     struct pending *p = (struct pending *)w;
     p->err[0] = '\0';
+    p->ran = 0;
     dns_begin(&p->cfg->dns); /* this thread's resolver, with the settings in force */
     if (spool_job_load_content(p->job, p->err, sizeof p->err) < 0) {
         p->ok = 0;
         return;
     }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     int rc = p->action->type->deliver(p->action->state, p->job, p->err, sizeof p->err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    p->ran = 1;
+    p->secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     p->ok = rc == 0;
     p->rejected = rc == ACTION_DELIVER_REJECTED;
 }
 
 static void schedule(struct pending *p, long long delay_ms);
+
+/* DSNs belong to no rule: they count no publish (rules/metrics.h). */
+static int publish_counted(const struct spool_job *j)
+{
+    return strcmp(j->action_type, "dsn") != 0;
+}
+
+static void count(const struct spool_job *j, enum publish_outcome o)
+{
+    metrics_count_publish_named(j->rule_set, j->rule, j->action_type, o);
+}
 
 static void attempt_done(struct work *w)
 {
@@ -198,25 +217,29 @@ static void attempt_done(struct work *w)
     const struct config *cfg = p->cfg;
     p->in_flight = 0;
     j->attempts++;
-    /* DSNs belong to no rule: they are not counted under one. */
-    int counted = strcmp(j->action_type, "dsn") != 0;
-    struct rule_stats *stats = counted ? metrics_rule_stats(j->rule_set, j->rule) : NULL;
+    if (p->ran)
+        metrics_action_observe(metrics_action_stats(j->action_type), p->secs);
+    int counted = publish_counted(j);
     if (p->ok) {
+        if (counted)
+            count(j, PUBLISH_SUCCESS);
         job_log(j, LOG_INFO, "delivered", NULL);
         config_release(p->cfg);
         finish(p);
         return;
     }
-    if (stats && j->attempts == 1)
-        atomic_fetch_add(&stats->publish_failure, 1);
+    /* Once per publish: the attempts after the first failure are retries. */
+    if (counted && j->attempts == 1)
+        count(j, PUBLISH_FAILURE);
     long long age = now_ms() - (long long)j->created * 1000;
     if (p->rejected) {
         job_log(j, LOG_ERR, "rejected", p->err);
     } else if (j->on_failure == ON_FAILURE_CONTINUE) {
         job_log(j, LOG_WARN, "failed", p->err);
     } else if (age >= j->expire_after_ms) {
-        if (stats)
-            atomic_fetch_add(&stats->publish_expired, 1);
+        if (counted)
+            count(j, PUBLISH_EXPIRED);
+        atomic_fetch_add(&metrics_action_stats(j->action_type)->spool_expired, 1);
         job_log(j, LOG_ERR, "expired", p->err);
     } else {
         long long delay = backoff_ms(cfg, j->attempts);
@@ -224,6 +247,7 @@ static void attempt_done(struct work *w)
         char err[256];
         if (spool_write_job(cfg->server.data_dir, j, err, sizeof err) < 0)
             log_msg(LOG_ERR, "spool: cannot update job %s: %s", j->id, err);
+        atomic_fetch_add(&metrics_action_stats(j->action_type)->spool_retries, 1);
         job_log(j, LOG_WARN, "retry", p->err);
         config_release(p->cfg);
         p->cfg = NULL;
@@ -245,8 +269,14 @@ static const struct action *action_for(struct pending *p, const struct config *c
     if (!j->action_params) {
         const struct action *a = find_action(cfg, j);
         if (!a) {
-            /* Version 1: the rule or action is gone, and the job does not say what it was. */
-            atomic_fetch_add(&metrics_rule_stats(j->rule_set, j->rule)->publish_expired, 1);
+            /* Version 1: the rule or action is gone, and the job does not say what it was.
+             * An expired publish always counted its failure, here too when it never ran. */
+            if (publish_counted(j)) {
+                if (j->attempts == 0)
+                    count(j, PUBLISH_FAILURE);
+                count(j, PUBLISH_EXPIRED);
+            }
+            atomic_fetch_add(&metrics_action_stats(j->action_type)->spool_expired, 1);
             job_log(j, LOG_ERR, "expired", "the action is no longer in the config");
             finish(p);
         }
@@ -348,4 +378,24 @@ void retry_free(struct retry *r)
         free(p);
     }
     free(r);
+}
+
+size_t retry_depth(const struct retry *r, struct retry_depth **out)
+{
+    struct retry_depth *d = NULL;
+    size_t n = 0, cap = 0;
+    for (const struct pending *p = r->head; p; p = p->next) {
+        size_t i = 0;
+        while (i < n && strcmp(d[i].action, p->job->action_type) != 0)
+            i++;
+        if (i == n) {
+            d = xgrow(d, sizeof *d, &cap, n + 1);
+            d[n++] = (struct retry_depth){p->job->action_type, 0, p->job->created};
+        }
+        d[i].jobs++;
+        if (p->job->created < d[i].oldest)
+            d[i].oldest = p->job->created;
+    }
+    *out = d;
+    return n;
 }

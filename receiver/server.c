@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Sessions still mid-transaction get this long to finish after SIGTERM. */
@@ -55,8 +56,9 @@ struct server {
     struct event *signals[4];
     struct event *grace;
     struct evhttp *metrics;
-    struct retry *retry;       /* post-acceptance jobs */
-    struct dmarc_timer *dmarc; /* sends DMARC aggregate reports (dmarc_reports { send }) */
+    struct retry *retry;           /* post-acceptance jobs */
+    struct dmarc_timer *dmarc;     /* sends DMARC aggregate reports (dmarc_reports { send }) */
+    struct server_reloads reloads; /* event loop only */
 };
 
 struct listener {
@@ -323,6 +325,8 @@ static void reload_config(struct server *srv)
     char err[1024];
     struct config *next = config_load(srv->cfg->path, err, sizeof err);
     if (!next) {
+        srv->reloads.failed++;
+        srv->reloads.last_ok = 0;
         log_msg(LOG_ERR, "reload failed, keeping the running config: %s", err);
         return;
     }
@@ -332,6 +336,8 @@ static void reload_config(struct server *srv)
         if (!tls) {
             log_msg(LOG_ERR, "reload failed, keeping the running config: %s:%d: %s", next->path,
                     next->server.line, err);
+            srv->reloads.failed++;
+            srv->reloads.last_ok = 0;
             config_release(next);
             return;
         }
@@ -367,6 +373,9 @@ static void reload_config(struct server *srv)
     log_set_json(next->server.log_json);
     log_set_level((enum log_level)next->server.log_level);
     smtp_client_set_helo(next->server.hostname);
+    srv->reloads.succeeded++;
+    srv->reloads.last_ok = 1;
+    srv->reloads.last_success = time(NULL);
     log_msg(LOG_INFO, "config reloaded from %s (generation %u, %zu rule sets)", next->path,
             next->generation, next->nsets);
 }
@@ -386,6 +395,8 @@ struct server *server_new(struct config *cfg, char *err, size_t errlen)
 {
     struct server *srv = xcalloc(1, sizeof *srv);
     srv->cfg = cfg;
+    srv->reloads.last_ok = 1;
+    srv->reloads.last_success = time(NULL); /* the config given was loaded just now */
     srv->base = event_base_new();
     if (!srv->base) {
         snprintf(err, errlen, "cannot create event base");
@@ -433,6 +444,11 @@ void server_run(struct server *srv)
     sd_notify_send("READY=1");
     event_base_dispatch(srv->base);
     log_msg(LOG_INFO, "stopped");
+}
+
+const struct server_reloads *server_reloads(const struct server *srv)
+{
+    return &srv->reloads;
 }
 
 struct event_base *server_base(const struct server *srv)

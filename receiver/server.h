@@ -6,6 +6,7 @@
 
 #include <openssl/ssl.h>
 #include <stddef.h>
+#include <time.h>
 
 struct config;
 struct event_base;
@@ -36,6 +37,15 @@ struct worker_pool *server_pool(const struct server *srv);
 /* Post-acceptance jobs (deliveries to retry). */
 struct retry *server_retry(const struct server *srv);
 size_t server_nsessions(const struct server *srv);
+
+/* SIGHUP reloads so far. The config given to server_new counts as the first success. */
+struct server_reloads {
+    unsigned long long succeeded, failed; /* reloads, not counting the start */
+    int last_ok;                          /* the last attempt (or the start) succeeded */
+    time_t last_success;                  /* when the config in force was loaded */
+};
+/* Read on the event loop (the metrics endpoint runs there). */
+const struct server_reloads *server_reloads(const struct server *srv);
 
 /* A session begins: it joins the live list (shutdown and reload reach it from there). */
 struct server_conn *server_conn_add(struct server *srv, struct session *s);

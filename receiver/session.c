@@ -28,6 +28,7 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -69,6 +70,7 @@ static const char *const state_names[S_STATES] = {
 
 struct session {
     struct server *srv;
+    struct timespec data_end; /* when the final dot of the message in the rules was read */
     struct server_conn *conn; /* our entry in the server's list */
     struct bufferevent *bev;
     enum state state;
@@ -252,6 +254,8 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (s->state == S_HANDSHAKE || s->state == S_STARTTLS) {
+        if (s->state == S_HANDSHAKE)
+            atomic_fetch_add(&smtp_stats.tls_failures[TLS_FAIL_TIMEOUT], 1);
         s->end_reason = "timeout during TLS handshake";
         session_free(s);
         return;
@@ -305,6 +309,11 @@ static void on_message_done(void *arg, const struct message_job_result *r)
 {
     struct session *s = arg;
     s->job_pending = 0;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    histogram_observe(&smtp_stats.data_reply,
+                      (double)(now.tv_sec - s->data_end.tv_sec) +
+                          (double)(now.tv_nsec - s->data_end.tv_nsec) / 1e9);
     if (!s->dead) {
         reply(s, "%s", r->reply);
         if (r->reply[0] == '2')
@@ -329,6 +338,7 @@ static void on_message_done(void *arg, const struct message_job_result *r)
 
 static void finish_data(struct session *s)
 {
+    clock_gettime(CLOCK_MONOTONIC, &s->data_end);
     int must_close;
     const char *verdict = data_reader_verdict(&s->data, &must_close);
     atomic_fetch_add(&smtp_stats.bytes_received, s->data.received);
@@ -414,7 +424,7 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *c)
 {
     const struct server_cfg *sc = &server_config(s->srv)->server;
     if (c->size > sc->max_message_size) {
-        atomic_fetch_add(&smtp_stats.rcpt_rejected[REJECT_SIZE], 1);
+        atomic_fetch_add(&smtp_stats.mail_rejected[MAIL_REJECT_SIZE], 1);
         reply_error(s, "552 5.3.4 Message size exceeds fixed limit");
         return;
     }
@@ -556,6 +566,7 @@ static void start_tls(struct session *s)
         server_base(s->srv), s->bev, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
     if (!tbev) {
         SSL_free(ssl);
+        atomic_fetch_add(&smtp_stats.tls_failures[TLS_FAIL_ERROR], 1);
         s->end_reason = "TLS setup failed";
         session_free(s);
         return;
@@ -677,6 +688,8 @@ static void dispatch(struct session *s, char *line, size_t len)
     if (smtp_cmd_parse(line, len, &c, &err) < 0) {
         if (c.verb == CMD_RCPT)
             atomic_fetch_add(&smtp_stats.rcpt_rejected[REJECT_SYNTAX], 1);
+        else if (c.verb == CMD_MAIL)
+            atomic_fetch_add(&smtp_stats.mail_rejected[MAIL_REJECT_SYNTAX], 1);
         reply_error(s, err);
         return;
     }
@@ -871,6 +884,22 @@ static void on_write(struct bufferevent *bev, void *arg)
     }
 }
 
+/* Why the handshake ended: the TLS filter reports a peer that closed mid-handshake as an
+ * error without a TLS reason (or "unexpected eof"), a protocol failure with one. */
+static enum tls_failure handshake_failure(struct bufferevent *bev, short what)
+{
+    if (what & BEV_EVENT_TIMEOUT)
+        return TLS_FAIL_TIMEOUT;
+    unsigned long e = bufferevent_get_openssl_error(bev);
+    if ((what & BEV_EVENT_EOF) || e == 0)
+        return TLS_FAIL_CLOSED;
+#ifdef SSL_R_UNEXPECTED_EOF_WHILE_READING
+    if (ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
+        return TLS_FAIL_CLOSED;
+#endif
+    return TLS_FAIL_ERROR;
+}
+
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     struct session *s = arg;
@@ -878,8 +907,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         /* TLS handshake done: the session starts over (RFC 3207 §4.2). */
         SSL *ssl = bufferevent_openssl_get_ssl(bev);
         s->client.tls = 1;
-        atomic_fetch_add(&smtp_stats.tls_sessions, 1);
         snprintf(s->client.tls_version, sizeof s->client.tls_version, "%s", SSL_get_version(ssl));
+        smtp_stats_tls_handshake(s->client.tls_version);
         snprintf(s->client.tls_cipher, sizeof s->client.tls_cipher, "%s", SSL_get_cipher_name(ssl));
         free(s->client.helo);
         s->client.helo = NULL;
@@ -891,6 +920,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+        if (s->state == S_HANDSHAKE)
+            atomic_fetch_add(&smtp_stats.tls_failures[handshake_failure(bev, what)], 1);
         if (!s->end_reason)
             s->end_reason = what & BEV_EVENT_EOF       ? "disconnect"
                             : what & BEV_EVENT_TIMEOUT ? "write timeout"

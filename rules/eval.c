@@ -1,6 +1,7 @@
 /* The rule evaluator loop. Per rule: pick the recipients it matches, count Received, run its
- * actions in order, count PublishSuccess/PublishFailure; the rule set's own success or failure
- * is counted by the commit, which alone knows it. */
+ * actions in order, count each action's PublishFailure at the action, rule and rule-set level
+ * and keep its PublishSuccess for rules_count_kept (rules/metrics.h); a deferred action's
+ * outcome is the retry scheduler's. */
 #include "rules/eval.h"
 #include "actions/action.h"
 #include "core/log.h"
@@ -61,6 +62,7 @@ struct eval_state {
     int rehit; /* recipients changed: find the rules for the new ones */
     struct plan *plan;
     const struct eval_opts *opts;
+    int deferred; /* the action just run left work to the spool: its outcome comes later */
 };
 
 /* A post-acceptance action with on_failure = "tempfail" runs now, before the reply, on a job
@@ -156,6 +158,7 @@ static void defer(struct plan *plan, const struct rule_set *rs, const struct act
     j->action_params = a->params ? xstrdup(a->params) : NULL;
     j->action_config = a->config_file ? xstrdup(a->config_file) : NULL;
     plan_add_job(plan, j);
+    ctx->eval->deferred = 1;
 }
 
 /* `sluice test`: what a post-acceptance action would send. */
@@ -205,7 +208,6 @@ static enum action_status run_rule(const struct rule_set *rs, const struct rule 
 {
     struct plan *plan = ctx->eval->plan;
     const struct eval_observer *obs = ctx->eval->opts->observer;
-    int rule_failed = 0;
     for (size_t ai = 0; ai < r->nactions && ctx->nrcpts > 0; ai++) {
         const struct action *a = r->actions[ai];
         ctx->error[0] = '\0';
@@ -213,12 +215,28 @@ static enum action_status run_rule(const struct rule_set *rs, const struct rule 
             obs->action_started(obs->arg, a);
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
+        ctx->eval->deferred = 0;
         /* Before it runs: a replace_recipient changes ctx->rcpts to the new recipients. */
         action_settle_rcpts(a, ctx);
         enum action_status st = run_action(rs, a, ai, ctx);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-        metrics_action_observe(a->stats, secs, st == ACTION_FAILED);
+        /* A whole deferral is no run of the action; one that delivered some recipients now
+         * (LMTP) is, but its outcome still waits for the spooled rest. */
+        int ran = !ctx->eval->deferred ||
+                  (a->type->deliver_each && action_effective_policy(a) == ON_FAILURE_TEMPFAIL);
+        if (ran && !ctx->dry_run)
+            metrics_action_observe(a->stats, secs);
+        if (!ctx->eval->deferred && !ctx->dry_run) {
+            if (st == ACTION_FAILED) {
+                metrics_count_publish(rs->stats, r->stats, a->stats, PUBLISH_FAILURE);
+            } else {
+                plan->published = xgrow(plan->published, sizeof *plan->published,
+                                        &plan->published_cap, plan->npublished + 1);
+                plan->published[plan->npublished++] =
+                    (struct publish_record){rs->stats, r->stats, a->stats};
+            }
+        }
         static const char *const outcome[] = {"ok", "failed", "stop_rule", "stop_rule_set"};
         buf_printf(&plan->actions, "%s%s/%s:%s:%.3fms", plan->actions.len ? "," : "", r->name,
                    a->type->name, outcome[st], secs * 1e3);
@@ -234,7 +252,6 @@ static enum action_status run_rule(const struct rule_set *rs, const struct rule 
                 if (policy == ON_FAILURE_DROP)
                     action_drop_rcpts(ctx);
                 plan->error[0] = '\0';
-                rule_failed = 1;
                 /* Not `continue`: the dropped recipients must leave ctx below, so that no
                  * later action of this rule runs for them. */
                 st = ACTION_OK;
@@ -250,7 +267,7 @@ static enum action_status run_rule(const struct rule_set *rs, const struct rule 
                 idx[k++] = idx[i];
         ctx->nrcpts = k;
     }
-    return rule_failed ? ACTION_FAILED_SOFT : ACTION_OK;
+    return ACTION_OK;
 }
 
 /* After the chain: a recipient that no delivering action ran for, and that nothing refused or
@@ -383,8 +400,6 @@ void rules_evaluate_opts(const struct rule_set *rs, struct message *m,
         opts = &defaults;
     const struct eval_observer *obs = opts->observer;
     memset(plan, 0, sizeof *plan);
-    plan->count_success = &rs->stats->publish_success;
-    plan->count_failure = &rs->stats->publish_failure;
     struct eval_state st = {.plan = plan, .opts = opts};
     grow_state(&st, m->env.nrcpts ? m->env.nrcpts : 1);
     int failed = 0;
@@ -437,9 +452,6 @@ void rules_evaluate_opts(const struct rule_set *rs, struct message *m,
         failed = status == ACTION_FAILED;
         if (failed)
             plan->sys_errno = ctx.sys_errno;
-        atomic_fetch_add(failed || status == ACTION_FAILED_SOFT ? &r->stats->publish_failure
-                                                                : &r->stats->publish_success,
-                         1);
         if (status == ACTION_STOP_RULE_SET) {
             for (; h < nhits; h++)
                 if (h == 0 || hits[h].rule != hits[h - 1].rule)
@@ -468,4 +480,12 @@ void rules_evaluate_opts(const struct rule_set *rs, struct message *m,
     final_reply(m, plan->outcomes, plan);
     if (plan->refused && plan->reply[0] == '2')
         dsn_plan(plan, m, rs->name, sc->hostname, sc->bounce_relay);
+}
+
+void rules_count_kept(struct plan *plan)
+{
+    for (size_t i = 0; !plan->failed && i < plan->npublished; i++)
+        metrics_count_publish(plan->published[i].rule_set, plan->published[i].rule,
+                              plan->published[i].action, PUBLISH_SUCCESS);
+    plan->npublished = 0;
 }

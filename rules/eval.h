@@ -25,13 +25,17 @@ struct rules_settings {
 void rules_evaluate(const struct rule_set *rs, struct message *m, const struct rules_settings *sc,
                     struct plan *plan);
 
+/* After delivery_commit: counts the in-session successes plan holds when the message was kept
+ * (not failed), then forgets them (rules/metrics.h). */
+void rules_count_kept(struct plan *plan);
+
 /* Watches an evaluation (`sluice test`'s trace); every callback is optional. Rules are named by
  * their position in the rule set. */
 struct eval_observer {
     void *arg;
     /* The rule does not apply (or is not reached): why, as text. */
     void (*rule_skipped)(void *arg, size_t rule, const char *why);
-    /* The rule applies to rcpts (indices into m->rcpts). */
+    /* The rule applies to rcpts (indices into m->env.rcpts). */
     void (*rule_applied)(void *arg, size_t rule, const struct message *m, const size_t *rcpts,
                          size_t n);
     /* An action of the rule last applied starts, notes what it does or would do, ends with

@@ -33,6 +33,27 @@ struct rule_stats *metrics_rule_stats(const char *rule_set, const char *rule)
     return s;
 }
 
+const char *publish_outcome_name(enum publish_outcome o)
+{
+    static const char *const names[PUBLISH_OUTCOMES] = {"success", "failure", "expired"};
+    return (unsigned)o < PUBLISH_OUTCOMES ? names[o] : "other";
+}
+
+void metrics_count_publish(struct rule_stats *rule_set, struct rule_stats *rule,
+                           struct action_stats *action, enum publish_outcome o)
+{
+    atomic_fetch_add(&rule_set->publish[o], 1);
+    atomic_fetch_add(&rule->publish[o], 1);
+    atomic_fetch_add(&action->publish[o], 1);
+}
+
+void metrics_count_publish_named(const char *rule_set, const char *rule, const char *action,
+                                 enum publish_outcome o)
+{
+    metrics_count_publish(metrics_rule_stats(rule_set, NULL), metrics_rule_stats(rule_set, rule),
+                          metrics_action_stats(action), o);
+}
+
 void metrics_foreach(void (*fn)(const struct rule_stats *, void *), void *arg)
 {
     pthread_mutex_lock(&lock);
@@ -56,6 +77,8 @@ struct action_stats *metrics_action_stats(const char *action)
     if (!s) {
         s = xcalloc(1, sizeof *s);
         s->action = xstrdup(action);
+        s->latency.bounds = action_latency_bounds;
+        s->latency.nbounds = ACTION_LATENCY_BUCKETS;
         *actions_tail = s;
         actions_tail = &s->next;
     }
@@ -63,19 +86,10 @@ struct action_stats *metrics_action_stats(const char *action)
     return s;
 }
 
-void metrics_action_observe(struct action_stats *s, double seconds, int failed)
+void metrics_action_observe(struct action_stats *s, double seconds)
 {
     atomic_fetch_add(&s->invocations, 1);
-    if (failed)
-        atomic_fetch_add(&s->failures, 1);
-    atomic_fetch_add(&s->latency_sum_us, (unsigned long long)(seconds * 1e6));
-    for (int i = 0; i < ACTION_LATENCY_BUCKETS; i++) {
-        if (seconds <= action_latency_bounds[i]) {
-            atomic_fetch_add(&s->latency_bucket[i], 1);
-            return;
-        }
-    }
-    atomic_fetch_add(&s->latency_inf, 1);
+    histogram_observe(&s->latency, seconds);
 }
 
 void metrics_action_foreach(void (*fn)(const struct action_stats *, void *), void *arg)

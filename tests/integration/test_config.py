@@ -296,6 +296,19 @@ class CheckErrors(unittest.TestCase):
         self.assertEqual(r.returncode, 1)
         self.assertIn("/nonexistent/sluice.lua: cannot read config", r.stderr)
 
+    def test_directory_is_no_config(self):
+        d = tempfile.mkdtemp(prefix="sluice-cfg-")
+        r = subprocess.run([BIN, "check", "-c", d], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(d + ": cannot read config", r.stderr)
+
+    def test_hash_line_and_byte_order_mark_are_skipped_line_numbers_kept(self):
+        # As luaL_loadfile does: the file is read once (and hashed), then compiled from memory.
+        for head in ("#!/usr/sbin/sluice check -c\n", "\ufeff", "\ufeff# comment\n"):
+            text = head + SERVER + RULES + "while true do end\n"
+            line = 9 + head.count("\n")
+            self.assertConfigError(text, line, "ran too long")
+
 
 class CheckSummary(unittest.TestCase):
     def test_summary_lists_rule_sets_rules_conditions_actions_in_order(self):
