@@ -222,6 +222,15 @@ int config_take_actions(lua_State *L, int idx, const char *key, struct action **
                      luaL_typename(L, -1), buf_cstr(&known));
             buf_free(&known);
         }
+        /* A nested list runs inside its action, in the session: there is no spooling there,
+         * so an action that runs from the spool after the 250 has no place in it. */
+        if (ok && (*box)->type->deliver) {
+            snprintf(err, errlen,
+                     "%s item %zu: %s runs after acceptance, from the spool, and cannot be in "
+                     "a nested list; give it a rule of its own with the same conditions",
+                     key, i + 1, (*box)->type->name);
+            ok = 0;
+        }
         lua_pop(L, 1);
         if (!ok) {
             lua_pop(L, 1);

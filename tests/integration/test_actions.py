@@ -145,6 +145,12 @@ class BounceConfigErrors(unittest.TestCase):
             ('bounce { sender = "nobody" }', "not a valid address"),
             ('bounce_on_dmarc_fail { quarantine = { "store" } }',
              "quarantine item 1 is not an action"),
+            # Nested lists run in the session: a post-acceptance action there used to crash.
+            ('bounce_on_dmarc_fail { quarantine = { webhook { url = "http://127.0.0.1:9/" } } }',
+             "quarantine item 1: webhook runs after acceptance, from the spool, and cannot be in "
+             "a nested list"),
+            ('bounce_on_dmarc_fail { quarantine = { stop {}, relay { to = "127.0.0.1:25" } } }',
+             "quarantine item 2: relay runs after acceptance"),
             ('drop { now = true }', "unknown key"),
             ('replace_recipient { with = { "nobody" } }', "not a valid address"),
             ('replace_recipient { with = { } }', "at least one")))
