@@ -192,8 +192,9 @@ int config_dsl_block(lua_State *L, const char *name, const char *usage, int *see
     return line;
 }
 
-int config_take_actions(lua_State *L, int idx, const char *key, struct action ***out, size_t *n,
-                        char *err, size_t errlen)
+/* A rule's actions, or (nested) a list inside an action, which runs in the session. */
+static int take_actions(lua_State *L, int idx, const char *key, bool nested, struct action ***out,
+                        size_t *n, char *err, size_t errlen)
 {
     *out = NULL;
     *n = 0;
@@ -224,7 +225,7 @@ int config_take_actions(lua_State *L, int idx, const char *key, struct action **
         }
         /* A nested list runs inside its action, in the session: there is no spooling there,
          * so an action that runs from the spool after the 250 has no place in it. */
-        if (ok && (*box)->type->deliver) {
+        if (ok && nested && (*box)->type->deliver) {
             snprintf(err, errlen,
                      "%s item %zu: %s runs after acceptance, from the spool, and cannot be in "
                      "a nested list; give it a rule of its own with the same conditions",
@@ -249,10 +250,16 @@ int config_take_actions(lua_State *L, int idx, const char *key, struct action **
     return 0;
 }
 
+int config_take_actions(lua_State *L, int idx, const char *key, struct action ***out, size_t *n,
+                        char *err, size_t errlen)
+{
+    return take_actions(L, idx, key, true, out, n, err, errlen);
+}
+
 static int parse_rule_actions(lua_State *L, struct rule *r, char *err, size_t errlen)
 {
     char e[400];
-    if (config_take_actions(L, 1, "actions", &r->actions, &r->nactions, e, sizeof e) < 0) {
+    if (take_actions(L, 1, "actions", false, &r->actions, &r->nactions, e, sizeof e) < 0) {
         snprintf(err, errlen, "rule '%s': %s", r->name, e);
         return -1;
     }

@@ -231,7 +231,9 @@ static void attempt_done(struct work *w)
     /* Once per publish: the attempts after the first failure are retries. */
     if (counted && j->attempts == 1)
         count(j, PUBLISH_FAILURE);
-    long long age = now_ms() - (long long)j->created * 1000;
+    /* created is whole seconds: count from the end of that second, so that a job is never
+     * given up before its expire_after (a 1 s expiry seen as gone at the first attempt). */
+    long long age = now_ms() - ((long long)j->created * 1000 + 999);
     if (p->rejected) {
         job_log(j, LOG_ERR, "rejected", p->err);
     } else if (j->on_failure == ON_FAILURE_CONTINUE) {
