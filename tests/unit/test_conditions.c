@@ -4,6 +4,7 @@
  * table documented in docs/man/sluice.lua.5, so that a new row cannot go undocumented. The
  * conditions are parsed from Lua text, as the config loader hands them over. */
 #include "check.h"
+#include "man_terms.h"
 
 #include "core/buf.h"
 #include "core/message.h"
@@ -382,41 +383,21 @@ static void check_describe(void)
  * nothing else. */
 static void check_man_page(void)
 {
-    const char *src = getenv("SLUICE_SOURCE_DIR");
-    char file[4096], line[512], prev[512] = "";
-    snprintf(file, sizeof file, "%s/docs/man/sluice.lua.5", src ? src : ".");
-    FILE *f = fopen(file, "r");
-    CHECK(f != NULL);
-    if (!f)
-        return;
-    bool in = false;
+    static char terms[256][MAN_TERM_MAX];
+    int nt = man_terms("CONDITIONS", terms, 256);
+    CHECK(nt > 0);
     size_t n = cond_nfields(), found = 0;
     int *seen = calloc(n, sizeof *seen);
-    while (fgets(line, sizeof line, f)) {
-        line[strcspn(line, "\n")] = '\0';
-        if (strncmp(line, ".SH ", 4) == 0)
-            in = strcmp(line, ".SH CONDITIONS") == 0;
-        else if (in && strcmp(prev, ".TP") == 0 &&
-                 (strncmp(line, ".B ", 3) == 0 || strncmp(line, ".BR ", 4) == 0)) {
-            /* The terms are the words outside the quoted punctuation. */
-            char terms[512];
-            snprintf(terms, sizeof terms, "%s", strchr(line, ' ') + 1);
-            for (char *t = strtok(terms, " "); t; t = strtok(NULL, " ")) {
-                if (strchr(t, '"'))
-                    continue;
-                size_t i = 0;
-                while (i < n && strcmp(cond_field_name(i), t) != 0)
-                    i++;
-                if (i == n)
-                    fprintf(stderr, "  man page documents unknown condition %s\n", t);
-                CHECK(i < n);
-                if (i < n && !seen[i]++)
-                    found++;
-            }
-        }
-        snprintf(prev, sizeof prev, "%s", line);
+    for (int t = 0; t < nt; t++) {
+        size_t i = 0;
+        while (i < n && strcmp(cond_field_name(i), terms[t]) != 0)
+            i++;
+        if (i == n)
+            fprintf(stderr, "  man page documents unknown condition %s\n", terms[t]);
+        CHECK(i < n);
+        if (i < n && !seen[i]++)
+            found++;
     }
-    fclose(f);
     for (size_t i = 0; i < n; i++)
         if (!seen[i])
             fprintf(stderr, "  condition %s is not in the man page's CONDITIONS\n",
