@@ -1,7 +1,7 @@
 /* dmarc_report_ingest { store = DIR, webhook = URL, max_decompressed = BYTES, timeout_ms }:
  * for mail to a domain's rua mailbox. Takes the DMARC aggregate report out of the message
- * (reports/report_mail.c), unpacks it with a size cap (reports/unpack.c), parses and validates
- * it (reports/dmarc_xml.c), writes one JSON document per report to DIR (temp file, fsync,
+ * (dmarc/report_mail.c), unpacks it with a size cap (dmarc/unpack.c), parses and validates
+ * it (dmarc/dmarc_xml.c), writes one JSON document per report to DIR (temp file, fsync,
  * rename: a report on disk is complete) and/or POSTs it to URL, and counts its rows in
  * sluice_dmarc_report_messages_total.
  *
@@ -15,10 +15,10 @@
 #include "core/log.h"
 #include "core/message.h"
 #include "core/xalloc.h"
-#include "reports/dmarc_metrics.h"
-#include "reports/dmarc_xml.h"
-#include "reports/report_mail.h"
-#include "reports/unpack.h"
+#include "dmarc/dmarc_metrics.h"
+#include "dmarc/dmarc_xml.h"
+#include "dmarc/report_mail.h"
+#include "dmarc/unpack.h"
 
 #include <errno.h>
 #include <fcntl.h>

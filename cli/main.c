@@ -10,7 +10,7 @@
 #include "receiver/tls.h"
 #include "rules/metrics.h"
 #include "rules/reach.h"
-#include "reports/dmarc_metrics.h"
+#include "dmarc/dmarc_metrics.h"
 #include "reports/dmarc_store.h"
 
 #include <curl/curl.h>

@@ -4,7 +4,7 @@
 #include "receiver/metrics_http.h"
 #include "auth/dkim_key_cache.h"
 #include "auth/dns.h"
-#include "reports/dmarc_metrics.h"
+#include "dmarc/dmarc_metrics.h"
 #include "lua/script_metrics.h"
 #include "config/config.h"
 #include "core/histogram.h"

@@ -6,7 +6,7 @@
 #include "config/config.h"
 #include "core/xalloc.h"
 #include "reports/dmarc_aggregate.h"
-#include "reports/unpack.h"
+#include "dmarc/unpack.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -3,10 +3,10 @@
  * (report_mail_attachment first). The decompression cap must hold, and an accepted document
  * must have the shape the store and the metrics rely on. */
 #include "core/buf.h"
-#include "reports/dmarc_metrics.h"
-#include "reports/dmarc_xml.h"
-#include "reports/report_mail.h"
-#include "reports/unpack.h"
+#include "dmarc/dmarc_metrics.h"
+#include "dmarc/dmarc_xml.h"
+#include "dmarc/report_mail.h"
+#include "dmarc/unpack.h"
 
 #include <gmime/gmime.h>
 #include <jansson.h>

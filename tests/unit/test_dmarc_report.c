@@ -6,9 +6,9 @@
 #include "core/buf.h"
 #include "reports/dmarc_aggregate.h"
 #include "reports/dmarc_send.h"
-#include "reports/dmarc_xml.h"
-#include "reports/report_mail.h"
-#include "reports/unpack.h"
+#include "dmarc/dmarc_xml.h"
+#include "dmarc/report_mail.h"
+#include "dmarc/unpack.h"
 
 #include <gmime/gmime.h>
 #include <jansson.h>

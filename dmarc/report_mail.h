@@ -3,8 +3,8 @@
  * text/xml or application/xml, or application/octet-stream named *.xml, *.gz or *.zip;
  * looked for depth first through multiparts and attached message/rfc822 parts. Needs
  * g_mime_init() done. */
-#ifndef SLUICE_REPORTS_REPORT_MAIL_H
-#define SLUICE_REPORTS_REPORT_MAIL_H
+#ifndef SLUICE_DMARC_REPORT_MAIL_H
+#define SLUICE_DMARC_REPORT_MAIL_H
 
 #include <stddef.h>
 

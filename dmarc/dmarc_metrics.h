@@ -2,8 +2,8 @@
  * in ingested DMARC aggregate reports. Process-wide, mutex-protected, never shrunk before
  * shutdown; capped at DMARC_METRICS_MAX_SERIES label sets (source_ip is unbounded in the wild),
  * rows beyond the cap are counted in sluice_dmarc_report_series_dropped_total. */
-#ifndef SLUICE_REPORTS_DMARC_METRICS_H
-#define SLUICE_REPORTS_DMARC_METRICS_H
+#ifndef SLUICE_DMARC_DMARC_METRICS_H
+#define SLUICE_DMARC_DMARC_METRICS_H
 
 #include "core/buf.h"
 

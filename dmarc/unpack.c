@@ -1,7 +1,7 @@
 /* gzip and zip decoding for report attachments. zip is read from its local file headers (no
  * central directory walk): reporters send one small entry, and the local headers are all the
  * inflater needs. Every size is checked against the input before it is used. */
-#include "reports/unpack.h"
+#include "dmarc/unpack.h"
 
 #include <stdint.h>
 #include <stdio.h>

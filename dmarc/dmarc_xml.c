@@ -1,6 +1,6 @@
 /* Walks the report with expat, keeping the path of open elements; leaf values are placed by
  * path into the JSON document and validated when the document ends. */
-#include "reports/dmarc_xml.h"
+#include "dmarc/dmarc_xml.h"
 #include "core/buf.h"
 
 #include <arpa/inet.h>

@@ -1,4 +1,4 @@
-#include "reports/report_mail.h"
+#include "dmarc/report_mail.h"
 
 #include <gmime/gmime.h>
 #include <stdio.h>

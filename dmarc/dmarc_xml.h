@@ -2,8 +2,8 @@
  * shape: unknown elements are ignored, namespace prefixes stripped). The result is one JSON
  * object: {report_metadata, policy_published, records}. expat is run with DOCTYPEs refused, so
  * no entity (internal or external) is ever expanded. */
-#ifndef SLUICE_REPORTS_DMARC_XML_H
-#define SLUICE_REPORTS_DMARC_XML_H
+#ifndef SLUICE_DMARC_DMARC_XML_H
+#define SLUICE_DMARC_DMARC_XML_H
 
 #include <stddef.h>
 

@@ -1,8 +1,8 @@
 /* Unpacks a DMARC aggregate report attachment: gzip, zip (first .xml entry) or plain XML,
  * recognised by their magic bytes. Decompression is capped (zip and gzip bombs): a report that
  * would grow beyond max bytes is refused, not truncated. */
-#ifndef SLUICE_REPORTS_UNPACK_H
-#define SLUICE_REPORTS_UNPACK_H
+#ifndef SLUICE_DMARC_UNPACK_H
+#define SLUICE_DMARC_UNPACK_H
 
 #include <stddef.h>
 

@@ -1,6 +1,6 @@
 /* A linked list with a small hash index: a report adds one row per record, and reports come
  * in a few times a day per reporter, so the lock is never hot. */
-#include "reports/dmarc_metrics.h"
+#include "dmarc/dmarc_metrics.h"
 #include "core/hash.h"
 #include "core/prom_label.h"
 #include "core/xalloc.h"
