@@ -176,8 +176,9 @@ class Dashboard(unittest.TestCase):
         return float(res[0]["value"][1]) if r.get("status") == "success" and res else -1
 
     def substitute(self, expr):
-        """A dashboard expression as Grafana would send it for one concrete selection."""
-        for var, value in (("$__rate_interval", "1m"), ("$__interval", "1m"),
+        """A dashboard expression as Grafana would send it for one concrete selection. The
+        rate window is wide enough to still hold the traffic on a slow, loaded machine."""
+        for var, value in (("$__rate_interval", "5m"), ("$__interval", "5m"),
                            ("$instance", self.target), ("$rule_set", "main")):
             expr = expr.replace(var, value)
         self.assertNotIn("$", expr, "a dashboard variable the test does not know")
