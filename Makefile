@@ -13,9 +13,10 @@ BUILD_PKGS := build-essential cmake pkg-config libetpan-dev libgmime-3.0-dev lib
 	libexpat1-dev zlib1g-dev
 # dovecot-imapd, dovecot-lmtpd: test_lmtp.py runs a private Dovecot (its system service may stay
 # stopped). libnet-ssleay-perl: swaks speaks STARTTLS only with it, and it is a Recommends, which
-# ensure-packages does not install.
+# ensure-packages does not install. prometheus: promtool tests the example alerts, and
+# test_dashboard.py runs a private Prometheus (its system service may stay stopped).
 TEST_PKGS  := python3 python3-yaml swaks libnet-ssleay-perl nsd opendkim-tools clang haproxy rspamd clamav-daemon clamav groff-base \
-              iproute2 dovecot-imapd dovecot-lmtpd
+              iproute2 dovecot-imapd dovecot-lmtpd prometheus
 # Postfix is the yardstick of `make bench` (its smtp-source/smtp-sink, and a private instance).
 BENCH_PKGS := postfix
 

@@ -29,3 +29,9 @@ target_link_libraries(dkim-sign PRIVATE sluice_core)
 # The layering rule: each folder includes only the folders below it (scripts/check-layers).
 add_test(NAME check_layers COMMAND ${SYSTEM_PYTHON} ${CMAKE_SOURCE_DIR}/scripts/check-layers
   ${CMAKE_SOURCE_DIR})
+
+# The example Prometheus alerts: valid, and their promtool unit tests pass (skipped, not passed,
+# without promtool).
+add_test(NAME promtool_alerts COMMAND sh ${CMAKE_SOURCE_DIR}/tests/prometheus/check-alerts
+  ${CMAKE_SOURCE_DIR})
+set_tests_properties(promtool_alerts PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)

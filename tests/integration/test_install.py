@@ -35,6 +35,8 @@ class Install(unittest.TestCase):
                   "/usr/share/man/man5/sluice.lua.5", "/usr/lib/systemd/system/sluice.service",
                   "/usr/share/doc/sluice/examples/quickstart.lua",
                   "/usr/share/doc/sluice/examples/dmarc_bounce.lua",
+                  "/usr/share/doc/sluice/examples/prometheus/alerts.yml",
+                  "/usr/share/doc/sluice/examples/grafana/sluice.json",
                   "/usr/share/doc/sluice/multi-node.md", "/usr/share/doc/sluice/README.md"):
             self.assertTrue(os.path.exists(self.path(p)), p)
         r = subprocess.run([self.path("/usr/sbin/sluice"), "--version"], capture_output=True,
