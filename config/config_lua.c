@@ -776,6 +776,7 @@ struct config *config_load(const char *path, char *err, size_t errlen)
     if (config_text_read(path, &text, cfg->sha256, err, errlen) < 0) {
         lua_close(L);
         buf_free(&text);
+        free(ld.abs_path);
         config_release(cfg);
         return NULL;
     }

@@ -510,7 +510,8 @@ int cond_list_parse(lua_State *L, int idx, const char *what, struct cond_list *o
             return -1;
         }
     }
-    qsort(out->items, out->n, sizeof *out->items, cmp_cond);
+    if (out->n > 1) /* qsort wants an array, even of nothing */
+        qsort(out->items, out->n, sizeof *out->items, cmp_cond);
     return 0;
 }
 

@@ -6,7 +6,8 @@ clients they list; the refusal's code can be 521."""
 import unittest
 
 from sluice_harness import SluiceTestCase, read_file
-from test_config import CheckErrors, RULES, SERVER
+import test_config
+from test_config import RULES, SERVER
 from test_session_end import until_closed
 
 SMUGGLED = b"MAIL FROM:<evil@example.net>\r\nRCPT TO:<user@example.test>\r\nDATA\r\nforged\r\n"
@@ -104,7 +105,8 @@ class RejectCode521(Base):
 
 class ConfigErrors(unittest.TestCase):
     def test_bad_values(self):
-        cases = CheckErrors("assertConfigError")
+        # Through the module: a class imported by name would be collected and run here too.
+        cases = test_config.CheckErrors("assertConfigError")
         for extra, fragment in (
                 ('bare_newline = "allow",',
                  'server: bare_newline must be "reject" or "normalize", got "allow"'),
