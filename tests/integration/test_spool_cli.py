@@ -8,6 +8,7 @@ import glob
 import json
 import os
 import re
+import signal
 import smtplib
 import subprocess
 import threading
@@ -310,6 +311,29 @@ class SpoolCli(unittest.TestCase):
         self.assertEqual(ids(self.b), ["<job-0@example.net>"])
         with open(os.path.join(control, "1-1.done")) as f:
             self.assertTrue(json.load(f)["ok"])
+
+    def test_server_gone_before_it_answered_the_cli_applies_the_drop(self):
+        jobs = self.accept(1)
+        control = os.path.join(self.s.dir, "var", "spool", "control")
+        self.s.signal(signal.SIGSTOP)  # holds the lock, answers nothing
+        result = {}
+        t = threading.Thread(target=lambda: result.update(r=self.cli("drop", jobs[(0, "a")])))
+        t.start()
+        self.assertTrue(wait_for(lambda: os.path.isdir(control) and any(
+            n.endswith(".req") for n in os.listdir(control))))
+        self.s.kill9()  # the lock goes with the process
+        t.join(30)
+        r = result["r"]
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("dropped job %s (webhook for rule main/notify" % jobs[(0, "a")], r.stdout)
+        self.assertEqual(os.listdir(control), [])
+        self.assertEqual(self.job_ids(), [jobs[(0, "b")]])
+        self.a.always_fail = self.b.always_fail = False
+        self.s.start()
+        self.assertTrue(wait_for(lambda: self.job_ids() == []), self.s.read_log())
+        time.sleep(1)
+        self.assertEqual(ids(self.a), [])
+        self.assertEqual(ids(self.b), ["<job-0@example.net>"])
 
     def test_second_serve_on_the_same_spool_refused(self):
         # The same data_dir, another port.
