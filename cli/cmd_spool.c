@@ -326,14 +326,17 @@ static int apply_direct(const char *data_dir, enum spool_op op, const char *id)
  * running serve applies (and, should it exit before it does, directly after all). */
 static int do_request(const char *data_dir, enum spool_op op, const char *id)
 {
-    char err[512], text[1024];
-    if (strcmp(id, "*") != 0) {
-        char path[PATH_MAX + 100];
-        snprintf(path, sizeof path, "%s/spool/jobs/%s.job", data_dir, id);
-        if (access(path, F_OK) < 0) {
-            fprintf(stderr, "sluice: no job %s in %s/spool/jobs\n", id, data_dir);
-            return 1;
-        }
+    char err[512], text[1024], path[PATH_MAX + 100];
+    /* Nothing to do, and nothing to create (a spool made by root would lock serve out). */
+    snprintf(path, sizeof path, "%s/spool/jobs", data_dir);
+    if (strcmp(id, "*") == 0 && access(path, F_OK) < 0) {
+        printf("no jobs\n");
+        return 0;
+    }
+    snprintf(path, sizeof path, "%s/spool/jobs/%s.job", data_dir, id);
+    if (strcmp(id, "*") != 0 && access(path, F_OK) < 0) {
+        fprintf(stderr, "sluice: no job %s in %s/spool/jobs\n", id, data_dir);
+        return 1;
     }
     int fd = spool_lock(data_dir, 0, err, sizeof err);
     if (fd >= 0) {

@@ -16,11 +16,11 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <stdbool.h>
-#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* An action rebuilt from the parameters jobs carry, shared by the jobs with the same ones. */
 struct built {
@@ -182,6 +182,7 @@ static void finish(struct pending *p)
     event_free(p->timer);
     unbuild(r, p->built);
     spool_job_free(p->job);
+    free(p->drop);
     free(p);
 }
 

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -81,8 +82,19 @@ int spool_request_write(const char *data_dir, enum spool_op op, const char *id,
     req->op = op;
     snprintf(req->id, sizeof req->id, "%s", id);
     snprintf(req->name, sizeof req->name, "%s.%s.%s.req", req->token, op_name(op), id);
-    char dir[PATH_MAX];
+    char dir[PATH_MAX], spool[PATH_MAX];
     control_dir(data_dir, dir, sizeof dir);
+    int rc = durable_mkdirs(dir, 0700);
+    /* A CLI run as root makes the directory serve's, whose user must list and write it. */
+    struct stat owner, st;
+    snprintf(spool, sizeof spool, "%s/spool", data_dir);
+    if (rc == 0 && geteuid() == 0 && stat(spool, &owner) == 0 && stat(dir, &st) == 0 &&
+        st.st_uid != owner.st_uid && chown(dir, owner.st_uid, owner.st_gid) < 0)
+        rc = -errno;
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(-rc));
+        return rc;
+    }
     return durable_write_file(dir, req->name, "", 0, 0700, 0644, err, errlen);
 }
 

@@ -163,6 +163,9 @@ class SpoolCli(unittest.TestCase):
         r = fresh.run_cli("spool", "drop", "AB-1", "-c", fresh.config_path)
         self.assertEqual(r.returncode, 1)
         self.assertIn("no job AB-1", r.stderr)
+        r = fresh.run_cli("spool", "retry", "--all", "-c", fresh.config_path)
+        self.assertEqual((r.returncode, r.stdout), (0, "no jobs\n"), r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(fresh.dir, "var", "spool")))
 
     # --- retry --------------------------------------------------------------------------
     def test_retry_one_job_runs_it_now_exactly_once(self):
