@@ -8,5 +8,7 @@ int cmd_spf_query(int argc, char **argv);
 int cmd_test(int argc, char **argv);
 /* `sluice dmarc-report`: DMARC aggregate reports (cli/cmd_dmarc_report.c) */
 int cmd_dmarc_report(int argc, char **argv);
+/* `sluice spool`: list, show, retry and drop post-acceptance jobs (cli/cmd_spool.c) */
+int cmd_spool(int argc, char **argv);
 
 #endif

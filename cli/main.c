@@ -1,4 +1,4 @@
-/* sluice: the command-line entry point. Subcommands: serve, check, test, dmarc-report. */
+/* sluice: the command-line entry point. Subcommands: serve, check, test, dmarc-report, spool. */
 #include "cli/commands.h"
 #include "auth/script_resolver.h"
 #include "config/config.h"
@@ -35,6 +35,9 @@ static void usage(FILE *out)
             "  dmarc-report -c FILE [--dry-run DIR]\n"
             "                  send the DMARC aggregate reports of the last interval, or\n"
             "                  write them to DIR (sluice dmarc-report --help for the options)\n"
+            "  spool list|show ID|retry ID|--all|drop ID [-c FILE] [--json]\n"
+            "                  the post-acceptance jobs waiting in the spool: list, show, run\n"
+            "                  now, remove (also while serve runs; sluice spool --help)\n"
             "\n"
             "options:\n"
             "  -c, --config FILE   the Lua config (default: /etc/sluice/sluice.lua)\n"
@@ -157,6 +160,8 @@ int main(int argc, char **argv)
         return cmd_test(argc - 1, argv + 1);
     if (strcmp(cmd, "dmarc-report") == 0)
         return cmd_dmarc_report(argc - 1, argv + 1);
+    if (strcmp(cmd, "spool") == 0)
+        return cmd_spool(argc - 1, argv + 1);
     if (strcmp(cmd, "spf-query") == 0) /* hidden: for tests and debugging */
         return cmd_spf_query(argc - 1, argv + 1);
     fprintf(stderr, "sluice: unknown command '%s'\n\n", cmd);

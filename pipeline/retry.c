@@ -11,13 +11,16 @@
 #include "rules/metrics.h"
 #include "rules/ruleset.h"
 #include "spool/spool.h"
+#include "spool/spool_control.h"
 
+#include <errno.h>
 #include <event2/event.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* An action rebuilt from the parameters jobs carry, shared by the jobs with the same ones. */
 struct built {
@@ -39,6 +42,8 @@ struct pending {
     int ran;      /* the action's code ran (the job's content could be loaded) */
     double secs;  /* how long it ran */
     int in_flight;
+    /* An operator's drop that came while an attempt was in flight: applied when it ends. */
+    struct spool_request *drop;
     char err[512];
     struct pending *next, *prev;
 };
@@ -49,6 +54,9 @@ struct retry {
     struct config *const *cfg_ref;
     struct pending *head;
     struct built *built;
+    int lock_fd;           /* the spool lock, held while serve runs (spool_control.h) */
+    struct event *control; /* polls the control directory for the CLI's requests */
+    char data_dir[4096];   /* where the lock was taken: requests are read there */
 };
 
 static long long now_ms(void)
@@ -174,6 +182,7 @@ static void finish(struct pending *p)
     event_free(p->timer);
     unbuild(r, p->built);
     spool_job_free(p->job);
+    free(p->drop);
     free(p);
 }
 
@@ -210,6 +219,38 @@ static void count(const struct spool_job *j, enum publish_outcome o)
     metrics_count_publish_named(j->rule_set, j->rule, j->action_type, o);
 }
 
+/* An operator's drop of p (not in flight): counted, logged, removed with its message file
+ * when it was the message's last job, and the outcome written for the CLI. */
+static void drop_now(struct pending *p, const struct spool_request *req)
+{
+    struct spool_job *j = p->job;
+    int others = 0;
+    for (struct pending *q = p->r->head; q; q = q->next)
+        others += q != p && strcmp(q->job->env.qid, j->env.qid) == 0;
+    char text[512];
+    if (j->held)
+        snprintf(text, sizeof text, "dropped job %s (held, never run)", j->id);
+    else
+        snprintf(text, sizeof text,
+                 "dropped job %s (%s for rule %s/%s, %zu recipients, %d attempts)", j->id,
+                 j->action_type, j->rule_set, j->rule, j->env.nrcpts, j->attempts);
+    size_t off = strlen(text);
+    snprintf(text + off, sizeof text - off, "; %s",
+             others ? "its message file stays for the message's other jobs"
+                    : "its message file was the last job's and is removed");
+    if (j->held) {
+        struct log_kv kv[] = {{"job", j->id}, {"outcome", "dropped"}};
+        log_event(LOG_WARN, "action", kv, 2);
+    } else {
+        atomic_fetch_add(&metrics_action_stats(j->action_type)->spool_dropped, 1);
+        job_log(j, LOG_WARN, "dropped", "by the operator (sluice spool drop)");
+    }
+    spool_request_done(p->r->data_dir, req, true, text);
+    free(p->drop);
+    p->drop = NULL;
+    finish(p);
+}
+
 static void attempt_done(struct work *w)
 {
     struct pending *p = (struct pending *)w;
@@ -224,6 +265,14 @@ static void attempt_done(struct work *w)
         if (counted)
             count(j, PUBLISH_SUCCESS);
         job_log(j, LOG_INFO, "delivered", NULL);
+        if (p->drop) {
+            char text[256];
+            snprintf(text, sizeof text,
+                     "job %s was delivered by the attempt in flight when the drop came; it is "
+                     "gone",
+                     j->id);
+            spool_request_done(p->r->data_dir, p->drop, true, text);
+        }
         config_release(p->cfg);
         finish(p);
         return;
@@ -231,6 +280,12 @@ static void attempt_done(struct work *w)
     /* Once per publish: the attempts after the first failure are retries. */
     if (counted && j->attempts == 1)
         count(j, PUBLISH_FAILURE);
+    if (p->drop) {
+        config_release(p->cfg);
+        p->cfg = NULL;
+        drop_now(p, p->drop);
+        return;
+    }
     /* created is whole seconds: count from the end of that second, so that a job is never
      * given up before its expire_after (a 1 s expiry seen as gone at the first attempt). */
     long long age = now_ms() - ((long long)j->created * 1000 + 999);
@@ -246,6 +301,9 @@ static void attempt_done(struct work *w)
     } else {
         long long delay = backoff_ms(cfg, j->attempts);
         j->next_attempt = (time_t)((now_ms() + delay) / 1000);
+        j->last_attempt = time(NULL);
+        free(j->last_error);
+        j->last_error = xstrdup(p->err);
         char err[256];
         if (spool_write_job(cfg->server.data_dir, j, err, sizeof err) < 0)
             log_msg(LOG_ERR, "spool: cannot update job %s: %s", j->id, err);
@@ -345,15 +403,124 @@ void retry_add(struct retry *r, struct spool_job **jobs, size_t n)
         add_one(r, jobs[i], 0);
 }
 
-struct retry *retry_new(struct event_base *base, struct worker_pool *pool,
-                        struct config *const *cfg_ref)
+static struct pending *find_pending(struct retry *r, const char *id)
 {
+    for (struct pending *p = r->head; p; p = p->next)
+        if (strcmp(p->job->id, id) == 0)
+            return p;
+    return NULL;
+}
+
+/* retry ID|*: due now, unless held or in flight (a job never runs twice at once). */
+static void control_retry(struct retry *r, const struct spool_request *req)
+{
+    char text[512];
+    if (strcmp(req->id, "*") == 0) {
+        size_t due = 0, held = 0, busy = 0;
+        for (struct pending *p = r->head; p; p = p->next) {
+            if (p->job->held || p->drop)
+                held += p->job->held;
+            else if (p->in_flight)
+                busy++;
+            else {
+                schedule(p, 0);
+                due++;
+            }
+        }
+        snprintf(text, sizeof text,
+                 "%zu jobs run now, %zu already in flight, %zu held ones left as they are", due,
+                 busy, held);
+        log_msg(LOG_INFO, "spool: retry of every job requested: %s", text);
+        spool_request_done(r->data_dir, req, true, text);
+        return;
+    }
+    struct pending *p = find_pending(r, req->id);
+    bool ok = p && !p->job->held && !p->drop;
+    if (!p)
+        snprintf(text, sizeof text, "no job %s in the spool", req->id);
+    else if (p->job->held)
+        snprintf(text, sizeof text,
+                 "job %s is held (its file cannot be run by this sluice; see the log at start): "
+                 "it cannot be retried, only dropped",
+                 req->id);
+    else if (p->drop)
+        snprintf(text, sizeof text, "job %s is being dropped", req->id);
+    else if (p->in_flight)
+        snprintf(text, sizeof text, "job %s: an attempt is in flight now", req->id);
+    else {
+        schedule(p, 0);
+        snprintf(text, sizeof text, "job %s runs now", req->id);
+        log_msg(LOG_INFO, "spool: job %s: retry requested, runs now", req->id);
+    }
+    spool_request_done(r->data_dir, req, ok, text);
+}
+
+static void control_drop(struct retry *r, const struct spool_request *req)
+{
+    struct pending *p = find_pending(r, req->id);
+    if (!p) {
+        char text[256];
+        snprintf(text, sizeof text, "no job %s in the spool", req->id);
+        spool_request_done(r->data_dir, req, false, text);
+    } else if (p->in_flight) {
+        /* Its outcome is written when the attempt ends (attempt_done): the job is then gone
+         * either way, and is never attempted again. */
+        p->drop = xmalloc(sizeof *p->drop);
+        *p->drop = *req;
+        log_msg(LOG_INFO, "spool: job %s: drop requested; its attempt in flight ends first",
+                p->job->id);
+    } else {
+        drop_now(p, req);
+    }
+}
+
+/* Applies the CLI's requests, oldest first; a drop waiting for its attempt is skipped (its
+ * request file stays until the outcome is written). */
+static void control_poll(struct retry *r)
+{
+    struct spool_request *reqs;
+    size_t n = spool_requests(r->data_dir, &reqs);
+    for (size_t i = 0; i < n; i++) {
+        bool waiting = false;
+        for (struct pending *p = r->head; p && !waiting; p = p->next)
+            waiting = p->drop && strcmp(p->drop->token, reqs[i].token) == 0;
+        if (waiting)
+            continue;
+        if (reqs[i].op == SPOOL_OP_DROP)
+            control_drop(r, &reqs[i]);
+        else
+            control_retry(r, &reqs[i]);
+    }
+    free(reqs);
+}
+
+static void on_control(evutil_socket_t fd, short what, void *arg)
+{
+    control_poll(arg);
+}
+
+struct retry *retry_new(struct event_base *base, struct worker_pool *pool,
+                        struct config *const *cfg_ref, char *err, size_t errlen)
+{
+    const char *data_dir = (*cfg_ref)->server.data_dir;
+    /* A CLI holds the lock for milliseconds; another serve on the same spool for good. */
+    int fd = spool_lock(data_dir, 10000, err, errlen);
+    if (fd < 0) {
+        if (fd == -EWOULDBLOCK)
+            snprintf(err, errlen,
+                     "%s/spool/lock is held by another process: is another sluice serve "
+                     "running with data_dir \"%s\"?",
+                     data_dir, data_dir);
+        return NULL;
+    }
     struct retry *r = xcalloc(1, sizeof *r);
     r->base = base;
     r->pool = pool;
     r->cfg_ref = cfg_ref;
+    r->lock_fd = fd;
+    snprintf(r->data_dir, sizeof r->data_dir, "%s", data_dir);
     struct spool_job **jobs;
-    size_t n = spool_load_jobs((*cfg_ref)->server.data_dir, &jobs);
+    size_t n = spool_load_jobs(data_dir, &jobs);
     /* A restart works like a queue flush: every job is tried at once, then backs off again. */
     size_t resumed = 0;
     for (size_t i = 0; i < n; i++) {
@@ -363,6 +530,12 @@ struct retry *retry_new(struct event_base *base, struct worker_pool *pool,
     free(jobs);
     if (resumed)
         log_msg(LOG_INFO, "spool: resuming %zu post-acceptance jobs", resumed);
+    /* Requests left by a CLI while no server answered: before any job runs. Then a short poll,
+     * which needs no signal, so a CLI run as root or as sluice's user works alike. */
+    control_poll(r);
+    r->control = event_new(base, -1, EV_PERSIST, on_control, r);
+    struct timeval tv = {0, 200 * 1000};
+    event_add(r->control, &tv);
     return r;
 }
 
@@ -377,8 +550,13 @@ void retry_free(struct retry *r)
         config_release(p->cfg);
         unbuild(r, p->built);
         spool_job_free(p->job);
+        free(p->drop); /* its request stays: the next start applies it */
         free(p);
     }
+    if (r->control)
+        event_free(r->control);
+    if (r->lock_fd >= 0)
+        close(r->lock_fd);
     free(r);
 }
 

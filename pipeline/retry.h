@@ -15,9 +15,12 @@ struct worker_pool;
 struct retry;
 
 /* cfg_ref points at the server's current-config pointer: every attempt runs with the config in
- * force at that moment. Jobs found in the spool are attempted at once (a restart flushes). */
+ * force at that moment. Jobs found in the spool are attempted at once (a restart flushes).
+ * Holds the spool lock until retry_free and applies the requests of `sluice spool`
+ * (spool/spool_control.h) on the event loop. NULL with err when another process holds the
+ * lock. */
 struct retry *retry_new(struct event_base *base, struct worker_pool *pool,
-                        struct config *const *cfg_ref);
+                        struct config *const *cfg_ref, char *err, size_t errlen);
 /* Takes ownership of jobs[0..n) (already durable in the spool) and attempts them now. */
 void retry_add(struct retry *r, struct spool_job **jobs, size_t n);
 /* Jobs not yet done stay in the spool for the next start. */

@@ -78,16 +78,17 @@ struct action_pass {
 
 struct spool_pass {
     struct buf *b;
-    int kind; /* 0 retries, 1 expired */
+    int kind; /* 0 retries, 1 expired, 2 dropped */
 };
 
 static void put_spool_counter(const struct action_stats *s, void *arg)
 {
     struct spool_pass *p = arg;
-    buf_printf(p->b, "sluice_spool_%s_total{action=\"", p->kind ? "expired" : "retries");
+    static const char *const names[] = {"retries", "expired", "dropped"};
+    const atomic_ullong *v[] = {&s->spool_retries, &s->spool_expired, &s->spool_dropped};
+    buf_printf(p->b, "sluice_spool_%s_total{action=\"", names[p->kind]);
     prom_label_value(p->b, s->action);
-    buf_printf(p->b, "\"} %llu\n",
-               (unsigned long long)atomic_load(p->kind ? &s->spool_expired : &s->spool_retries));
+    buf_printf(p->b, "\"} %llu\n", (unsigned long long)atomic_load(v[p->kind]));
 }
 
 /* The spool's depth per action type: every type the counters know (0 when none waits), and
@@ -134,6 +135,10 @@ static void put_spool(struct server *srv, struct buf *b)
     header(b, "sluice_spool_expired_total", "counter",
            "Post-acceptance jobs given up (expire_after passed, or the action left the config), "
            "by action type.");
+    metrics_action_foreach(put_spool_counter, &sp);
+    sp.kind = 2;
+    header(b, "sluice_spool_dropped_total", "counter",
+           "Post-acceptance jobs an operator removed with sluice spool drop, by action type.");
     metrics_action_foreach(put_spool_counter, &sp);
     struct depth_pass dp = {.b = b, .now = time(NULL)};
     dp.n = server_retry(srv) ? retry_depth(server_retry(srv), &dp.d) : 0;

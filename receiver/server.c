@@ -432,7 +432,11 @@ struct server *server_new(struct config *cfg, char *err, size_t errlen)
         }
     }
     srv->pool = worker_pool_new(srv->base, (int)cfg->server.workers);
-    srv->retry = retry_new(srv->base, srv->pool, &srv->cfg);
+    srv->retry = retry_new(srv->base, srv->pool, &srv->cfg, err, errlen);
+    if (!srv->retry) {
+        server_free(srv);
+        return NULL;
+    }
     srv->dmarc = dmarc_timer_new(srv->base, srv->pool, &srv->cfg);
     return srv;
 }

@@ -64,9 +64,10 @@ struct action_stats {
     struct histogram latency; /* over action_latency_bounds */
     /* The spool's jobs of this type (DSNs included, as type "dsn"), counted by the retry
      * scheduler: attempts rescheduled after a failure, jobs given up (expire_after passed,
-     * or the action left the config). */
+     * or the action left the config), jobs an operator dropped (sluice spool drop). */
     atomic_ullong spool_retries;
     atomic_ullong spool_expired;
+    atomic_ullong spool_dropped;
     struct action_stats *next;
 };
 

@@ -37,6 +37,9 @@ struct spool_job {
     time_t created;
     time_t next_attempt;
     int attempts;
+    /* The last failed attempt: when, and its error (NULL before any), for sluice spool list. */
+    time_t last_attempt;
+    char *last_error;
     long long expire_after_ms;
     enum on_failure on_failure; /* RETRY or CONTINUE (a single attempt) */
     /* The action itself, as configured when the job was spooled: its parameters as canonical
@@ -75,6 +78,18 @@ int spool_write_message(const char *data_dir, const struct message *m, struct bu
 int spool_write_job(const char *data_dir, const struct spool_job *j, char *err, size_t errlen);
 /* Removes the job file; with last = true the message file too. */
 void spool_remove_job(const char *data_dir, const struct spool_job *j, bool last);
+/* What a job file is to this sluice. */
+enum spool_file {
+    SPOOL_FILE_OK,           /* a job it runs */
+    SPOOL_FILE_HELD_VERSION, /* an unknown (newer) format version: left in place, never run */
+    SPOOL_FILE_HELD_ACTION,  /* its "action" object is missing or malformed: likewise */
+    SPOOL_FILE_BAD,          /* unreadable (not JSON, no envelope, no id): moved aside at start */
+};
+/* Reads the job file path (named name, "<id>.job") without changing anything: *out is the job
+ * for OK, a held job (id, qid and msg_path only) for HELD_*, NULL for BAD; why says what is
+ * wrong for the others. Caller frees *out. */
+enum spool_file spool_read_job(const char *path, const char *name, struct spool_job **out,
+                               char *why, size_t len);
 /* Loads every job of the spool (caller frees each and the array). Unreadable job files are
  * logged and moved aside as .bad, never silently dropped; a job file of an unknown (newer)
  * format version, or one whose "action" object is missing or malformed, is logged and left

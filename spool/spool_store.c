@@ -85,6 +85,10 @@ int spool_write_job(const char *data_dir, const struct spool_job *j, char *err, 
         snprintf(err, errlen, "cannot encode job %s", j->id);
         return -EINVAL;
     }
+    if (j->last_error) {
+        json_object_set_new(o, "last_attempt", json_integer((json_int_t)j->last_attempt));
+        json_object_set_new(o, "last_error", json_string(j->last_error));
+    }
     if (j->dsn_report)
         json_object_set_new(o, "dsn",
                             json_pack("{s:s, s:s, s:s, s:s}", "report", j->dsn_report, "from",
@@ -229,6 +233,10 @@ static enum job_read job_from_json(json_t *o, json_int_t version, struct spool_j
     j->on_failure =
         strcmp(jstr(o, "on_failure"), "continue") == 0 ? ON_FAILURE_CONTINUE : ON_FAILURE_RETRY;
     j->msg_path = xstrdup(jstr(o, "msg_path"));
+    if (json_is_string(json_object_get(o, "last_error"))) {
+        j->last_error = xstrdup(jstr(o, "last_error"));
+        j->last_attempt = (time_t)json_integer_value(json_object_get(o, "last_attempt"));
+    }
     json_t *dsn = json_object_get(o, "dsn");
     if (dsn) {
         j->dsn_report = xstrdup(jstr(dsn, "report"));
@@ -249,10 +257,10 @@ static enum job_read job_from_json(json_t *o, json_int_t version, struct spool_j
     return JOB_OK;
 }
 
-/* The job file's format version, or 0 when this sluice cannot read it. A job written by a
- * newer sluice (an unknown version) is left exactly where it is, neither misread nor moved
+/* The job file's format version, or 0 (with why) when this sluice cannot read it. A job written
+ * by a newer sluice (an unknown version) is left exactly where it is, neither misread nor moved
  * aside as .bad: that sluice, reinstalled, must still find and run it. */
-static json_int_t job_version(json_t *o, const char *path)
+static json_int_t job_version(json_t *o, char *why, size_t len)
 {
     json_t *v = json_object_get(o, "version");
     if (!v)
@@ -261,14 +269,11 @@ static json_int_t job_version(json_t *o, const char *path)
     if (version >= JOB_VERSION_MIN && version <= JOB_VERSION)
         return version;
     if (json_is_integer(v))
-        log_msg(LOG_ERR,
-                "spool job %s has version %lld; this sluice reads versions %d-%d: left in place",
-                path, (long long)version, JOB_VERSION_MIN, JOB_VERSION);
+        snprintf(why, len, "has version %lld; this sluice reads versions %d-%d", (long long)version,
+                 JOB_VERSION_MIN, JOB_VERSION);
     else
-        log_msg(LOG_ERR,
-                "spool job %s has a version that is not an integer; this sluice reads versions "
-                "%d-%d: left in place",
-                path, JOB_VERSION_MIN, JOB_VERSION);
+        snprintf(why, len, "has a version that is not an integer; this sluice reads versions %d-%d",
+                 JOB_VERSION_MIN, JOB_VERSION);
     return 0;
 }
 
@@ -289,16 +294,47 @@ static void make_private(const char *dir)
                 dir, (unsigned)(st.st_mode & 07777), (unsigned)(st.st_mode & 0700));
 }
 
-/* A job file left in place unread (name "<qid>-<n>.job"): its id and queue id only. */
-static struct spool_job *held_job(const char *name)
+/* A job file left in place unread (name "<qid>-<n>.job"): its id, queue id and the message
+ * file it keeps (the one every job of that message names). */
+static struct spool_job *held_job(const char *path, const char *name)
 {
     struct spool_job *j = xcalloc(1, sizeof *j);
     snprintf(j->id, sizeof j->id, "%.*s", (int)(strlen(name) - 4), name);
     const char *dash = strrchr(j->id, '-');
     int qlen = dash ? (int)(dash - j->id) : (int)strlen(j->id);
     snprintf(j->env.qid, sizeof j->env.qid, "%.*s", qlen, j->id);
+    /* path is <data_dir>/spool/jobs/<name>: the message is <data_dir>/spool/msg/<qid>.eml. */
+    size_t dlen = strlen(path) - strlen(name) - strlen("jobs/");
+    char msg[PATH_MAX + 300];
+    snprintf(msg, sizeof msg, "%.*smsg/%s.eml", (int)dlen, path, j->env.qid);
+    j->msg_path = xstrdup(msg);
     j->held = true;
     return j;
+}
+
+enum spool_file spool_read_job(const char *path, const char *name, struct spool_job **out,
+                               char *why, size_t len)
+{
+    *out = NULL;
+    json_error_t jerr;
+    json_t *o = json_load_file(path, JSON_ALLOW_NUL, &jerr);
+    if (!o) {
+        snprintf(why, len, "%s", jerr.text);
+        return SPOOL_FILE_BAD;
+    }
+    json_int_t version = job_version(o, why, len);
+    if (version == 0) {
+        json_decref(o);
+        *out = held_job(path, name);
+        return SPOOL_FILE_HELD_VERSION;
+    }
+    enum job_read rd = job_from_json(o, version, out, why, len);
+    json_decref(o);
+    if (rd == JOB_LEAVE) {
+        *out = held_job(path, name);
+        return SPOOL_FILE_HELD_ACTION;
+    }
+    return rd == JOB_OK ? SPOOL_FILE_OK : SPOOL_FILE_BAD;
 }
 
 size_t spool_load_jobs(const char *data_dir, struct spool_job ***out)
@@ -319,29 +355,15 @@ size_t spool_load_jobs(const char *data_dir, struct spool_job ***out)
         size_t len = strlen(e->d_name);
         if (e->d_name[0] == '.' || len < 5 || strcmp(e->d_name + len - 4, ".job") != 0)
             continue;
-        char path[PATH_MAX + 300];
+        char path[PATH_MAX + 300], why[256];
         snprintf(path, sizeof path, "%s/%s", job_dir, e->d_name);
-        json_error_t jerr;
-        json_t *o = json_load_file(path, JSON_ALLOW_NUL, &jerr);
-        json_int_t version = o ? job_version(o, path) : 0;
-        if (o && version == 0) {
-            json_decref(o);
-            *out = xgrow(*out, sizeof **out, &cap, n);
-            (*out)[n++] = held_job(e->d_name);
-            continue;
-        }
-        struct spool_job *j = NULL;
-        char why[256];
-        snprintf(why, sizeof why, "%s", jerr.text);
-        enum job_read rd = o ? job_from_json(o, version, &j, why, sizeof why) : JOB_UNREADABLE;
-        json_decref(o);
-        if (rd == JOB_LEAVE) {
+        struct spool_job *j;
+        enum spool_file st = spool_read_job(path, e->d_name, &j, why, sizeof why);
+        if (st == SPOOL_FILE_HELD_VERSION)
+            log_msg(LOG_ERR, "spool job %s %s: left in place", path, why);
+        else if (st == SPOOL_FILE_HELD_ACTION)
             log_msg(LOG_ERR, "spool job %s has a bad \"action\" object (%s): left in place", path,
                     why);
-            *out = xgrow(*out, sizeof **out, &cap, n);
-            (*out)[n++] = held_job(e->d_name);
-            continue;
-        }
         if (!j) {
             char bad[PATH_MAX + 310];
             snprintf(bad, sizeof bad, "%s.bad", path);
@@ -414,6 +436,7 @@ void spool_job_free(struct spool_job *j)
     free(j->action_params);
     free(j->action_config);
     free(j->msg_path);
+    free(j->last_error);
     free(j->dsn_report);
     free(j->dsn_from);
     free(j->dsn_relay);

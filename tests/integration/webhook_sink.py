@@ -3,14 +3,17 @@ told to fail, for the webhook action's tests."""
 import http.server
 import json
 import threading
+import time
 
 from sluice_harness import free_port
 
 
 class WebhookSink:
-    def __init__(self, port=None, fail_first=0, always_fail=False):
+    def __init__(self, port=None, fail_first=0, always_fail=False, delay=0):
         self.port = port or free_port()
         self.requests = []  # (headers dict, body bytes)
+        self.started = 0  # POSTs received, answered or not yet
+        self.delay = delay  # seconds each POST waits before it is answered
         self.fail_first = fail_first
         self.always_fail = always_fail
         self.lock = threading.Lock()
@@ -28,6 +31,11 @@ class WebhookSink:
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with sink.lock:
+                    sink.started += 1
+                    delay = sink.delay
+                if delay:
+                    time.sleep(delay)
                 with sink.lock:
                     fail = sink.always_fail or sink.fail_first > 0
                     if sink.fail_first > 0:
