@@ -75,6 +75,11 @@ bool domain_valid(const char *name)
     return valid_domain(name, false);
 }
 
+bool domain_valid_utf8(const char *name)
+{
+    return utf8_valid(name, strlen(name)) && valid_domain(name, true);
+}
+
 static bool valid_literal(const char *s, size_t n)
 {
     if (n < 3 || s[0] != '[' || s[n - 1] != ']')

@@ -23,6 +23,8 @@ int address_local_unquoted(const char *addr, char *out, size_t outlen);
 int address_user(const char *addr, char *out, size_t outlen);
 /* Returns true when name is a syntactically valid domain (hostname labels, no literal). */
 bool domain_valid(const char *name);
+/* As domain_valid, also taking U-labels (well-formed UTF-8, compared as bytes). */
+bool domain_valid_utf8(const char *name);
 /* ASCII lower-casing in place. */
 void ascii_lower(char *s);
 /* True when domain equals parent, or (subdomains) is a strict subdomain of parent.
