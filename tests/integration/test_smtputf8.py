@@ -1,14 +1,15 @@
 """SMTPUTF8 (RFC 6531) through real SMTP sessions: advertised; UTF-8 senders and recipients
 accepted only with the SMTPUTF8 parameter and only as well-formed UTF-8; stored in Maildirs
-named by the UTF-8 user, matched by rules (recipient, sender, subject), seen by Lua; the
+named by the UTF-8 user, matched by rules (recipient, sender, From, subject), seen by Lua; the
 Received header says UTF8SMTP."""
 import json
 import os
 import re
 import smtplib
+import subprocess
 import unittest
 
-from sluice_harness import Sluice, read_file
+from sluice_harness import BIN, Sluice, read_file, wait_for
 
 GREEK = "δοκιμή"
 CHINESE = "用户"
@@ -19,6 +20,8 @@ rule_set "main" {
          actions = { add_header { name = "X-Greek-Subject", value = "yes" } } },
   rule { name = "jorg", when = { sender = "jörg@exämple.net" },
          actions = { add_header { name = "X-Sender-Jorg", value = "yes" } } },
+  rule { name = "jorg-from", when = { from = "exämple.net" },
+         actions = { add_header { name = "X-From-Jorg", value = "yes" } } },
   rule { name = "chinese", recipients = { "用户@example.test" },
          actions = { store { maildir = "var/mail/matched/{user}" } } },
   rule { name = "lua", recipients = { "lua@example.test" },
@@ -80,6 +83,7 @@ class Utf8(unittest.TestCase):
         self.assertIn(MSG, data)
         self.assertIn(b"X-Greek-Subject: yes\r\n", data)
         self.assertIn(b"X-Sender-Jorg: yes\r\n", data)
+        self.assertIn(b"X-From-Jorg: yes\r\n", data)
         # The rule for the Chinese recipient matched it alone.
         self.assertEqual(len(self.s.maildir("matched", CHINESE)), 1)
         self.assertEqual(self.s.maildir("matched", GREEK), [])
@@ -125,6 +129,30 @@ class Utf8(unittest.TestCase):
         c.send(MSG + b".\r\n")
         c.expect(250)
         self.assertEqual(len(self.s.maildir("example.test", GREEK)), 1)
+
+class ULabelDomains(unittest.TestCase):
+    """U-label domains in server.domains: byte-wise after ASCII lower-casing, as documented."""
+
+    def test_u_label_domain_accepted_and_stored(self):
+        s = Sluice(domains=("bücher.example", "xn--bcher-kva.example"), tls=False, rules="""
+rule_set "main" { rule { name = "all", actions = { store { maildir = "var/mail/{domain}/{user}" } } } }
+""").start()
+        self.addCleanup(s.stop)
+        with smtplib.SMTP("127.0.0.1", s.port, timeout=20) as c:
+            refused = c.sendmail("a@example.net", ["Ünïcode@BüCHER.example", "a@xn--bcher-kva.example"],
+                                 b"Subject: x\r\n\r\nx\r\n", mail_options=["SMTPUTF8"])
+            self.assertEqual(refused, {})
+            c.mail("a@example.net", ["SMTPUTF8"])
+            # Only ASCII letters fold: "BÜCHER" (capital Ü) is another domain.
+            self.assertEqual(c.rcpt("x@BÜCHER.example")[0], 550)
+        self.assertTrue(wait_for(lambda: s.all_stored()), s.read_log())
+        self.assertTrue(any("Ünïcode" in p for p in s.all_stored()), s.all_stored())
+
+    def test_ill_formed_utf8_domain_in_config_is_refused(self):
+        s = Sluice(domains=("\\255x.example",), tls=False)
+        r = subprocess.run([BIN, "check", "-c", s.config_path], cwd=s.dir, capture_output=True)
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn(b"in domains is not a valid domain", r.stderr)
 
 
 if __name__ == "__main__":
