@@ -78,6 +78,10 @@ int xtext_decode(const char *s, char *out, size_t outlen)
                 return -1;
             c = h << 4 | l;
             s += 2;
+            /* xtext carries US-ASCII text (RFC 3461 §4); a decoded CR or LF would end up as a
+             * header line of its own in the DSN. */
+            if (c < 0x20 || c >= 0x7f)
+                return -1;
         } else if (c < '!' || c > '~' || c == '=') {
             return -1;
         }

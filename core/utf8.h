@@ -12,8 +12,8 @@ bool utf8_valid(const char *s, size_t n);
 /* True when s holds a byte >= 0x80. */
 bool utf8_non_ascii(const char *s);
 /* Decodes RFC 3461 xtext ("+2B" hex escapes; printable ASCII '!'..'~' other than '+' and '='
- * as is) into out (size outlen). Returns the decoded length, or -1 on bad syntax or when it
- * does not fit. */
+ * as is) into out (size outlen). Returns the decoded length, or -1 on bad syntax, a decoded
+ * control or non-ASCII byte, or when it does not fit. */
 int xtext_decode(const char *s, char *out, size_t outlen);
 /* Encodes s as xtext into out (size outlen); returns the length or -1 when it does not fit. */
 int xtext_encode(const char *s, char *out, size_t outlen);

@@ -66,13 +66,13 @@ rule_set "main" { rule { name = "all", actions = { store { maildir = "var/mail/{
         c = self.s.raw()
         c.expect(220)
         c.expect(250, "EHLO client.example.net\r\n")
-        for bad in ("RET=BODY", "ENVID=a+zz", "RET=FULL RET=HDRS", "NOTIFY=NEVER"):
+        for bad in ("RET=BODY", "ENVID=a+zz", "ENVID=x+0D+0AInjected:+20yes", "RET=FULL RET=HDRS", "NOTIFY=NEVER"):
             c.send("MAIL FROM:<a@example.net> %s\r\n" % bad)
             code, text = c.reply()
             self.assertIn(code, (501, 555), text)
         c.expect(250, "MAIL FROM:<a@example.net> RET=HDRS ENVID=x+2By\r\n")
         for bad in ("NOTIFY=NEVER,FAILURE", "NOTIFY=SOMETIMES", "NOTIFY=", "ORCPT=nosemicolon",
-                    "ORCPT=rfc822;a+zz"):
+                    "ORCPT=rfc822;a+zz", "ORCPT=rfc822;a+0D+0Ab@example.org"):
             self.assertIn("501 5.5.4", c.expect(501, "RCPT TO:<user@example.test> %s\r\n" % bad))
         c.expect(250, "RCPT TO:<user@example.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;u+40x\r\n")
 

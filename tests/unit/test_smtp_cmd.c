@@ -191,6 +191,12 @@ static void dsn_params(void)
     BAD("MAIL FROM:<a@example.net> ENVID=a+2b", "501 5.5.4"); /* lower-case hex */
     BAD("MAIL FROM:<a@example.net> ENVID=", "501 5.5.4");
     BAD("MAIL FROM:<a@example.net> ENVID=a=b", "501 5.5.4");
+    /* Decoded controls would be header injection in the DSN; xtext is US-ASCII text. */
+    BAD("MAIL FROM:<a@example.net> ENVID=a+0D+0AX-Injected:+20yes", "501 5.5.4");
+    BAD("MAIL FROM:<a@example.net> ENVID=a+00", "501 5.5.4");
+    BAD("MAIL FROM:<a@example.net> ENVID=a+C3+A4", "501 5.5.4");
+    OK("MAIL FROM:<a@example.net> ENVID=a+20b", CMD_MAIL);
+    CHECK_STR(cmd.envid, "a b");
     OK("RCPT TO:<user@example.test> NOTIFY=NEVER", CMD_RCPT);
     CHECK_INT(cmd.notify, DSN_NOTIFY_NEVER);
     OK("RCPT TO:<user@example.test> NOTIFY=success,FAILURE,DELAY ORCPT=rfc822;bob+2Bx@example.com",
@@ -206,6 +212,7 @@ static void dsn_params(void)
     BAD("RCPT TO:<user@example.test> ORCPT=;bob@example.com", "501 5.5.4");
     BAD("RCPT TO:<user@example.test> ORCPT=rfc822;", "501 5.5.4");
     BAD("RCPT TO:<user@example.test> ORCPT=rfc822;a+zz", "501 5.5.4");
+    BAD("RCPT TO:<user@example.test> ORCPT=rfc822;a+0Ab@example.com", "501 5.5.4");
 }
 
 static void bad_syntax(void)
