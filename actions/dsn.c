@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <gmime/gmime.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,7 +59,11 @@ void dsn_build(const struct spool_job *job, struct buf *out)
     buf_printf(&status, "Reporting-MTA: dns; %s\nX-Sluice-Queue-ID: %s\nArrival-Date: %s\n",
                job->hostname, job->env.qid, date);
     buf_puts(&status, job->dsn_report);
-    GMimePart *ds = mime_part_new("message", "delivery-status", status.data, status.len);
+    /* RFC 6533 §6: a report on an SMTPUTF8 message may hold UTF-8, so it uses the global
+     * types. */
+    bool global = job->env.smtputf8;
+    GMimePart *ds = mime_part_new("message", global ? "global-delivery-status" : "delivery-status",
+                                  status.data, status.len);
     g_mime_multipart_add(report, GMIME_OBJECT(ds));
     g_object_unref(ds);
     buf_free(&status);
@@ -67,9 +72,11 @@ void dsn_build(const struct spool_job *job, struct buf *out)
     size_t hlen = job->env.ret == DSN_RET_FULL
                       ? job->content.len
                       : headers_length(job->content.data, job->content.len);
-    GMimePart *orig = job->env.ret == DSN_RET_FULL
-                          ? mime_part_new("message", "rfc822", job->content.data, hlen)
-                          : mime_part_new("text", "rfc822-headers", job->content.data, hlen);
+    GMimePart *orig =
+        job->env.ret == DSN_RET_FULL
+            ? mime_part_new("message", global ? "global" : "rfc822", job->content.data, hlen)
+        : global ? mime_part_new("message", "global-headers", job->content.data, hlen)
+                 : mime_part_new("text", "rfc822-headers", job->content.data, hlen);
     g_mime_multipart_add(report, GMIME_OBJECT(orig));
     g_object_unref(orig);
 

@@ -116,6 +116,21 @@ rule_set "main" { rule { name = "all", actions = { store { maildir = "var/mail/{
         self.assertIn(b"the body text", data)
         self.assertNotIn(b"Original-Envelope-Id", data)
 
+    def test_smtputf8_message_gets_global_types(self):
+        with smtplib.SMTP("127.0.0.1", self.s.port, timeout=20) as c:
+            c.ehlo("client.example.net")
+            c.mail("bounce@example.com", ["SMTPUTF8"])
+            c.rcpt("alice@example.test")
+            c.rcpt("bob@example.test", ["ORCPT=rfc822;b@example.org"])
+            self.assertEqual(c.data("Subject: Grüße\r\n\r\nthe body text\r\n".encode())[0], 250)
+        self.assertTrue(wait_for(self.dsns), self.s.read_log())
+        parts = self.parts(self.dsns()[0])
+        self.assertEqual([p.get_content_type() for p in parts],
+                         ["text/plain", "message/global-delivery-status", "message/global-headers"])
+        data = read_file(self.dsns()[0])
+        self.assertIn("Subject: Grüße".encode(), data)
+        self.assertNotIn(b"the body text", data)
+
 
 class Capture:
     """A minimal next hop on loopback: offers DSN (or not), records the envelope commands and
