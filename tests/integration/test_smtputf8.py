@@ -105,6 +105,9 @@ class Utf8(unittest.TestCase):
         r = json.loads(bytes.fromhex(seen.group(1).decode()).decode())
         self.assertEqual(r["source"], "jörg@exämple.net")
         self.assertEqual(r["subject"], "Καλημέρα κόσμε")
+        self.assertEqual(r["env"]["mail_from"], "jörg@exämple.net")
+        self.assertEqual(r["env"]["rcpt_to"], ["lua@example.test"])
+        self.assertIs(r["env"]["smtputf8"], True)
 
     def test_non_ascii_without_smtputf8_is_553_5_6_7(self):
         c, _ = self.session()
