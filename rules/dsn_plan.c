@@ -39,11 +39,10 @@ void dsn_plan(struct plan *plan, const struct message *m, const char *rule_set,
         buf_puts(&report, "\n");
         /* RFC 3464 §2.3.1: ORCPT as the client gave it, "addr-type; address". */
         const char *orcpt = m->env.rcpt_dsn[i].orcpt;
-        if (orcpt) {
-            const char *semi = strchr(orcpt, ';');
+        const char *semi = orcpt ? strchr(orcpt, ';') : NULL;
+        if (semi) /* always, as the parser keeps it; a hand-edited job file may differ */
             buf_printf(&report, "Original-Recipient: %.*s; %s\n", (int)(semi - orcpt), orcpt,
                        semi + 1);
-        }
         /* RFC 6533 §3: utf-8 address type for a non-ASCII recipient. */
         buf_printf(&report,
                    "Final-Recipient: %s; %s\nAction: failed\nStatus: %s\n"
