@@ -6,10 +6,12 @@
 #include "delivery/smtp_client.h"
 #include "auth/dns.h"
 #include "core/headers.h"
+#include "core/utf8.h"
 #include "spool/spool.h"
 
 #include <arpa/inet.h>
 #include <gmime/gmime.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,8 +39,10 @@ void dsn_build(const struct spool_job *job, struct buf *out)
              "This is the mail system at host %s.\n\n"
              "Your message was delivered to some of its recipients, but the receiving\n"
              "domain's rules refused the recipients listed in the attached report.\n"
-             "The original message's headers are attached.\n",
-             job->hostname);
+             "%s\n",
+             job->hostname,
+             job->env.ret == DSN_RET_FULL ? "The original message is attached."
+                                          : "The original message's headers are attached.");
     GMimeTextPart *text = g_mime_text_part_new_with_subtype("plain");
     g_mime_text_part_set_text(text, human);
     g_mime_multipart_add(report, GMIME_OBJECT(text));
@@ -49,16 +53,30 @@ void dsn_build(const struct spool_job *job, struct buf *out)
     struct tm tm;
     localtime_r(&job->env.arrival, &tm);
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+    /* RFC 3464 §2.2.1: the client's ENVID comes first, as given (xtext decoded). */
+    if (job->env.dsn_envid)
+        buf_printf(&status, "Original-Envelope-Id: %s\n", job->env.dsn_envid);
     buf_printf(&status, "Reporting-MTA: dns; %s\nX-Sluice-Queue-ID: %s\nArrival-Date: %s\n",
                job->hostname, job->env.qid, date);
     buf_puts(&status, job->dsn_report);
-    GMimePart *ds = mime_part_new("message", "delivery-status", status.data, status.len);
+    /* RFC 6533 §6: a report on an SMTPUTF8 message may hold UTF-8, so it uses the global
+     * types. */
+    bool global = job->env.smtputf8;
+    GMimePart *ds = mime_part_new("message", global ? "global-delivery-status" : "delivery-status",
+                                  status.data, status.len);
     g_mime_multipart_add(report, GMIME_OBJECT(ds));
     g_object_unref(ds);
     buf_free(&status);
 
-    size_t hlen = headers_length(job->content.data, job->content.len);
-    GMimePart *orig = mime_part_new("text", "rfc822-headers", job->content.data, hlen);
+    /* RFC 3461 §4.3: RET=FULL asks for the whole message back; HDRS, or nothing, the headers. */
+    size_t hlen = job->env.ret == DSN_RET_FULL
+                      ? job->content.len
+                      : headers_length(job->content.data, job->content.len);
+    GMimePart *orig =
+        job->env.ret == DSN_RET_FULL
+            ? mime_part_new("message", global ? "global" : "rfc822", job->content.data, hlen)
+        : global ? mime_part_new("message", "global-headers", job->content.data, hlen)
+                 : mime_part_new("text", "rfc822-headers", job->content.data, hlen);
     g_mime_multipart_add(report, GMIME_OBJECT(orig));
     g_object_unref(orig);
 
@@ -142,8 +160,9 @@ static int send_via_mx(const struct spool_job *job, const struct buf *dsn, char 
         for (int a = 0; res->data[a] && res->len[a] == 4 && rc == SMTP_SEND_TEMPFAIL; a++) {
             char ip[INET_ADDRSTRLEN];
             inet_ntop(AF_INET, res->data[a], ip, sizeof ip);
-            rc = smtp_send(ip, 25, SMTP_TLS_OPPORTUNISTIC, NULL, "", rcpt, 1, dsn->data, dsn->len,
-                           30, err, errlen);
+            rc = smtp_send(ip, 25, SMTP_TLS_OPPORTUNISTIC, NULL, "", rcpt, 1,
+                           &(struct smtp_send_ext){.smtputf8 = utf8_non_ascii(job->env.mail_from)},
+                           dsn->data, dsn->len, 30, err, errlen);
         }
         ub_resolve_free(res);
     }
@@ -162,8 +181,9 @@ static int dsn_deliver(const void *state, struct spool_job *job, char *err, size
         snprintf(host, sizeof host, "%.*s", colon ? (int)(colon - job->dsn_relay) : 255,
                  job->dsn_relay);
         char *rcpt[1] = {job->env.mail_from};
-        rc = smtp_send(host, port, SMTP_TLS_OPPORTUNISTIC, NULL, "", rcpt, 1, dsn.data, dsn.len, 30,
-                       err, errlen);
+        rc = smtp_send(host, port, SMTP_TLS_OPPORTUNISTIC, NULL, "", rcpt, 1,
+                       &(struct smtp_send_ext){.smtputf8 = utf8_non_ascii(job->env.mail_from)},
+                       dsn.data, dsn.len, 30, err, errlen);
     } else {
         rc = send_via_mx(job, &dsn, err, errlen);
     }

@@ -142,12 +142,14 @@ static int lmtp_deliver(const void *state, struct spool_job *job, char *err, siz
     char xerr[256];
     lmtp_deliver_each(state, job, replies, xerr, sizeof xerr);
     const char *temp = NULL, *final = NULL;
+    bool *retry = xcalloc(n ? n : 1, sizeof *retry);
     for (size_t i = 0; i < n; i++) {
         int cls = replies[i].code / 100;
         if (cls == 4) {
             if (!temp)
                 temp = replies[i].text;
-            job->env.rcpts[keep++] = job->env.rcpts[i];
+            retry[i] = true;
+            keep++;
             continue;
         }
         if (cls == 2)
@@ -157,9 +159,9 @@ static int lmtp_deliver(const void *state, struct spool_job *job, char *err, siz
             log_msg(LOG_ERR, "job=%s action=lmtp rcpt=%s refused: %s", job->id, job->env.rcpts[i],
                     replies[i].text);
         }
-        free(job->env.rcpts[i]);
     }
-    job->env.nrcpts = keep;
+    envelope_keep_rcpts(&job->env, retry);
+    free(retry);
     int rc = 0;
     if (keep > 0) {
         snprintf(err, errlen, "%s", xerr[0] ? xerr : temp);

@@ -4,6 +4,7 @@
  * A 5xx from the next hop is final; anything else is retried until expire_after. */
 #include "actions/action.h"
 #include "delivery/smtp_client.h"
+#include "core/utf8.h"
 #include "lua/lua_fields.h"
 #include "core/address.h"
 #include "core/xalloc.h"
@@ -105,8 +106,11 @@ static int relay_deliver(const void *state, struct spool_job *job, char *err, si
     const char *from = s->replace_from ? s->sender : job->env.mail_from;
     size_t len = job->content.len;
     const char *data = smtp_skip_return_path(job->content.data, &len);
+    /* The client's SMTPUTF8 and DSN parameters travel on (RFC 6531 §3.2, RFC 3461 §5.2). */
+    struct smtp_send_ext x = {job->env.smtputf8 || utf8_non_ascii(from), job->env.ret,
+                              job->env.dsn_envid, job->env.rcpt_dsn};
     int rc = smtp_send(s->host, s->port, s->tls, s->tls_ca, from, job->env.rcpts, job->env.nrcpts,
-                       data, len, (long)((s->timeout_ms + 999) / 1000), err, errlen);
+                       &x, data, len, (long)((s->timeout_ms + 999) / 1000), err, errlen);
     return rc == SMTP_SEND_REJECTED ? ACTION_DELIVER_REJECTED : rc == 0 ? 0 : -1;
 }
 

@@ -231,7 +231,7 @@ static int check_domains(struct server_cfg *s, bool given, char *err, size_t err
     }
     for (size_t i = 0; i < s->ndomains; i++) {
         const char *d = s->domains[i][0] == '.' ? s->domains[i] + 1 : s->domains[i];
-        if (!domain_valid(d)) {
+        if (!domain_valid_utf8(d)) {
             snprintf(err, errlen, "server: '%s' in domains is not a valid domain", s->domains[i]);
             return -1;
         }

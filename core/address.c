@@ -1,16 +1,19 @@
 /* Envelope address syntax (RFC 5321 §4.1.2) and matching helpers. */
 #include "core/address.h"
+#include "core/utf8.h"
 
 #include <ctype.h>
 #include <string.h>
 #include <strings.h>
 
-static bool atext(unsigned char c)
+/* utf8: RFC 6531 §3.3 adds UTF8-non-ascii to atext and qtext (well-formedness is checked on
+ * the whole address first). */
+static bool atext(unsigned char c, bool utf8)
 {
-    return isalnum(c) || strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL;
+    return isalnum(c) || (c && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL) || (utf8 && c >= 0x80);
 }
 
-static bool valid_local(const char *s, size_t n)
+static bool valid_local(const char *s, size_t n, bool utf8)
 {
     if (n == 0 || n > 64)
         return false;
@@ -22,7 +25,7 @@ static bool valid_local(const char *s, size_t n)
             if (c == '\\') {
                 if (++i >= n - 1 || s[i] < 32 || s[i] > 126)
                     return false;
-            } else if (c < 32 || c > 126 || c == '"') {
+            } else if (c < 32 || (c > 126 && !(utf8 && c >= 0x80)) || c == '"') {
                 return false;
             }
         }
@@ -35,7 +38,7 @@ static bool valid_local(const char *s, size_t n)
             if (prev_dot)
                 return false;
             prev_dot = true;
-        } else if (atext(c)) {
+        } else if (atext(c, utf8)) {
             prev_dot = false;
         } else {
             return false;
@@ -44,7 +47,8 @@ static bool valid_local(const char *s, size_t n)
     return !prev_dot;
 }
 
-bool domain_valid(const char *name)
+/* utf8: U-labels (RFC 6531 §3.3 sub-domain =/ U-label) are taken as their UTF-8 octets. */
+static bool valid_domain(const char *name, bool utf8)
 {
     size_t n = strlen(name);
     if (n == 0 || n > 253)
@@ -56,7 +60,7 @@ bool domain_valid(const char *name)
             if (label == 0 || name[i - 1] == '-')
                 return false;
             label = 0;
-        } else if (isalnum(c) || c == '_' || (c == '-' && label > 0)) {
+        } else if (isalnum(c) || c == '_' || (c == '-' && label > 0) || (utf8 && c >= 0x80)) {
             if (++label > 63)
                 return false;
         } else {
@@ -64,6 +68,16 @@ bool domain_valid(const char *name)
         }
     }
     return label > 0 && name[n - 1] != '-';
+}
+
+bool domain_valid(const char *name)
+{
+    return valid_domain(name, false);
+}
+
+bool domain_valid_utf8(const char *name)
+{
+    return utf8_valid(name, strlen(name)) && valid_domain(name, true);
 }
 
 static bool valid_literal(const char *s, size_t n)
@@ -82,15 +96,25 @@ const char *address_domain(const char *addr)
     return at ? at + 1 : NULL;
 }
 
-bool address_valid(const char *s)
+static bool valid_address(const char *s, bool utf8)
 {
     const char *at = strrchr(s, '@');
     if (!at || strlen(s) > 254)
         return false;
     const char *dom = at + 1;
-    if (!valid_local(s, (size_t)(at - s)))
+    if (!valid_local(s, (size_t)(at - s), utf8))
         return false;
-    return dom[0] == '[' ? valid_literal(dom, strlen(dom)) : domain_valid(dom);
+    return dom[0] == '[' ? valid_literal(dom, strlen(dom)) : valid_domain(dom, utf8);
+}
+
+bool address_valid(const char *s)
+{
+    return valid_address(s, false);
+}
+
+bool address_valid_utf8(const char *s)
+{
+    return utf8_valid(s, strlen(s)) && valid_address(s, true);
 }
 
 int address_local(const char *addr, char *out, size_t outlen)

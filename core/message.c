@@ -64,11 +64,15 @@ void message_trace_headers(const struct message *m, const char *rcpt, struct buf
     buf_printf(out, "Received: from %s (%s [%s%s])\r\n", e->helo ? e->helo : "unknown",
                e->client_rdns ? e->client_rdns : "unknown",
                strchr(e->client_ip, ':') ? "IPv6:" : "", e->client_ip);
+    /* RFC 6531 §4.3: UTF8SMTP(S) when the transaction used SMTPUTF8. */
+    const char *proto = e->smtputf8 ? (e->tls ? "UTF8SMTPS" : "UTF8SMTP")
+                        : e->esmtp  ? (e->tls ? "ESMTPS" : "ESMTP")
+                                    : (e->tls ? "SMTPS" : "SMTP");
     if (e->tls)
-        buf_printf(out, "\tby %s (sluice) with %s (%s:%s)\r\n", m->hostname,
-                   e->esmtp ? "ESMTPS" : "SMTPS", e->tls_version, e->tls_cipher);
+        buf_printf(out, "\tby %s (sluice) with %s (%s:%s)\r\n", m->hostname, proto, e->tls_version,
+                   e->tls_cipher);
     else
-        buf_printf(out, "\tby %s (sluice) with %s\r\n", m->hostname, e->esmtp ? "ESMTP" : "SMTP");
+        buf_printf(out, "\tby %s (sluice) with %s\r\n", m->hostname, proto);
     if (rcpt)
         buf_printf(out, "\tid %s\r\n\tfor <%s>; %s\r\n", e->qid, rcpt, date);
     else

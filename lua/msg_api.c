@@ -384,13 +384,15 @@ static int m_attachments(lua_State *L)
 
 static void push_envelope(lua_State *L, const struct message *m)
 {
-    lua_createtable(L, 0, 5);
+    lua_createtable(L, 0, 6);
     lua_pushstring(L, m->env.helo ? m->env.helo : "");
     lua_setfield(L, -2, "helo");
     lua_pushstring(L, m->env.client_ip);
     lua_setfield(L, -2, "client_ip");
     lua_pushboolean(L, m->env.tls);
     lua_setfield(L, -2, "tls");
+    lua_pushboolean(L, m->env.smtputf8);
+    lua_setfield(L, -2, "smtputf8");
     lua_pushstring(L, m->env.mail_from ? m->env.mail_from : "");
     lua_setfield(L, -2, "mail_from");
     lua_createtable(L, (int)m->env.nrcpts, 0);

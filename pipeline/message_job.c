@@ -85,10 +85,13 @@ static unsigned log_partial_bounce(const struct message *m, const struct rcpt_ou
     for (size_t i = 0; i < m->env.nrcpts; i++) {
         if (!out[i].refused)
             continue;
-        if (strcmp(dsn, "queued") != 0)
+        const char *why = envelope_rcpt_wants_failure_dsn(&m->env, i)
+                              ? dsn
+                              : "not sent: the client's NOTIFY excludes FAILURE";
+        if (strcmp(why, "queued") != 0)
             not_sent++;
         struct log_kv kv[] = {
-            {"qid", m->env.qid}, {"rcpt", m->env.rcpts[i]}, {"reply", out[i].reply}, {"dsn", dsn}};
+            {"qid", m->env.qid}, {"rcpt", m->env.rcpts[i]}, {"reply", out[i].reply}, {"dsn", why}};
         log_event(LOG_WARN, "bounce", kv, sizeof kv / sizeof kv[0]);
     }
     return not_sent;

@@ -413,6 +413,8 @@ static void cmd_helo(struct session *s, const struct smtp_cmd *c)
     reply(s, "250-PIPELINING");
     reply(s, "250-SIZE %lld", sc->max_message_size);
     reply(s, "250-8BITMIME");
+    reply(s, "250-SMTPUTF8");
+    reply(s, "250-DSN");
     if (server_tls(s->srv) && !s->client.tls)
         reply(s, "250-STARTTLS");
     if (s->xclient_ok)
@@ -431,6 +433,9 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *c)
     s->cfg = config_retain(server_config(s->srv));
     s->msg = message_new(&s->client);
     s->msg->env.mail_from = xstrdup(c->path);
+    s->msg->env.smtputf8 = c->smtputf8;
+    s->msg->env.ret = c->ret;
+    s->msg->env.dsn_envid = c->envid[0] ? xstrdup(c->envid) : NULL;
     enter_state(s, S_MAIL);
     reply(s, "250 2.1.0 Ok");
 }
@@ -459,6 +464,12 @@ static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
         reply(s, "452 4.5.3 Error: too many recipients");
         return;
     }
+    if (c->path_utf8 && !m->env.smtputf8) {
+        s->n_rcpt_rejected++;
+        atomic_fetch_add(&smtp_stats.rcpt_rejected[REJECT_SYNTAX], 1);
+        reply_error(s, "553 5.6.7 SMTPUTF8 required for a non-ASCII recipient address");
+        return;
+    }
     enum rcpt_reject_reason reason;
     const struct server_cfg *sc = &s->cfg->server;
     const struct rule_set *rs = config_rule_set_for(s->cfg, s->listen_addr);
@@ -480,7 +491,7 @@ static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
             return;
         }
     }
-    message_add_rcpt(m, c->path);
+    envelope_add_rcpt_dsn(&m->env, c->path, c->notify, c->orcpt[0] ? c->orcpt : NULL);
     s->n_rcpt_ok++;
     enter_state(s, S_RCPT);
     reply(s, "250 2.1.5 Ok");

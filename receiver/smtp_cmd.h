@@ -1,9 +1,13 @@
-/* SMTP command-line parser (RFC 5321 §4.1, RFC 1870 SIZE, RFC 6152 8BITMIME). Pure: no I/O,
+/* SMTP command-line parser (RFC 5321 §4.1, RFC 1870 SIZE, RFC 6152 8BITMIME, RFC 6531
+ * SMTPUTF8, RFC 3461 DSN). Pure: no I/O,
  * no allocation; results point into the caller's line buffer. */
 #ifndef SLUICE_SMTP_CMD_H
 #define SLUICE_SMTP_CMD_H
 
+#include <stdbool.h>
 #include <stddef.h>
+
+#include "core/envelope.h"
 
 enum smtp_verb {
     CMD_UNKNOWN,
@@ -30,6 +34,12 @@ struct smtp_cmd {
     char path[512];  /* MAIL/RCPT: the address without <>, "" for the null path */
     long long size;  /* MAIL SIZE=, -1 when absent */
     enum smtp_body body;
+    bool smtputf8;    /* MAIL SMTPUTF8 */
+    bool path_utf8;   /* path holds UTF-8 (valid; RCPT: the session checks SMTPUTF8) */
+    enum dsn_ret ret; /* MAIL RET= */
+    char envid[101];  /* MAIL ENVID=, xtext decoded; "" when absent */
+    unsigned notify;  /* RCPT NOTIFY=, DSN_NOTIFY_* bits */
+    char orcpt[512];  /* RCPT ORCPT=, "addr-type;address" with the xtext decoded; "" absent */
 };
 
 /* Parses one command line (without CRLF; may be modified in place). Returns 0 on success, or

@@ -158,7 +158,7 @@ int dmarc_report_send(const struct config *cfg, const char *receiver, const char
         int port = colon ? atoi(colon + 1) : 25;
         snprintf(host, sizeof host, "%.*s", colon ? (int)(colon - relay) : 255, relay);
         if (smtp_send(host, port, SMTP_TLS_OPPORTUNISTIC, NULL, cfg->dmarc_reports.email, addrs, k,
-                      mail.data, mail.len, 60, err, errlen) != 0)
+                      NULL, mail.data, mail.len, 60, err, errlen) != 0)
             rc = -1;
         buf_free(&mail);
     }

@@ -1,5 +1,6 @@
 /* Recipient conditions with SES semantics. Domains compare case-insensitively; so do local
- * parts, because every mail operator expects User@ and user@ to be one mailbox. */
+ * parts, because every mail operator expects User@ and user@ to be one mailbox. UTF-8 (RFC
+ * 6531) addresses and U-label domains are taken too; only their ASCII letters ignore case. */
 #include "rules/ruleset.h"
 #include "core/address.h"
 #include "core/xalloc.h"
@@ -14,7 +15,7 @@ int rcpt_cond_parse(const char *text, struct rcpt_cond *out, char *err, size_t e
     memset(out, 0, sizeof *out);
     const char *at = strrchr(text, '@');
     if (at) {
-        if (!address_valid(text)) {
+        if (!address_valid_utf8(text)) {
             snprintf(err, errlen, "recipient condition '%s' is not a valid address", text);
             return -1;
         }
@@ -22,7 +23,7 @@ int rcpt_cond_parse(const char *text, struct rcpt_cond *out, char *err, size_t e
         out->domain = xstrdup(at + 1);
     } else {
         const char *d = text[0] == '.' ? text + 1 : text;
-        if (!domain_valid(d)) {
+        if (!domain_valid_utf8(d)) {
             snprintf(err, errlen, "recipient condition '%s' is not a valid domain", text);
             return -1;
         }

@@ -416,7 +416,7 @@ struct spool_job *spool_job_new(const struct message *m, const char *rule_set, c
     all.nrcpts = all.rcpts_cap = 0;
     envelope_copy(&j->env, &all);
     for (size_t i = 0; i < n; i++)
-        envelope_add_rcpt(&j->env, m->env.rcpts[rcpts[i]]);
+        envelope_copy_rcpt(&j->env, &m->env, rcpts[i]);
     if (!j->env.mail_from)
         j->env.mail_from = xstrdup("");
     j->created = time(NULL);

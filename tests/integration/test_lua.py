@@ -239,8 +239,8 @@ rule_set "main" {
         self.assertTrue(r["cut"])
         self.assertTrue(r["whole"])
         self.assertEqual(r["env"], {"helo": "client.example.net", "client_ip": "127.0.0.1",
-                                    "tls": False, "mail_from": "sender@example.net",
-                                    "rcpt_to": ["user@example.test", "other@example.test"]})
+                                    "tls": False, "smtputf8": False,
+                                    "mail_from": "sender@example.net", "rcpt_to": ["user@example.test", "other@example.test"]})
         self.assertEqual(r["added_visible"], "by-script")
         self.assertEqual(r["removed"], 1)
         self.assertTrue(r["removed_gone"])

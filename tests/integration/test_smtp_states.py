@@ -29,7 +29,7 @@ NO_TLS = "502 5.5.1 Error: command not implemented"
 MAIL = "MAIL FROM:<a@example.net>\r\n"
 RCPT = "RCPT TO:<user@example.test>\r\n"
 EHLO_PLAIN = ("250-mx.example.test\n250-PIPELINING\n250-SIZE 26214400\n250-8BITMIME\n"
-              "250 ENHANCEDSTATUSCODES")
+              "250-SMTPUTF8\n250-DSN\n250 ENHANCEDSTATUSCODES")
 
 
 class StatesCase(SluiceTestCase):

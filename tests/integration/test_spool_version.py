@@ -37,7 +37,8 @@ rule_set "main" {
 """
 
 ENVELOPE_KEYS = ["qid", "arrival", "client_ip", "client_port", "client_rdns", "helo", "esmtp",
-                 "tls", "tls_version", "tls_cipher", "mail_from", "rcpts", "verdicts"]
+                 "tls", "tls_version", "tls_cipher", "mail_from", "rcpts", "verdicts",
+                 "smtputf8", "dsn_ret", "dsn_envid", "rcpt_dsn"]
 
 MSG = (b"Return-Path: <alice@example.net>\r\nFrom: Alice <alice@example.net>\r\n"
        b"To: user@example.test\r\nSubject: %s\r\nMessage-ID: <%s@example.net>\r\n\r\nbody\r\n")

@@ -32,8 +32,15 @@ static void fill(struct envelope *e)
     for (int i = 0; i < 300; i++) {
         char a[64];
         snprintf(a, sizeof a, "user%d@ünicode.example.test", i);
-        envelope_add_rcpt(e, a);
+        if (i % 3 == 0)
+            envelope_add_rcpt(e, a);
+        else
+            envelope_add_rcpt_dsn(e, a, i % 3 == 1 ? DSN_NOTIFY_NEVER : DSN_NOTIFY_FAILURE,
+                                  i % 3 == 1 ? NULL : "rfc822;ö@example.org");
     }
+    e->smtputf8 = true;
+    e->ret = DSN_RET_HDRS;
+    e->dsn_envid = xstrdup("env+id=1");
     e->verdicts = (struct verdicts){VERDICT_PASS,  VERDICT_FAIL,
                                     VERDICT_GRAY,  VERDICT_PROCESSING_FAILED,
                                     VERDICT_UNSET, DMARC_POLICY_QUARANTINE};
@@ -53,8 +60,14 @@ static void check_same(const struct envelope *a, const struct envelope *b)
     CHECK_STR(a->tls_cipher, b->tls_cipher);
     CHECK_STR(a->mail_from, b->mail_from);
     CHECK_INT(a->nrcpts, b->nrcpts);
-    for (size_t i = 0; i < a->nrcpts && i < b->nrcpts; i++)
+    for (size_t i = 0; i < a->nrcpts && i < b->nrcpts; i++) {
         CHECK_STR(a->rcpts[i], b->rcpts[i]);
+        CHECK_INT(a->rcpt_dsn[i].notify, b->rcpt_dsn[i].notify);
+        CHECK_STR(a->rcpt_dsn[i].orcpt, b->rcpt_dsn[i].orcpt);
+    }
+    CHECK_INT(a->smtputf8, b->smtputf8);
+    CHECK_INT(a->ret, b->ret);
+    CHECK_STR(a->dsn_envid, b->dsn_envid);
     CHECK_INT(a->verdicts.spf, b->verdicts.spf);
     CHECK_INT(a->verdicts.dkim, b->verdicts.dkim);
     CHECK_INT(a->verdicts.dmarc, b->verdicts.dmarc);
@@ -153,6 +166,10 @@ static void test_rejects(void)
         {"rcpts", "[\"a@b\", 3]", "envelope field 'rcpts' "},
         {"qid", "\"0123456789012345678901234567890\"", "envelope field 'qid' is too long"},
         {"client_port", "70000", "envelope field 'client_port' "},
+        {"smtputf8", "1", "envelope field 'smtputf8' "},
+        {"dsn_ret", "\"BODY\"", "envelope field 'dsn_ret' "},
+        {"dsn_envid", "5", "envelope field 'dsn_envid' "},
+        {"rcpt_dsn", "[]", "envelope field 'rcpt_dsn' "},
     };
     for (size_t i = 0; i < sizeof nested / sizeof nested[0]; i++) {
         json_t *o = json_deep_copy(good);
@@ -163,6 +180,21 @@ static void test_rejects(void)
         CHECK_PREFIX(err, nested[i][2]);
         json_decref(o);
     }
+
+    /* Job files written before SMTPUTF8 and DSN lack those fields: defaults, not errors. */
+    json_t *old = json_deep_copy(good);
+    const char *added[] = {"smtputf8", "dsn_ret", "dsn_envid", "rcpt_dsn"};
+    for (size_t i = 0; i < 4; i++)
+        json_object_del(old, added[i]);
+    struct envelope got;
+    char err[200] = "";
+    CHECK_INT(envelope_from_json(&got, old, err, sizeof err), 0);
+    CHECK_INT(got.smtputf8, 0);
+    CHECK_INT(got.ret, DSN_RET_UNSPECIFIED);
+    CHECK(got.dsn_envid == NULL);
+    CHECK(got.nrcpts == 300 && got.rcpt_dsn[1].notify == 0 && got.rcpt_dsn[2].orcpt == NULL);
+    envelope_free(&got);
+    json_decref(old);
     json_decref(good);
 }
 

@@ -139,11 +139,80 @@ static void mail_params(void)
     BAD("MAIL FROM:<a@example.net> BODY=", "501 5.5.4");
     /* Unknown parameters: 555 5.5.4 (RFC 5321 §4.1.1.11). */
     BAD("MAIL FROM:<a@example.net> FOO=BAR", "555 5.5.4");
-    BAD("MAIL FROM:<a@example.net> SMTPUTF8", "555 5.5.4");
+    BAD("MAIL FROM:<a@example.net> SMTPUTF9", "555 5.5.4");
     BAD("MAIL FROM:<a@example.net> SIZE", "555 5.5.4");
     BAD("MAIL FROM:<a@example.net> SIZE=10 AUTH=<>", "555 5.5.4");
-    BAD("RCPT TO:<user@example.test> NOTIFY=NEVER", "555 5.5.4");
+    BAD("RCPT TO:<user@example.test> FOO=BAR", "555 5.5.4");
     BAD("RCPT TO:<user@example.test> SIZE=10", "555 5.5.4");
+    BAD("MAIL FROM:<a@example.net> NOTIFY=NEVER", "555 5.5.4");
+    BAD("MAIL FROM:<a@example.net> SIZE=1 SIZE=2", "501 5.5.4");
+}
+
+/* RFC 6531: SMTPUTF8 on MAIL, UTF-8 addresses only when well-formed. */
+static void smtputf8(void)
+{
+    OK("MAIL FROM:<a@example.net> SMTPUTF8", CMD_MAIL);
+    CHECK_INT(cmd.smtputf8, 1);
+    CHECK_INT(cmd.path_utf8, 0);
+    OK("MAIL FROM:<\xce\xb4\xce\xbf\xce\xba@\xce\xb4.example> SMTPUTF8 BODY=8BITMIME", CMD_MAIL);
+    CHECK_INT(cmd.path_utf8, 1);
+    BAD("MAIL FROM:<\xce\xb4@example.net>", "553 5.6.7");
+    BAD("MAIL FROM:<a@example.net> SMTPUTF8=yes", "501 5.5.4");
+    OK("RCPT TO:<\xe7\x94\xa8\xe6\x88\xb7@example.test>", CMD_RCPT);
+    CHECK_INT(cmd.path_utf8, 1); /* the session refuses it outside an SMTPUTF8 transaction */
+    OK("RCPT TO:<\"\xe7\x94\xa8 x\"@example.test>", CMD_RCPT);
+    /* Not well-formed: a lone continuation byte, an overlong '/', a surrogate, a C1 control,
+     * a truncated sequence, a code point above U+10FFFF. */
+    BAD("RCPT TO:<a\x80"
+        "b@example.test>",
+        "553 5.6.7");
+    BAD("RCPT TO:<a\xc0\xaf"
+        "b@example.test>",
+        "553 5.6.7");
+    BAD("RCPT TO:<a\xed\xa0\x80@example.test>", "553 5.6.7");
+    BAD("RCPT TO:<a\xc2\x85@example.test>", "553 5.6.7");
+    BAD("RCPT TO:<a\xe7\x94@example.test>", "553 5.6.7");
+    BAD("RCPT TO:<a\xf4\x90\x80\x80@example.test>", "553 5.6.7");
+    /* Well-formed UTF-8 in the wrong place is still bad syntax. */
+    BAD("RCPT TO:<\xce\xb4..x@example.test>", "553 5.1.3");
+    BAD("RCPT TO:<\xce\xb4@exa mple.test>", "553 5.1.3");
+}
+
+/* RFC 3461 DSN parameters. */
+static void dsn_params(void)
+{
+    OK("MAIL FROM:<a@example.net> RET=HDRS ENVID=QQ+2B1+3Dx", CMD_MAIL);
+    CHECK_INT(cmd.ret, DSN_RET_HDRS);
+    CHECK_STR(cmd.envid, "QQ+1=x");
+    OK("MAIL FROM:<a@example.net> ret=full", CMD_MAIL);
+    CHECK_INT(cmd.ret, DSN_RET_FULL);
+    BAD("MAIL FROM:<a@example.net> RET=BODY", "501 5.5.4");
+    BAD("MAIL FROM:<a@example.net> ENVID=a+2", "501 5.5.4");
+    BAD("MAIL FROM:<a@example.net> ENVID=a+2b", "501 5.5.4"); /* lower-case hex */
+    BAD("MAIL FROM:<a@example.net> ENVID=", "501 5.5.4");
+    BAD("MAIL FROM:<a@example.net> ENVID=a=b", "501 5.5.4");
+    /* Decoded controls would be header injection in the DSN; xtext is US-ASCII text. */
+    BAD("MAIL FROM:<a@example.net> ENVID=a+0D+0AX-Injected:+20yes", "501 5.5.4");
+    BAD("MAIL FROM:<a@example.net> ENVID=a+00", "501 5.5.4");
+    BAD("MAIL FROM:<a@example.net> ENVID=a+C3+A4", "501 5.5.4");
+    OK("MAIL FROM:<a@example.net> ENVID=a+20b", CMD_MAIL);
+    CHECK_STR(cmd.envid, "a b");
+    OK("RCPT TO:<user@example.test> NOTIFY=NEVER", CMD_RCPT);
+    CHECK_INT(cmd.notify, DSN_NOTIFY_NEVER);
+    OK("RCPT TO:<user@example.test> NOTIFY=success,FAILURE,DELAY ORCPT=rfc822;bob+2Bx@example.com",
+       CMD_RCPT);
+    CHECK_INT(cmd.notify, DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE | DSN_NOTIFY_DELAY);
+    CHECK_STR(cmd.orcpt, "rfc822;bob+x@example.com");
+    BAD("RCPT TO:<user@example.test> NOTIFY=NEVER,FAILURE", "501 5.5.4");
+    BAD("RCPT TO:<user@example.test> NOTIFY=FAILURE,FAILURE", "501 5.5.4");
+    BAD("RCPT TO:<user@example.test> NOTIFY=SOMETIMES", "501 5.5.4");
+    BAD("RCPT TO:<user@example.test> NOTIFY=", "501 5.5.4");
+    BAD("RCPT TO:<user@example.test> NOTIFY=FAILURE,", "501 5.5.4");
+    BAD("RCPT TO:<user@example.test> ORCPT=bob@example.com", "501 5.5.4");
+    BAD("RCPT TO:<user@example.test> ORCPT=;bob@example.com", "501 5.5.4");
+    BAD("RCPT TO:<user@example.test> ORCPT=rfc822;", "501 5.5.4");
+    BAD("RCPT TO:<user@example.test> ORCPT=rfc822;a+zz", "501 5.5.4");
+    BAD("RCPT TO:<user@example.test> ORCPT=rfc822;a+0Ab@example.com", "501 5.5.4");
 }
 
 static void bad_syntax(void)
@@ -206,6 +275,8 @@ int main(void)
     case_insensitive();
     paths();
     mail_params();
+    smtputf8();
+    dsn_params();
     bad_syntax();
     nul_bytes();
     trailing_spaces();
