@@ -183,6 +183,20 @@ static void log_tls_failure(struct session *s, enum tls_failure why, unsigned lo
     log_fields(LOG_WARN, "tls", f, sizeof f / sizeof f[0]);
 }
 
+/* The client changed (a PROXY header, XCLIENT): text says how; the new address and port follow
+ * as fields, with the peer that told us. */
+static void log_client_change(struct session *s, const char *text)
+{
+    struct log_field f[] = {
+        LOG_STR("session", s->id),
+        LOG_STR("msg", text),
+        LOG_STR("client", s->client.client_ip),
+        LOG_INT("port", s->client.client_port),
+        LOG_STR("via", s->peer_ip),
+    };
+    log_fields(LOG_INFO, "log", f, sizeof f / sizeof f[0]);
+}
+
 /* Reading commands, in any phase of the dialogue. */
 static int in_commands(const struct session *s)
 {
@@ -715,9 +729,11 @@ static void cmd_xclient(struct session *s, const struct smtp_cmd *c)
     s->client.esmtp = a.proto_set == 1 ? a.esmtp : 0;
     s->errors = 0;
     enter_state(s, idle_state(s));
-    log_msg_with(LOG_INFO, "session", s->id, "XCLIENT from %s: client is now %s:%d%s%s", s->peer_ip,
-                 s->client.client_ip, s->client.client_port, s->client.client_rdns ? " name " : "",
-                 s->client.client_rdns ? s->client.client_rdns : "");
+    char text[512];
+    snprintf(text, sizeof text, "XCLIENT from %s: client is now %s:%d%s%s", s->peer_ip,
+             s->client.client_ip, s->client.client_port, s->client.client_rdns ? " name " : "",
+             s->client.client_rdns ? s->client.client_rdns : "");
+    log_client_change(s, text);
     greet(s);
 }
 
@@ -947,9 +963,11 @@ static void proxy_input(struct session *s)
         snprintf(s->client.client_ip, sizeof s->client.client_ip, "%s", h.src_ip);
         s->client.client_port = h.src_port;
     }
-    log_msg_with(LOG_INFO, "session", s->id, "PROXY v%d from %s on %s: client %s:%d%s", h.version,
-                 s->peer_ip, s->listen_addr, s->client.client_ip, s->client.client_port,
-                 h.local ? " (LOCAL: the peer itself)" : "");
+    char text[512];
+    snprintf(text, sizeof text, "PROXY v%d from %s on %s: client %s:%d%s", h.version, s->peer_ip,
+             s->listen_addr, s->client.client_ip, s->client.client_port,
+             h.local ? " (LOCAL: the peer itself)" : "");
+    log_client_change(s, text);
     begin_smtp(s);
     if (in_commands(s))
         process_input(s);

@@ -252,5 +252,25 @@ class Refusals(unittest.TestCase):
         self.assertEqual(len(set(re.findall(r"session=(S[0-9A-F]+)", log))), 1, log)
 
 
+class ClientChange(unittest.TestCase):
+    def test_xclient_logs_the_final_address_under_the_same_session(self):
+        s = Sluice(tls=False, server_extra='xclient = { "127.0.0.1/32" },').start()
+        self.addCleanup(s.stop)
+        c = s.raw()
+        c.expect(220)
+        c.expect(250, "EHLO proxy.example.net\r\n")
+        c.expect(220, "XCLIENT ADDR=192.0.2.99 PORT=4242\r\n")
+        c.expect(250, "EHLO client.example.net\r\n")
+        c.expect(221, "QUIT\r\n")
+        s.wait_log(r"end=quit")
+        log = s.read_log()
+        sid = re.search(r"connect session=(S[0-9A-F]+) client=127\.0\.0\.1 ", log).group(1)
+        self.assertRegex(log, r"info log session=%s msg=\"XCLIENT from 127\.0\.0\.1: client is "
+                              r"now 192\.0\.2\.99:4242\" client=192\.0\.2\.99 port=4242 "
+                              r"via=127\.0\.0\.1\n" % sid)
+        self.assertRegex(log, r"info session client=192\.0\.2\.99 .*via=127\.0\.0\.1 .*"
+                              r"session=%s\n" % sid)
+
+
 if __name__ == "__main__":
     unittest.main()
