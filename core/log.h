@@ -81,7 +81,7 @@ void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(pri
  * session it belongs to. */
 void log_msg_with(enum log_level lvl, const char *key, const char *val, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-/* A structured line: event name plus string fields, in order. */
+/* A structured line: event name plus string fields, in order (the first 64). */
 void log_event(enum log_level lvl, const char *event, const struct log_kv *kv, size_t n);
 /* The same with typed fields. */
 void log_fields(enum log_level lvl, const char *event, const struct log_field *f, size_t n);
