@@ -118,11 +118,19 @@ static void enter_state(struct session *s, enum state next)
 }
 
 /* A session id: "S", the time and a counter, unique on this host (the event loop is one
- * thread, so a plain counter does). */
+ * thread, so a plain counter does). The counter starts at the microsecond of the first
+ * session, so that a restart within the same second does not repeat the ids before it. */
 static void make_session_id(char *id, size_t len)
 {
     static unsigned counter;
-    snprintf(id, len, "S%llX%05X", (unsigned long long)time(NULL), counter++ & 0xFFFFF);
+    static int seeded;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (!seeded) {
+        counter = (unsigned)(ts.tv_nsec / 1000);
+        seeded = 1;
+    }
+    snprintf(id, len, "S%llX%05X", (unsigned long long)ts.tv_sec, counter++ & 0xFFFFF);
 }
 
 /* The code and enhanced status code of an SMTP reply ("550 5.1.1 text"); status "" without
