@@ -97,7 +97,82 @@ static void emit(struct buf *b)
     buf_free(b);
 }
 
-void log_event(enum log_level lvl, const char *event, const struct log_kv *kv, size_t n)
+int log_enabled(enum log_level lvl)
+{
+    return lvl <= log_max;
+}
+
+static void put_json_value(struct buf *b, const struct log_field *f)
+{
+    switch (f->type) {
+    case LOG_T_INT:
+    case LOG_T_SECS:
+        buf_printf(b, "%lld", f->num);
+        return;
+    case LOG_T_BOOL:
+        buf_puts(b, f->num ? "true" : "false");
+        return;
+    case LOG_T_LIST:
+        buf_puts(b, "[");
+        for (size_t i = 0; i < f->nitems; i++) {
+            if (i)
+                buf_puts(b, ",");
+            put_json_string(b, f->items[i] ? f->items[i] : "");
+        }
+        buf_puts(b, "]");
+        return;
+    case LOG_T_CSV: {
+        buf_puts(b, "[");
+        struct buf part = {0};
+        for (const char *p = f->val; *p;) {
+            const char *comma = strchr(p, ',');
+            size_t n = comma ? (size_t)(comma - p) : strlen(p);
+            buf_free(&part);
+            buf_append(&part, p, n);
+            if (p != f->val)
+                buf_puts(b, ",");
+            put_json_string(b, buf_cstr(&part));
+            p += n + (comma ? 1 : 0);
+        }
+        buf_free(&part);
+        buf_puts(b, "]");
+        return;
+    }
+    case LOG_T_STR:
+        break;
+    }
+    put_json_string(b, f->val);
+}
+
+static void put_plain_field(struct buf *b, const struct log_field *f)
+{
+    switch (f->type) {
+    case LOG_T_INT:
+        buf_printf(b, "%lld", f->num);
+        return;
+    case LOG_T_SECS:
+        buf_printf(b, "%llds", f->num);
+        return;
+    case LOG_T_BOOL:
+        buf_puts(b, f->num ? "true" : "false");
+        return;
+    case LOG_T_LIST: {
+        struct buf joined = {0};
+        for (size_t i = 0; i < f->nitems; i++)
+            buf_printf(&joined, "%s%s", i ? (f->sep ? f->sep : ",") : "",
+                       f->items[i] ? f->items[i] : "");
+        put_plain_value(b, buf_cstr(&joined));
+        buf_free(&joined);
+        return;
+    }
+    case LOG_T_CSV:
+    case LOG_T_STR:
+        break;
+    }
+    put_plain_value(b, f->val);
+}
+
+void log_fields(enum log_level lvl, const char *event, const struct log_field *kv, size_t n)
 {
     if (lvl > log_max)
         return;
@@ -113,7 +188,7 @@ void log_event(enum log_level lvl, const char *event, const struct log_kv *kv, s
             buf_puts(&b, ",");
             put_json_string(&b, kv[i].key);
             buf_puts(&b, ":");
-            put_json_string(&b, kv[i].val);
+            put_json_value(&b, &kv[i]);
         }
         buf_puts(&b, "}");
     } else {
@@ -123,10 +198,22 @@ void log_event(enum log_level lvl, const char *event, const struct log_kv *kv, s
             if (!kv[i].val)
                 continue;
             buf_printf(&b, " %s=", kv[i].key);
-            put_plain_value(&b, kv[i].val);
+            put_plain_field(&b, &kv[i]);
         }
     }
     emit(&b);
+}
+
+void log_event(enum log_level lvl, const char *event, const struct log_kv *kv, size_t n)
+{
+    if (lvl > log_max)
+        return;
+    struct log_field f[64];
+    if (n > sizeof f / sizeof f[0])
+        n = sizeof f / sizeof f[0];
+    for (size_t i = 0; i < n; i++)
+        f[i] = (struct log_field)LOG_STR(kv[i].key, kv[i].val);
+    log_fields(lvl, event, f, n);
 }
 
 void log_msg(enum log_level lvl, const char *fmt, ...)
@@ -140,4 +227,17 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
     va_end(ap);
     struct log_kv kv = {"msg", text};
     log_event(lvl, "log", &kv, 1);
+}
+
+void log_msg_with(enum log_level lvl, const char *key, const char *val, const char *fmt, ...)
+{
+    if (lvl > log_max)
+        return;
+    char text[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    struct log_kv kv[] = {{key, val}, {"msg", text}};
+    log_event(lvl, "log", kv, 2);
 }

@@ -24,6 +24,7 @@ struct message {
      * removed by the session) and the verdicts (filled on the worker before the rules run) */
     struct envelope env;
     const char *hostname; /* our name, borrowed from the config that judges the message */
+    char session_id[24];  /* the SMTP session it came in, for the log; "" when none */
 
     struct buf body; /* unstuffed content, CRLF line endings, exactly as sent */
 

@@ -50,6 +50,30 @@ static int spool_jobs(const char *data_dir, const struct message *m, struct plan
     return rc;
 }
 
+/* Where each staged copy will be once committed, with its recipient (the batch forgets both
+ * when it commits). */
+static void note_stored(struct plan *p, const struct message *m)
+{
+    p->stored = xcalloc(p->copies.n ? p->copies.n : 1, sizeof *p->stored);
+    for (size_t i = 0; i < p->copies.n; i++) {
+        size_t tag = (size_t)p->copies.items[i].tag;
+        struct buf b = {0};
+        buf_printf(&b, "%s:%s", tag < m->env.nrcpts ? m->env.rcpts[tag] : "",
+                   p->copies.items[i].new_path);
+        p->stored[p->nstored++] = xstrdup(buf_cstr(&b));
+        buf_free(&b);
+    }
+}
+
+static void forget_stored(struct plan *p)
+{
+    for (size_t i = 0; i < p->nstored; i++)
+        free(p->stored[i]);
+    free(p->stored);
+    p->stored = NULL;
+    p->nstored = 0;
+}
+
 const char *delivery_commit(struct plan *p, const struct message *m, const char *data_dir)
 {
     if (!p->failed && p->reply[0] == '2') {
@@ -59,9 +83,12 @@ const char *delivery_commit(struct plan *p, const struct message *m, const char 
         }
         int rc = spool_jobs(data_dir, m, p);
         if (rc == 0) {
+            note_stored(p, m);
             rc = maildir_commit(&p->copies, p->error, sizeof p->error);
-            if (rc < 0)
+            if (rc < 0) {
+                forget_stored(p);
                 unspool_jobs(data_dir, p);
+            }
         }
         if (rc < 0) {
             p->failed = 1;

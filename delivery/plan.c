@@ -35,6 +35,11 @@ void plan_free(struct plan *p)
     spool_job_free(p->dsn_job);
     p->dsn_job = NULL;
     maildir_batch_free(&p->copies);
+    for (size_t i = 0; i < p->nstored; i++)
+        free(p->stored[i]);
+    free(p->stored);
+    p->stored = NULL;
+    p->nstored = 0;
     free(p->outcomes);
     p->outcomes = NULL;
     free(p->published);

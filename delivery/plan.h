@@ -34,8 +34,11 @@ struct plan {
     struct rcpt_outcome *outcomes; /* one per recipient of the message (replacements included) */
     size_t refused;                /* recipients refused by bounce actions */
     struct maildir_batch copies;   /* Maildir copies staged in tmp/ (written and fsynced) */
-    struct spool_job **jobs;       /* post-acceptance work to make durable in the spool; after
-                                      a successful commit, every durable job, the DSN last */
+    char **stored;                 /* after a successful commit, "recipient:path in new/" of
+                                      each copy, for the log (owned, freed by plan_free) */
+    size_t nstored;
+    struct spool_job **jobs; /* post-acceptance work to make durable in the spool; after
+                                a successful commit, every durable job, the DSN last */
     size_t njobs, jobs_cap;
     struct spool_job *dsn_job; /* partial refusal: the DSN to queue, or NULL */
     const char *dsn;           /* partial refusal: "queued" or why no DSN is sent (static text) */

@@ -7,6 +7,7 @@
 #include "config/config.h"
 #include "core/buf.h"
 #include "core/log.h"
+#include "core/headers.h"
 #include "core/message.h"
 #include "core/verdict.h"
 #include "core/workers.h"
@@ -15,6 +16,7 @@
 #include "pipeline/retry.h"
 #include "pipeline/verdict_stats.h"
 #include "reports/dmarc_store.h"
+#include "spool/spool.h"
 #include "rules/eval.h"
 #include "scan/scan.h"
 
@@ -39,40 +41,97 @@ static const char *logged_verdict(enum verdict v)
     return v == VERDICT_UNSET ? NULL : verdict_name(v);
 }
 
-void message_log(const struct message *m, const char *client, const char *helo, const char *result,
-                 const char *rules, const char *actions, const char *undelivered, const char *error)
+/* Message-ID is client text of any length and content: only printable ASCII is kept (the rest
+ * becomes '?') and at most MSGID_LOG_MAX bytes of it, so that the line stays one bounded line. */
+#define MSGID_LOG_MAX 250
+
+static void message_id(const struct message *m, char *out, size_t outlen)
 {
-    const struct verdicts *v = &m->env.verdicts;
-    struct buf rcpts = {0};
-    for (size_t i = 0; i < m->env.nrcpts; i++) {
-        if (i)
-            buf_puts(&rcpts, ",");
-        buf_puts(&rcpts, m->env.rcpts[i]);
+    out[0] = '\0';
+    struct buf v = {0};
+    if (!m->body.len ||
+        !header_find((const char *)m->body.data, m->body.len, "Message-ID", 0, &v)) {
+        buf_free(&v);
+        return;
     }
-    char size[24];
-    snprintf(size, sizeof size, "%zu", m->body.len);
-    struct log_kv kv[] = {
-        {"qid", m->env.qid},
-        {"client", client},
-        {"helo", helo},
-        {"from", m->env.mail_from},
-        {"to", buf_cstr(&rcpts)},
-        {"size", size},
-        {"rules", rules},
-        {"actions", actions},
-        {"result", result},
-        {"undelivered", undelivered && *undelivered ? undelivered : NULL},
-        {"error", error && *error ? error : NULL},
-        {"spf", logged_verdict(v->spf)},
-        {"dkim", logged_verdict(v->dkim)},
-        {"dmarc", logged_verdict(v->dmarc)},
-        {"dmarc_policy", v->dmarc_policy ? dmarc_policy_name(v->dmarc_policy) : NULL},
-        {"spam", logged_verdict(v->spam)},
-        {"virus", logged_verdict(v->virus)},
-        {"virus_name", m->virus_name[0] ? m->virus_name : NULL},
+    const unsigned char *p = (const unsigned char *)buf_cstr(&v);
+    size_t n = 0, limit = outlen - 1 < MSGID_LOG_MAX ? outlen - 1 : MSGID_LOG_MAX;
+    for (; *p && n < limit; p++)
+        out[n++] = *p >= 0x20 && *p < 0x7f ? (char)*p : '?';
+    out[n] = '\0';
+    if (*p && n >= 3)
+        memcpy(out + n - 3, "...", 3); /* cut: say so */
+    buf_free(&v);
+}
+
+/* "rcpt:job id" for each recipient of each spooled job; items and their strings go to out
+ * (free with free_items). */
+static size_t job_items(const struct plan *p, char ***out)
+{
+    size_t n = 0, cap = 0;
+    char **v = NULL;
+    for (size_t i = 0; i < p->njobs; i++) {
+        for (size_t r = 0; r < p->jobs[i]->env.nrcpts; r++) {
+            if (n == cap) {
+                cap = cap ? cap * 2 : 4;
+                v = xrealloc(v, cap * sizeof *v);
+            }
+            struct buf b = {0};
+            buf_printf(&b, "%s:%s", p->jobs[i]->env.rcpts[r], p->jobs[i]->id);
+            v[n++] = xstrdup(buf_cstr(&b));
+            buf_free(&b);
+        }
+    }
+    *out = v;
+    return n;
+}
+
+static void free_items(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+void message_log(const struct message *m, const char *client, const char *helo, const char *result,
+                 struct plan *p, const char *undelivered, const char *error)
+{
+    if (!log_enabled(LOG_INFO))
+        return;
+    const struct verdicts *v = &m->env.verdicts;
+    char msgid[MSGID_LOG_MAX + 1];
+    message_id(m, msgid, sizeof msgid);
+    /* What was kept: only a committed message has copies and jobs. */
+    int kept = p && !p->failed && result && result[0] == '2';
+    char **jobs = NULL;
+    size_t njobs = kept ? job_items(p, &jobs) : 0;
+    size_t nstored = kept ? p->nstored : 0;
+    struct log_field f[] = {
+        LOG_STR("qid", m->env.qid),
+        LOG_STR("client", client),
+        LOG_STR("helo", helo),
+        LOG_STR("from", m->env.mail_from),
+        LOG_LIST("to", m->env.rcpts, m->env.nrcpts),
+        LOG_INT("size", m->body.len),
+        LOG_CSV("rules", p ? buf_cstr(&p->rules) : NULL),
+        LOG_CSV("actions", p ? buf_cstr(&p->actions) : NULL),
+        LOG_STR("result", result),
+        LOG_CSV("undelivered", undelivered && *undelivered ? undelivered : NULL),
+        LOG_STR("error", error && *error ? error : NULL),
+        LOG_STR("spf", logged_verdict(v->spf)),
+        LOG_STR("dkim", logged_verdict(v->dkim)),
+        LOG_STR("dmarc", logged_verdict(v->dmarc)),
+        LOG_STR("dmarc_policy", v->dmarc_policy ? dmarc_policy_name(v->dmarc_policy) : NULL),
+        LOG_STR("spam", logged_verdict(v->spam)),
+        LOG_STR("virus", logged_verdict(v->virus)),
+        LOG_STR("virus_name", m->virus_name[0] ? m->virus_name : NULL),
+        LOG_STR("session", m->session_id[0] ? m->session_id : NULL),
+        LOG_STR("msgid", msgid[0] ? msgid : NULL),
+        LOG_LIST_SP_IF("stored", kept ? p->stored : NULL, nstored, nstored > 0),
+        LOG_LIST_SP_IF("jobs", jobs, njobs, njobs > 0),
     };
-    log_event(LOG_INFO, "message", kv, sizeof kv / sizeof kv[0]);
-    buf_free(&rcpts);
+    log_fields(LOG_INFO, "message", f, sizeof f / sizeof f[0]);
+    free_items(jobs, njobs);
 }
 
 /* Some recipients were refused by rules after others were accepted: the client got 250, so the
@@ -90,8 +149,11 @@ static unsigned log_partial_bounce(const struct message *m, const struct rcpt_ou
                               : "not sent: the client's NOTIFY excludes FAILURE";
         if (strcmp(why, "queued") != 0)
             not_sent++;
-        struct log_kv kv[] = {
-            {"qid", m->env.qid}, {"rcpt", m->env.rcpts[i]}, {"reply", out[i].reply}, {"dsn", why}};
+        struct log_kv kv[] = {{"qid", m->env.qid},
+                              {"rcpt", m->env.rcpts[i]},
+                              {"reply", out[i].reply},
+                              {"dsn", why},
+                              {"session", m->session_id[0] ? m->session_id : NULL}};
         log_event(LOG_WARN, "bounce", kv, sizeof kv / sizeof kv[0]);
     }
     return not_sent;
@@ -109,11 +171,10 @@ static void log_undelivered(const struct message *m, const struct plan *p,
         const char *reply = p->outcomes[i].refused ? p->outcomes[i].reply
                             : p->failed            ? p->reply
                                                    : "accepted, kept nowhere";
-        struct log_kv kv[] = {{"qid", m->env.qid},
-                              {"rcpt", m->env.rcpts[i]},
-                              {"result", "undelivered"},
-                              {"policy", undelivered_policy_name(policy)},
-                              {"reply", reply}};
+        struct log_kv kv[] = {
+            {"qid", m->env.qid},       {"rcpt", m->env.rcpts[i]},
+            {"result", "undelivered"}, {"policy", undelivered_policy_name(policy)},
+            {"reply", reply},          {"session", m->session_id[0] ? m->session_id : NULL}};
         log_event(LOG_WARN, "recipient", kv, sizeof kv / sizeof kv[0]);
     }
 }
@@ -143,9 +204,8 @@ static void job_done(struct work *w)
     struct message_job_result r = {.reply = j->res.reply};
     struct buf undelivered = {0};
     log_undelivered(j->msg, &j->res, j->cfg->server.undelivered, &undelivered);
-    message_log(j->msg, j->msg->env.client_ip, j->msg->env.helo, j->res.reply,
-                buf_cstr(&j->res.rules), buf_cstr(&j->res.actions), buf_cstr(&undelivered),
-                j->res.error);
+    message_log(j->msg, j->msg->env.client_ip, j->msg->env.helo, j->res.reply, &j->res,
+                buf_cstr(&undelivered), j->res.error);
     buf_free(&undelivered);
     if (j->res.refused && j->res.reply[0] == '2')
         r.dsn_not_sent =
@@ -156,7 +216,8 @@ static void job_done(struct work *w)
         j->res.njobs = 0;
     }
     if (j->res.error[0])
-        log_msg(LOG_ERR, "qid=%s %s", j->msg->env.qid, j->res.error);
+        log_msg_with(LOG_ERR, "session", j->msg->session_id[0] ? j->msg->session_id : NULL,
+                     "qid=%s %s", j->msg->env.qid, j->res.error);
     j->done(j->arg, &r);
     message_free(j->msg);
     config_release(j->cfg);

@@ -9,6 +9,7 @@
 
 struct config;
 struct message;
+struct plan;
 struct retry;
 struct rule_set;
 struct worker_pool;
@@ -28,10 +29,11 @@ void message_job_submit(struct worker_pool *pool, struct retry *retry, struct me
                         void *arg);
 
 /* The "message" log line, for the job's end and for messages the session gives up before the
- * end of DATA (client and helo then come from the session). undelivered lists the recipients no
- * delivering action reached (comma separated). rules, actions, undelivered, error may be NULL. */
+ * end of DATA (client and helo then come from the session; p is NULL). With the plan p: the
+ * rules and actions, and once committed the Maildir copies and spooled jobs per recipient.
+ * undelivered lists the recipients no delivering action reached (comma separated).
+ * undelivered and error may be NULL. */
 void message_log(const struct message *m, const char *client, const char *helo, const char *result,
-                 const char *rules, const char *actions, const char *undelivered,
-                 const char *error);
+                 struct plan *p, const char *undelivered, const char *error);
 
 #endif

@@ -152,16 +152,17 @@ static void unbuild(struct retry *r, struct built *b)
 static void job_log(const struct spool_job *j, enum log_level lvl, const char *outcome,
                     const char *error)
 {
-    char attempts[16];
-    snprintf(attempts, sizeof attempts, "%d", j->attempts);
-    struct log_kv kv[] = {{"job", j->id},
-                          {"rule_set", j->rule_set},
-                          {"rule", j->rule},
-                          {"action", j->action_type},
-                          {"attempts", attempts},
-                          {"outcome", outcome},
-                          {"error", error && *error ? error : NULL}};
-    log_event(lvl, "action", kv, sizeof kv / sizeof kv[0]);
+    struct log_field f[] = {
+        LOG_STR("job", j->id),
+        LOG_STR("qid", j->env.qid),
+        LOG_STR("rule_set", j->rule_set),
+        LOG_STR("rule", j->rule),
+        LOG_STR("action", j->action_type),
+        LOG_INT("attempts", j->attempts),
+        LOG_STR("outcome", outcome),
+        LOG_STR("error", error && *error ? error : NULL),
+    };
+    log_fields(lvl, "action", f, sizeof f / sizeof f[0]);
 }
 
 /* Removes p from the scheduler and the spool; the message file goes with the last job. */

@@ -163,24 +163,26 @@ void server_conn_gone(struct server *srv, struct server_conn *c)
         event_base_loopexit(srv->base, NULL);
 }
 
-int server_admit(struct server *srv, struct server_conn *c, const char *ip, const char *via,
-                 char *reply, size_t replylen, const char **why)
+int server_admit(struct server *srv, struct server_conn *c, const char *sid, const char *ip,
+                 const char *via, char *reply, size_t replylen, const char **why)
 {
     const char *filter = config_receipt_filter_blocks(srv->cfg, ip);
     if (filter) {
         /* The refusal is the banner: one line, no SMTP dialogue (SES receipt filters). */
         atomic_fetch_add(&smtp_stats.connections_refused, 1);
         atomic_fetch_add(&smtp_stats.rcpt_rejected[REJECT_RECEIPT_FILTER], 1);
-        struct log_kv kv[] = {{"client", ip}, {"via", via}, {"receipt_filter", filter}};
-        log_event(LOG_INFO, "refused", kv, 3);
+        struct log_kv kv[] = {
+            {"client", ip}, {"via", via}, {"receipt_filter", filter}, {"session", sid}};
+        log_event(LOG_INFO, "refused", kv, sizeof kv / sizeof kv[0]);
         snprintf(reply, replylen, "554 5.7.1 Access denied by policy");
         *why = "receipt filter";
         return -1;
     }
     if (ip_acquire(srv, ip) < 0) {
         atomic_fetch_add(&smtp_stats.connections_refused, 1);
-        log_msg(LOG_WARN, "refused %s%s%s%s: too many connections from this address", ip,
-                via ? " (via " : "", via ? via : "", via ? ")" : "");
+        log_msg_with(LOG_WARN, "session", sid,
+                     "refused %s%s%s%s: too many connections from this address", ip,
+                     via ? " (via " : "", via ? via : "", via ? ")" : "");
         /* The server closes on its own, so the reply names it (RFC 5321 §3.8). */
         snprintf(reply, replylen,
                  "421 4.7.0 %s Error: too many connections from your address, try again later",
@@ -192,11 +194,13 @@ int server_admit(struct server *srv, struct server_conn *c, const char *ip, cons
     return 0;
 }
 
-void server_proxy_refused(const char *peer_ip, const char *listen_addr, const char *why)
+void server_proxy_refused(const char *sid, const char *peer_ip, const char *listen_addr,
+                          const char *why)
 {
     unsigned long long n = atomic_fetch_add(&smtp_stats.proxy_refused, 1) + 1;
-    log_msg(LOG_WARN, "closed %s on %s without banner: %s (%llu PROXY refusals)", peer_ip,
-            listen_addr, why, n);
+    log_msg_with(LOG_WARN, "session", sid,
+                 "closed %s on %s without banner: %s (%llu PROXY refusals)", peer_ip, listen_addr,
+                 why, n);
 }
 
 static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
@@ -218,7 +222,7 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     /* Nothing from an untrusted source is read: not even a refusal goes out, since the peer
      * is not speaking SMTP to us. */
     if (l->proxy && !cidr_list_match(l->trusted, l->ntrusted, ip)) {
-        server_proxy_refused(ip, l->address, "not a trusted PROXY protocol source");
+        server_proxy_refused(NULL, ip, l->address, "not a trusted PROXY protocol source");
         evutil_closesocket(fd);
         return;
     }

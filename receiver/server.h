@@ -55,12 +55,14 @@ void server_conn_gone(struct server *srv, struct server_conn *c);
 /* Admission, once the client address is final (the TCP peer, or what a PROXY header carried;
  * via is the peer then, else NULL): receipt filters, then max_connections_per_ip. Returns 0
  * and counts c under ip; or -1 with the reply to send before closing (no CRLF) in reply and
- * the session's end reason (a static string) in *why. Refusals are logged and counted. */
-int server_admit(struct server *srv, struct server_conn *c, const char *ip, const char *via,
-                 char *reply, size_t replylen, const char **why);
+ * the session's end reason (a static string) in *why. Refusals are logged (with the session
+ * id sid) and counted. */
+int server_admit(struct server *srv, struct server_conn *c, const char *sid, const char *ip,
+                 const char *via, char *reply, size_t replylen, const char **why);
 
 /* A connection on a PROXY protocol listener closed unheard (untrusted source, bad or missing
- * header): logged with why and counted. */
-void server_proxy_refused(const char *peer_ip, const char *listen_addr, const char *why);
+ * header): logged with why (and the session id sid, NULL before a session) and counted. */
+void server_proxy_refused(const char *sid, const char *peer_ip, const char *listen_addr,
+                          const char *why);
 
 #endif

@@ -70,6 +70,7 @@ static const char *const state_names[S_STATES] = {
 
 struct session {
     struct server *srv;
+    char id[24];              /* on every log line of the session and its messages */
     struct timespec data_end; /* when the final dot of the message in the rules was read */
     struct server_conn *conn; /* our entry in the server's list */
     struct bufferevent *bev;
@@ -111,9 +112,97 @@ static void enter_state(struct session *s, enum state next)
 {
     if (s->state == next)
         return;
-    log_msg(LOG_DEBUG, "session %s: %s -> %s", s->client.client_ip, state_names[s->state],
-            state_names[next]);
+    log_msg_with(LOG_DEBUG, "session", s->id, "session %s: %s -> %s", s->client.client_ip,
+                 state_names[s->state], state_names[next]);
     s->state = next;
+}
+
+/* A session id: "S", the time and a counter, unique on this host (the event loop is one
+ * thread, so a plain counter does). The counter starts at the microsecond of the first
+ * session, so that a restart within the same second does not repeat the ids before it. */
+static void make_session_id(char *id, size_t len)
+{
+    static unsigned counter;
+    static int seeded;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (!seeded) {
+        counter = (unsigned)(ts.tv_nsec / 1000);
+        seeded = 1;
+    }
+    snprintf(id, len, "S%llX%05X", (unsigned long long)ts.tv_sec, counter++ & 0xFFFFF);
+}
+
+/* The code and enhanced status code of an SMTP reply ("550 5.1.1 text"); status "" without
+ * one. */
+static int reply_code(const char *reply, char *status, size_t len)
+{
+    status[0] = '\0';
+    int code = atoi(reply);
+    const char *p = strchr(reply, ' ');
+    if (p && p[1] >= '2' && p[1] <= '5' && p[2] == '.') {
+        size_t n = strcspn(p + 1, " ");
+        if (n < len) {
+            memcpy(status, p + 1, n);
+            status[n] = '\0';
+        }
+    }
+    return code;
+}
+
+/* One line per refused MAIL or RCPT (event "mail_refused" / "rcpt_refused"): the address (NULL
+ * when the command did not parse), the reply's codes and the reason of the metrics. */
+static void log_refusal(struct session *s, const char *event, const char *addr_key,
+                        const char *addr, const char *reply, const char *reason)
+{
+    char status[16];
+    int code = reply_code(reply, status, sizeof status);
+    struct log_field f[] = {
+        LOG_STR("session", s->id),
+        LOG_STR("qid", s->msg ? s->msg->env.qid : NULL),
+        LOG_STR("client", s->client.client_ip),
+        LOG_STR(addr_key, addr),
+        LOG_INT("code", code),
+        LOG_STR("status", status[0] ? status : NULL),
+        LOG_STR("reason", reason),
+        LOG_STR("reply", reply),
+    };
+    log_fields(LOG_INFO, event, f, sizeof f / sizeof f[0]);
+}
+
+/* The "tls" line of a failed handshake: the reason of the metrics and OpenSSL's words (e: its
+ * error, 0 when it gave none). */
+static void log_tls_failure(struct session *s, enum tls_failure why, unsigned long e)
+{
+    char text[256] = "";
+    if (e)
+        ERR_error_string_n(e, text, sizeof text);
+    else if (why == TLS_FAIL_CLOSED)
+        snprintf(text, sizeof text, "client closed the connection");
+    else if (why == TLS_FAIL_TIMEOUT)
+        snprintf(text, sizeof text, "timeout");
+    struct log_field f[] = {
+        LOG_STR("session", s->id),
+        LOG_STR("client", s->client.client_ip),
+        LOG_STR("result", "failed"),
+        LOG_STR("reason", tls_failure_name(why)),
+        LOG_STR("error", text[0] ? text : NULL),
+    };
+    log_fields(LOG_WARN, "tls", f, sizeof f / sizeof f[0]);
+}
+
+/* The client changed (a PROXY header, XCLIENT): text says how; the new address and port follow
+ * as fields, with the peer that told us. */
+static void log_client_change(struct session *s, const char *text)
+{
+    struct log_field f[] = {
+        LOG_STR("session", s->id),
+        LOG_STR("msg", text),
+        LOG_STR("client", s->client.client_ip),
+        LOG_INT("port", s->client.client_port),
+        LOG_STR("via", s->peer_ip),
+    };
+    log_fields(LOG_INFO, "log", f, sizeof f / sizeof f[0]);
 }
 
 /* Reading commands, in any phase of the dialogue. */
@@ -227,7 +316,7 @@ static void close_when_flushed(struct session *s, const char *why)
  * word, since whatever it sent was not meant for SMTP. why is a static string. */
 static void proxy_refuse(struct session *s, const char *why)
 {
-    server_proxy_refused(s->peer_ip, s->listen_addr, why);
+    server_proxy_refused(s->id, s->peer_ip, s->listen_addr, why);
     s->end_reason = why;
     session_free(s);
 }
@@ -254,14 +343,16 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (s->state == S_HANDSHAKE || s->state == S_STARTTLS) {
-        if (s->state == S_HANDSHAKE)
+        if (s->state == S_HANDSHAKE) {
             atomic_fetch_add(&smtp_stats.tls_failures[TLS_FAIL_TIMEOUT], 1);
+            log_tls_failure(s, TLS_FAIL_TIMEOUT, 0);
+        }
         s->end_reason = "timeout during TLS handshake";
         session_free(s);
         return;
     }
     if (s->state == S_DATA && s->msg)
-        message_log(s->msg, s->client.client_ip, s->client.helo, "not accepted", NULL, NULL, NULL,
+        message_log(s->msg, s->client.client_ip, s->client.helo, "not accepted", NULL, NULL,
                     "timeout during DATA");
     reply(s, "421 4.4.2 %s Error: timeout exceeded", server_config(s->srv)->server.hostname);
     close_when_flushed(s, "timeout");
@@ -284,23 +375,20 @@ static const struct server_cfg *scfg(struct session *s)
 
 static void log_session(struct session *s)
 {
-    char msgs[16], ok[16], rej[16], dur[24];
-    snprintf(msgs, sizeof msgs, "%u", s->n_msgs);
-    snprintf(ok, sizeof ok, "%u", s->n_rcpt_ok);
-    snprintf(rej, sizeof rej, "%u", s->n_rcpt_rejected);
-    snprintf(dur, sizeof dur, "%lds", (long)(time(NULL) - s->started));
-    struct log_kv kv[] = {
-        {"client", s->client.client_ip},
-        {"helo", s->client.helo},
-        {"tls", s->client.tls ? s->client.tls_version : NULL},
-        {"messages", msgs},
-        {"via", s->proxied || strcmp(s->client.client_ip, s->peer_ip) != 0 ? s->peer_ip : NULL},
-        {"rcpt_accepted", ok},
-        {"rcpt_rejected", rej},
-        {"duration", dur},
-        {"end", s->end_reason ? s->end_reason : "disconnect"},
+    struct log_field f[] = {
+        LOG_STR("client", s->client.client_ip),
+        LOG_STR("helo", s->client.helo),
+        LOG_STR("tls", s->client.tls ? s->client.tls_version : NULL),
+        LOG_INT("messages", s->n_msgs),
+        LOG_STR("via",
+                s->proxied || strcmp(s->client.client_ip, s->peer_ip) != 0 ? s->peer_ip : NULL),
+        LOG_INT("rcpt_accepted", s->n_rcpt_ok),
+        LOG_INT("rcpt_rejected", s->n_rcpt_rejected),
+        LOG_SECS("duration", time(NULL) - s->started),
+        LOG_STR("end", s->end_reason ? s->end_reason : "disconnect"),
+        LOG_STR("session", s->id),
     };
-    log_event(LOG_INFO, "session", kv, sizeof kv / sizeof kv[0]);
+    log_fields(LOG_INFO, "session", f, sizeof f / sizeof f[0]);
 }
 
 /* --- the message job's return ------------------------------------------------------------ */
@@ -346,7 +434,7 @@ static void finish_data(struct session *s)
         atomic_fetch_add(&smtp_stats.messages_refused, 1);
         if (s->data.defects & DATA_TOO_BIG)
             atomic_fetch_add(&smtp_stats.rcpt_rejected[REJECT_SIZE], s->msg->env.nrcpts);
-        message_log(s->msg, s->client.client_ip, s->client.helo, verdict, NULL, NULL, NULL,
+        message_log(s->msg, s->client.client_ip, s->client.helo, verdict, NULL, NULL,
                     "message refused while reading DATA");
         txn_reset(s);
         enter_state(s, idle_state(s));
@@ -427,11 +515,15 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *c)
     const struct server_cfg *sc = &server_config(s->srv)->server;
     if (c->size > sc->max_message_size) {
         atomic_fetch_add(&smtp_stats.mail_rejected[MAIL_REJECT_SIZE], 1);
-        reply_error(s, "552 5.3.4 Message size exceeds fixed limit");
+        const char *refusal = "552 5.3.4 Message size exceeds fixed limit";
+        log_refusal(s, "mail_refused", "from", c->path, refusal,
+                    mail_reject_reason_name(MAIL_REJECT_SIZE));
+        reply_error(s, refusal);
         return;
     }
     s->cfg = config_retain(server_config(s->srv));
     s->msg = message_new(&s->client);
+    snprintf(s->msg->session_id, sizeof s->msg->session_id, "%s", s->id);
     s->msg->env.mail_from = xstrdup(c->path);
     s->msg->env.smtputf8 = c->smtputf8;
     s->msg->env.ret = c->ret;
@@ -446,13 +538,21 @@ static void log_undelivered_rcpt(struct session *s, const struct rule_set *rs, c
                                  const char *reply)
 {
     atomic_fetch_add(&rs->stats->recipients_undelivered, 1);
-    struct log_kv kv[] = {{"qid", s->msg->env.qid},
-                          {"client", s->client.client_ip},
-                          {"rcpt", rcpt},
-                          {"result", "undelivered"},
-                          {"policy", undelivered_policy_name(s->cfg->server.undelivered)},
-                          {"reply", reply}};
-    log_event(LOG_WARN, "recipient", kv, sizeof kv / sizeof kv[0]);
+    char status[16];
+    int code = reply_code(reply, status, sizeof status);
+    struct log_field f[] = {
+        LOG_STR("qid", s->msg->env.qid),
+        LOG_STR("client", s->client.client_ip),
+        LOG_STR("rcpt", rcpt),
+        LOG_STR("result", "undelivered"),
+        LOG_STR("policy", undelivered_policy_name(s->cfg->server.undelivered)),
+        LOG_STR("reply", reply),
+        LOG_INT("code", code),
+        LOG_STR("status", status[0] ? status : NULL),
+        LOG_STR("reason", rcpt_reject_reason_name(REJECT_UNDELIVERED)),
+        LOG_STR("session", s->id),
+    };
+    log_fields(LOG_WARN, "recipient", f, sizeof f / sizeof f[0]);
 }
 
 static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
@@ -461,7 +561,10 @@ static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
     if ((long long)m->env.nrcpts >= s->cfg->server.max_recipients) {
         s->n_rcpt_rejected++;
         atomic_fetch_add(&smtp_stats.rcpt_rejected[REJECT_TOO_MANY], 1);
-        reply(s, "452 4.5.3 Error: too many recipients");
+        const char *refusal = "452 4.5.3 Error: too many recipients";
+        log_refusal(s, "rcpt_refused", "rcpt", c->path, refusal,
+                    rcpt_reject_reason_name(REJECT_TOO_MANY));
+        reply(s, "%s", refusal);
         return;
     }
     if (c->path_utf8 && !m->env.smtputf8) {
@@ -481,7 +584,10 @@ static void cmd_rcpt(struct session *s, const struct smtp_cmd *c)
         s->n_rcpt_rejected++;
         atomic_fetch_add(&smtp_stats.rcpt_rejected[reason], 1);
         if (reason == REJECT_UNDELIVERED)
-            log_undelivered_rcpt(s, rs, c->path, refusal);
+            log_undelivered_rcpt(s, rs, c->path, refusal); /* its own line, with the policy */
+        else
+            log_refusal(s, "rcpt_refused", "rcpt", c->path, refusal,
+                        rcpt_reject_reason_name(reason));
         reply_error(s, refusal);
         return;
     }
@@ -578,6 +684,7 @@ static void start_tls(struct session *s)
     if (!tbev) {
         SSL_free(ssl);
         atomic_fetch_add(&smtp_stats.tls_failures[TLS_FAIL_ERROR], 1);
+        log_tls_failure(s, TLS_FAIL_ERROR, ERR_get_error());
         s->end_reason = "TLS setup failed";
         session_free(s);
         return;
@@ -641,9 +748,11 @@ static void cmd_xclient(struct session *s, const struct smtp_cmd *c)
     s->client.esmtp = a.proto_set == 1 ? a.esmtp : 0;
     s->errors = 0;
     enter_state(s, idle_state(s));
-    log_msg(LOG_INFO, "XCLIENT from %s: client is now %s:%d%s%s", s->peer_ip, s->client.client_ip,
-            s->client.client_port, s->client.client_rdns ? " name " : "",
-            s->client.client_rdns ? s->client.client_rdns : "");
+    char text[512];
+    snprintf(text, sizeof text, "XCLIENT from %s: client is now %s:%d%s%s", s->peer_ip,
+             s->client.client_ip, s->client.client_port, s->client.client_rdns ? " name " : "",
+             s->client.client_rdns ? s->client.client_rdns : "");
+    log_client_change(s, text);
     greet(s);
 }
 
@@ -697,10 +806,15 @@ static void dispatch(struct session *s, char *line, size_t len)
     struct smtp_cmd c;
     const char *err;
     if (smtp_cmd_parse(line, len, &c, &err) < 0) {
-        if (c.verb == CMD_RCPT)
+        if (c.verb == CMD_RCPT) {
             atomic_fetch_add(&smtp_stats.rcpt_rejected[REJECT_SYNTAX], 1);
-        else if (c.verb == CMD_MAIL)
+            log_refusal(s, "rcpt_refused", "rcpt", NULL, err,
+                        rcpt_reject_reason_name(REJECT_SYNTAX));
+        } else if (c.verb == CMD_MAIL) {
             atomic_fetch_add(&smtp_stats.mail_rejected[MAIL_REJECT_SYNTAX], 1);
+            log_refusal(s, "mail_refused", "from", NULL, err,
+                        mail_reject_reason_name(MAIL_REJECT_SYNTAX));
+        }
         reply_error(s, err);
         return;
     }
@@ -713,8 +827,13 @@ static void dispatch(struct session *s, char *line, size_t len)
     if (!refusal)
         refusal = cmd->refused[s->state];
     if (refusal) {
-        log_msg(LOG_DEBUG, "session %s: %s refused in state %s", s->client.client_ip, cmd->name,
-                state_names[s->state]);
+        /* Out of sequence: not counted by the metrics, but a refused MAIL or RCPT is logged. */
+        if (c.verb == CMD_MAIL)
+            log_refusal(s, "mail_refused", "from", c.path, refusal, "bad_sequence");
+        else if (c.verb == CMD_RCPT)
+            log_refusal(s, "rcpt_refused", "rcpt", c.path, refusal, "bad_sequence");
+        log_msg_with(LOG_DEBUG, "session", s->id, "session %s: %s refused in state %s",
+                     s->client.client_ip, cmd->name, state_names[s->state]);
         reply_error(s, refusal);
         return;
     }
@@ -826,8 +945,8 @@ static void begin_smtp(struct session *s)
 {
     char refusal[512];
     const char *why;
-    if (server_admit(s->srv, s->conn, s->client.client_ip, s->proxied ? s->peer_ip : NULL, refusal,
-                     sizeof refusal, &why) < 0) {
+    if (server_admit(s->srv, s->conn, s->id, s->client.client_ip, s->proxied ? s->peer_ip : NULL,
+                     refusal, sizeof refusal, &why) < 0) {
         reply(s, "%s", refusal);
         close_when_flushed(s, why);
         return;
@@ -863,9 +982,11 @@ static void proxy_input(struct session *s)
         snprintf(s->client.client_ip, sizeof s->client.client_ip, "%s", h.src_ip);
         s->client.client_port = h.src_port;
     }
-    log_msg(LOG_INFO, "PROXY v%d from %s on %s: client %s:%d%s", h.version, s->peer_ip,
-            s->listen_addr, s->client.client_ip, s->client.client_port,
-            h.local ? " (LOCAL: the peer itself)" : "");
+    char text[512];
+    snprintf(text, sizeof text, "PROXY v%d from %s on %s: client %s:%d%s", h.version, s->peer_ip,
+             s->listen_addr, s->client.client_ip, s->client.client_port,
+             h.local ? " (LOCAL: the peer itself)" : "");
+    log_client_change(s, text);
     begin_smtp(s);
     if (in_commands(s))
         process_input(s);
@@ -897,11 +1018,10 @@ static void on_write(struct bufferevent *bev, void *arg)
 
 /* Why the handshake ended: the TLS filter reports a peer that closed mid-handshake as an
  * error without a TLS reason (or "unexpected eof"), a protocol failure with one. */
-static enum tls_failure handshake_failure(struct bufferevent *bev, short what)
+static enum tls_failure handshake_failure(unsigned long e, short what)
 {
     if (what & BEV_EVENT_TIMEOUT)
         return TLS_FAIL_TIMEOUT;
-    unsigned long e = bufferevent_get_openssl_error(bev);
     if ((what & BEV_EVENT_EOF) || e == 0)
         return TLS_FAIL_CLOSED;
 #ifdef SSL_R_UNEXPECTED_EOF_WHILE_READING
@@ -921,6 +1041,14 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         snprintf(s->client.tls_version, sizeof s->client.tls_version, "%s", SSL_get_version(ssl));
         smtp_stats_tls_handshake(s->client.tls_version);
         snprintf(s->client.tls_cipher, sizeof s->client.tls_cipher, "%s", SSL_get_cipher_name(ssl));
+        struct log_field f[] = {
+            LOG_STR("session", s->id),
+            LOG_STR("client", s->client.client_ip),
+            LOG_STR("result", "ok"),
+            LOG_STR("version", s->client.tls_version),
+            LOG_STR("cipher", s->client.tls_cipher),
+        };
+        log_fields(LOG_INFO, "tls", f, sizeof f / sizeof f[0]);
         free(s->client.helo);
         s->client.helo = NULL;
         s->client.esmtp = 0;
@@ -931,15 +1059,19 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
-        if (s->state == S_HANDSHAKE)
-            atomic_fetch_add(&smtp_stats.tls_failures[handshake_failure(bev, what)], 1);
+        if (s->state == S_HANDSHAKE) {
+            unsigned long e = bufferevent_get_openssl_error(bev);
+            enum tls_failure why = handshake_failure(e, what);
+            atomic_fetch_add(&smtp_stats.tls_failures[why], 1);
+            log_tls_failure(s, why, e);
+        }
         if (!s->end_reason)
             s->end_reason = what & BEV_EVENT_EOF       ? "disconnect"
                             : what & BEV_EVENT_TIMEOUT ? "write timeout"
                                                        : "connection error";
         if (s->state == S_DATA && s->msg)
             message_log(s->msg, s->client.client_ip, s->client.helo, "not accepted", NULL, NULL,
-                        NULL, "client went away during DATA");
+                        "client went away during DATA");
         if (s->state == S_PROXY) {
             proxy_refuse(s, evbuffer_get_length(bufferevent_get_input(bev))
                                 ? "connection closed within the PROXY protocol header"
@@ -963,6 +1095,15 @@ void session_start(struct server *srv, evutil_socket_t fd, const struct sockaddr
     snprintf(s->peer_ip, sizeof s->peer_ip, "%s", s->client.client_ip);
     s->proxied = proxy;
     snprintf(s->listen_addr, sizeof s->listen_addr, "%s", listen_address);
+    make_session_id(s->id, sizeof s->id);
+    struct log_field f[] = {
+        LOG_STR("session", s->id),
+        LOG_STR("client", s->client.client_ip),
+        LOG_INT("port", s->client.client_port),
+        LOG_STR("listener", s->listen_addr),
+        LOG_BOOL("proxy_protocol", proxy),
+    };
+    log_fields(LOG_INFO, "connect", f, sizeof f / sizeof f[0]);
     struct event_base *base = server_base(srv);
     s->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
     s->timer = evtimer_new(base, on_timeout, s);

@@ -204,7 +204,7 @@ class SpoolCli(unittest.TestCase):
                          % jobs[(0, "a")])
         self.assertEqual(self.job_ids(), [jobs[(0, "b")]])
         self.assertEqual(os.listdir(self.msgs), [qid + ".eml"])
-        self.s.wait_log(r"job=%s rule_set=main rule=notify action=webhook attempts=1 "
+        self.s.wait_log(r"job=%s qid=\S+ rule_set=main rule=notify action=webhook attempts=1 "
                         r"outcome=dropped" % jobs[(0, "a")], start=start)
         self.assertIn('sluice_spool_dropped_total{action="webhook"} 1', self.metrics())
         self.assertIn('sluice_spool_expired_total{action="webhook"} 0', self.metrics())

@@ -254,7 +254,8 @@ class Actions(SpoolCase):
         path = self.spool(job, "orphan")
         self.s.start()
         self.addCleanup(self.s.stop)
-        self.s.wait_log(r"action job=0123456789ABCDEF-1 rule_set=main rule=gone action=webhook "
+        self.s.wait_log(r"action job=0123456789ABCDEF-1 qid=0123456789ABCDEF rule_set=main "
+                        r"rule=gone action=webhook "
                         r"attempts=0 outcome=expired error=\"the action is no longer in the "
                         r"config\"")
         self.assertTrue(wait_for(lambda: not os.path.exists(path)), self.s.read_log())

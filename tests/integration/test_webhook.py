@@ -89,7 +89,8 @@ class Retries(unittest.TestCase):
         self.addCleanup(s.stop)
         send(s)
         self.assertTrue(wait_for(lambda: len(sink.requests) == 1), s.read_log())
-        s.wait_log(r"action job=\S+ rule_set=main rule=notify action=webhook attempts=3 "
+        s.wait_log(r"action job=(\S+)-\d+ qid=\1 rule_set=main rule=notify action=webhook "
+                   r"attempts=3 "
                    r"outcome=delivered")
         with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport) as r:
             text = r.read().decode()
