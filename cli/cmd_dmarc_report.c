@@ -76,12 +76,9 @@ int cmd_dmarc_report(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    char err[1024];
-    struct config *cfg = config_load(path, err, sizeof err);
-    if (!cfg) {
-        fprintf(stderr, "sluice: %s\n", err);
+    struct config *cfg = cli_load_config(path);
+    if (!cfg)
         return 1;
-    }
     smtp_client_set_helo(cfg->server.hostname);
     int rc = 1;
     const struct dmarc_reports_cfg *dr = &cfg->dmarc_reports;

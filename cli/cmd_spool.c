@@ -422,12 +422,9 @@ int cmd_spool(int argc, char **argv)
         fprintf(stderr, "sluice: '%s' is not a job id (as sluice spool list shows them)\n", id);
         return 1;
     }
-    char err[1024];
-    struct config *cfg = config_load(path, err, sizeof err);
-    if (!cfg) {
-        fprintf(stderr, "sluice: %s\n", err);
+    struct config *cfg = cli_load_config(path);
+    if (!cfg)
         return 1;
-    }
     const char *dir = cfg->server.data_dir;
     int rc;
     if (list)

@@ -78,6 +78,15 @@ static void print_warning(void *arg, int line, const char *text)
     fprintf(stderr, "%s:%d: warning: %s\n", cfg->path, line ? line : cfg->server.line, text);
 }
 
+struct config *cli_load_config(const char *path)
+{
+    char err[1024];
+    struct config *cfg = config_load(path, err, sizeof err);
+    if (!cfg)
+        fprintf(stderr, "sluice: %s\n", err);
+    return cfg;
+}
+
 static int cmd_check(int argc, char **argv)
 {
     const char *path = parse_config_opt(argc, argv);
@@ -111,17 +120,14 @@ static int cmd_check(int argc, char **argv)
 
 static int cmd_serve(int argc, char **argv)
 {
-    const char *path = parse_config_opt(argc, argv);
-    char err[1024];
-    struct config *cfg = config_load(path, err, sizeof err);
-    if (!cfg) {
-        fprintf(stderr, "sluice: %s\n", err);
+    struct config *cfg = cli_load_config(parse_config_opt(argc, argv));
+    if (!cfg)
         return 1;
-    }
     log_set_json(cfg->server.log_json);
     log_set_level((enum log_level)cfg->server.log_level);
     smtp_client_set_helo(cfg->server.hostname);
     script_resolver_install();
+    char err[1024];
     struct server *srv = server_new(cfg, err, sizeof err);
     if (!srv) {
         fprintf(stderr, "sluice: %s\n", err);

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import tempfile
+import unittest
 
 from dns_harness import DnsServer, txt
 import shutil
@@ -106,6 +107,21 @@ def zones(keys):
 
 def start_dns(keys):
     return DnsServer(zones(keys), broken=["servfail.example.org"]).start()
+
+
+class ZonesTestCase(unittest.TestCase):
+    """A test class whose tests share the test zones (keys in cls.keys, the nsd serving them in
+    cls.dns), started once for the class. Subclasses that set up more call super() first."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.keys = Keys()
+        cls.dns = start_dns(cls.keys)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.dns.stop()
+        shutil.rmtree(cls.keys.dir, ignore_errors=True)
 
 
 def sign(msg, key, domain, selector, canon="relaxed/relaxed", length=False,

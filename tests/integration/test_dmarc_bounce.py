@@ -6,7 +6,7 @@ import re
 import smtplib
 import unittest
 
-from auth_fixtures import Keys, message, start_dns
+from auth_fixtures import ZonesTestCase, message
 from sluice_harness import SOURCE_DIR, Sluice, read_file
 
 
@@ -18,16 +18,7 @@ def example_config(port, dns_port, directory):
     return 'dns { servers = { "127.0.0.1:%d" }, timeout_ms = 2000 }\n' % dns_port + text
 
 
-class DmarcBouncePolicy(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.keys = Keys()
-        cls.dns = start_dns(cls.keys)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.dns.stop()
-
+class DmarcBouncePolicy(ZonesTestCase):
     def setUp(self):
         self.s = Sluice(config_text="-- replaced below\n")
         self.s.write_config(example_config(self.s.port, self.dns.port, self.s.dir))

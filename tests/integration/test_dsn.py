@@ -8,7 +8,7 @@ import socket
 import time
 import unittest
 
-from auth_fixtures import Keys, start_dns
+from auth_fixtures import ZonesTestCase
 from dns_harness import DnsServer, txt
 from sluice_harness import Sluice, read_file, wait_for
 
@@ -22,16 +22,7 @@ rule_set "main" {
 """
 
 
-class Dsn(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.keys = Keys()
-        cls.dns = start_dns(cls.keys)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.dns.stop()
-
+class Dsn(ZonesTestCase):
     def setUp(self):
         self.sink = Sluice(domains=("example.com", "spf-fail.example.com"), rules="""
 rule_set "main" { rule { name = "all", actions = { store { maildir = "var/mail/{domain}/{user}" } } } }

@@ -10,7 +10,7 @@ import socket
 import threading
 import unittest
 
-from auth_fixtures import Keys, start_dns
+from auth_fixtures import ZonesTestCase
 from sluice_harness import Sluice, free_port, read_file, wait_for
 
 RULES = """
@@ -25,16 +25,7 @@ rule_set "main" {
 BODY = b"From: x@example.com\r\nSubject: %s\r\n\r\nthe body text\r\n"
 
 
-class DsnParams(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.keys = Keys()
-        cls.dns = start_dns(cls.keys)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.dns.stop()
-
+class DsnParams(ZonesTestCase):
     def setUp(self):
         self.sink = Sluice(domains=("example.com",), tls=False, rules="""
 rule_set "main" { rule { name = "all", actions = { store { maildir = "var/mail/{domain}/{user}" } } } }
