@@ -51,7 +51,9 @@ enum state {
     S_HELO,      /* HELO/EHLO known, no transaction */
     S_MAIL,      /* MAIL accepted, no recipient yet */
     S_RCPT,      /* at least one recipient accepted */
+    S_CHUNKS,    /* BDAT chunks received, no LAST yet: reading commands */
     S_DATA,      /* reading message content */
+    S_BDAT,      /* reading the octets of one BDAT chunk */
     S_BUSY,      /* a worker judges the message */
     S_STARTTLS,  /* 220 sent, waiting for it to flush before the handshake */
     S_HANDSHAKE, /* TLS handshake in progress */
@@ -60,11 +62,10 @@ enum state {
 };
 
 static const char *const state_names[S_STATES] = {
-    [S_NEW] = "new",           [S_PROXY] = "proxy",
-    [S_GREETED] = "greeted",   [S_HELO] = "helo",
-    [S_MAIL] = "mail",         [S_RCPT] = "rcpt",
-    [S_DATA] = "data",         [S_BUSY] = "busy",
-    [S_STARTTLS] = "starttls", [S_HANDSHAKE] = "handshake",
+    [S_NEW] = "new",         [S_PROXY] = "proxy",       [S_GREETED] = "greeted",
+    [S_HELO] = "helo",       [S_MAIL] = "mail",         [S_RCPT] = "rcpt",
+    [S_CHUNKS] = "chunks",   [S_BDAT] = "bdat",         [S_DATA] = "data",
+    [S_BUSY] = "busy",       [S_STARTTLS] = "starttls", [S_HANDSHAKE] = "handshake",
     [S_CLOSING] = "closing",
 };
 
@@ -88,6 +89,13 @@ struct session {
     struct config *cfg;  /* pinned for the current transaction */
     struct message *msg; /* current transaction, NULL before MAIL */
     struct data_reader data;
+    /* The BDAT chunk being read: octets still to come, LAST, and the state to return to. When
+     * chunk_refusal is set the octets are discarded and it is the chunk's reply. */
+    size_t chunk_left;
+    size_t chunk_size;
+    int chunk_last;
+    enum state chunk_prev;
+    const char *chunk_refusal;
     int discarding; /* skipping the rest of an over-long command line */
     int errors;
     int close_polls;
@@ -208,7 +216,7 @@ static void log_client_change(struct session *s, const char *text)
 /* Reading commands, in any phase of the dialogue. */
 static int in_commands(const struct session *s)
 {
-    return s->state >= S_GREETED && s->state <= S_RCPT;
+    return s->state >= S_GREETED && s->state <= S_CHUNKS;
 }
 
 /* The command state when no transaction is open. */
@@ -351,9 +359,9 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
         session_free(s);
         return;
     }
-    if (s->state == S_DATA && s->msg)
+    if ((s->state == S_DATA || s->state == S_BDAT) && s->msg)
         message_log(s->msg, s->client.client_ip, s->client.helo, "not accepted", NULL, NULL,
-                    "timeout during DATA");
+                    s->state == S_DATA ? "timeout during DATA" : "timeout during BDAT");
     reply(s, "421 4.4.2 %s Error: timeout exceeded", server_config(s->srv)->server.hostname);
     close_when_flushed(s, "timeout");
 }
@@ -503,6 +511,7 @@ static void cmd_helo(struct session *s, const struct smtp_cmd *c)
     reply(s, "250-8BITMIME");
     reply(s, "250-SMTPUTF8");
     reply(s, "250-DSN");
+    reply(s, "250-CHUNKING");
     if (server_tls(s->srv) && !s->client.tls)
         reply(s, "250-STARTTLS");
     if (s->xclient_ok)
@@ -623,6 +632,58 @@ static void cmd_data(struct session *s, const struct smtp_cmd *c)
     reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
 
+/* BDAT (RFC 3030): the command only announces the chunk; process_input reads its octets in
+ * S_BDAT and finish_chunk replies. A refused chunk is still read, and discarded, so that no
+ * message octet is ever taken as a command (§3: the server must consume them). */
+static void start_chunk(struct session *s, const struct smtp_cmd *c, const char *refusal)
+{
+    s->chunk_prev = s->state;
+    s->chunk_size = s->chunk_left = (size_t)c->size;
+    s->chunk_last = c->last;
+    s->chunk_refusal = refusal;
+    if (!refusal) {
+        if (s->state == S_RCPT)
+            data_reader_init_raw(&s->data, &s->msg->body, (size_t)s->cfg->server.max_message_size,
+                                 bare_lf_normalized(s));
+        if ((unsigned long long)s->data.received + (unsigned long long)c->size >
+            (unsigned long long)s->cfg->server.max_message_size)
+            s->chunk_refusal = "552 5.3.4 Error: message exceeds the size limit";
+    }
+    enter_state(s, S_BDAT);
+    arm_timer(s, scfg(s)->data_timeout);
+}
+
+/* The chunk's octets are all in: its reply, and for LAST the message's. */
+static void finish_chunk(struct session *s)
+{
+    const char *refusal = s->chunk_refusal;
+    s->chunk_refusal = NULL;
+    if (refusal && s->msg && s->chunk_prev != S_MAIL) {
+        /* Over the size limit: the transaction fails; chunks already pipelined behind this one
+         * get 503 and are discarded too (RFC 3030 §2). */
+        atomic_fetch_add(&smtp_stats.messages_refused, 1);
+        atomic_fetch_add(&smtp_stats.rcpt_rejected[REJECT_SIZE], s->msg->env.nrcpts);
+        message_log(s->msg, s->client.client_ip, s->client.helo, refusal, NULL, NULL,
+                    "message refused while reading BDAT");
+        txn_reset(s);
+        enter_state(s, idle_state(s));
+        reply_error(s, refusal);
+        return;
+    }
+    if (refusal) {
+        enter_state(s, s->chunk_prev);
+        reply_error(s, refusal);
+        return;
+    }
+    if (!s->chunk_last) {
+        enter_state(s, S_CHUNKS);
+        reply(s, "250 2.0.0 %zu octets received", s->chunk_size);
+        return;
+    }
+    data_reader_end(&s->data);
+    finish_data(s);
+}
+
 static void cmd_rset(struct session *s, const struct smtp_cmd *c)
 {
     (void)c;
@@ -647,7 +708,7 @@ static void cmd_quit(struct session *s, const struct smtp_cmd *c)
 static void cmd_help(struct session *s, const struct smtp_cmd *c)
 {
     (void)c;
-    reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY "
+    reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY "
              "STARTTLS; see RFC 5321");
 }
 
@@ -760,6 +821,7 @@ static void cmd_xclient(struct session *s, const struct smtp_cmd *c)
 #define NEED_MAIL "503 5.5.1 Error: need MAIL command"
 #define NESTED_MAIL "503 5.5.1 Error: nested MAIL command"
 #define IN_TRANSACTION "503 5.5.1 Error: MAIL transaction in progress"
+#define AFTER_BDAT "503 5.5.1 Error: BDAT transaction in progress (send BDAT ... LAST or RSET)"
 
 struct smtp_command {
     const char *name;
@@ -778,17 +840,28 @@ static const struct smtp_command commands[] = {
     [CMD_UNKNOWN] = {"unknown", .proceed = cmd_unknown},
     [CMD_HELO] = {"HELO", .proceed = cmd_helo},
     [CMD_EHLO] = {"EHLO", .proceed = cmd_helo},
-    [CMD_MAIL] =
-        {"MAIL",
-         .refused = {[S_GREETED] = NEED_HELO, [S_MAIL] = NESTED_MAIL, [S_RCPT] = NESTED_MAIL},
-         .proceed = cmd_mail},
-    [CMD_RCPT] = {"RCPT", .refused = {[S_GREETED] = NEED_MAIL, [S_HELO] = NEED_MAIL},
-                  .proceed = cmd_rcpt},
+    [CMD_MAIL] = {"MAIL",
+                  .refused = {[S_GREETED] = NEED_HELO,
+                              [S_MAIL] = NESTED_MAIL,
+                              [S_RCPT] = NESTED_MAIL,
+                              [S_CHUNKS] = NESTED_MAIL},
+                  .proceed = cmd_mail},
+    [CMD_RCPT] =
+        {"RCPT",
+         .refused = {[S_GREETED] = NEED_MAIL, [S_HELO] = NEED_MAIL, [S_CHUNKS] = AFTER_BDAT},
+         .proceed = cmd_rcpt},
     [CMD_DATA] = {"DATA",
                   .refused = {[S_GREETED] = NEED_MAIL,
                               [S_HELO] = NEED_MAIL,
-                              [S_MAIL] = "554 5.5.1 Error: no valid recipients"},
+                              [S_MAIL] = "554 5.5.1 Error: no valid recipients",
+                              [S_CHUNKS] = AFTER_BDAT},
                   .proceed = cmd_data},
+    /* Refusals here are the chunk's reply after its octets (start_chunk). */
+    [CMD_BDAT] = {"BDAT",
+                  .refused = {[S_GREETED] = NEED_MAIL,
+                              [S_HELO] = NEED_MAIL,
+                              [S_MAIL] = "554 5.5.1 Error: no valid recipients"},
+                  .proceed = NULL},
     [CMD_RSET] = {"RSET", .proceed = cmd_rset},
     [CMD_NOOP] = {"NOOP", .proceed = cmd_noop},
     [CMD_QUIT] = {"QUIT", .proceed = cmd_quit},
@@ -797,8 +870,11 @@ static const struct smtp_command commands[] = {
     [CMD_EXPN] = {"EXPN", .proceed = cmd_expn},
     [CMD_STARTTLS] = {"STARTTLS", .before_tls = 1, .check = check_starttls,
                       .proceed = cmd_starttls},
-    [CMD_XCLIENT] = {"XCLIENT", .refused = {[S_MAIL] = IN_TRANSACTION, [S_RCPT] = IN_TRANSACTION},
-                     .check = check_xclient, .proceed = cmd_xclient},
+    [CMD_XCLIENT] =
+        {"XCLIENT",
+         .refused =
+             {[S_MAIL] = IN_TRANSACTION, [S_RCPT] = IN_TRANSACTION, [S_CHUNKS] = IN_TRANSACTION},
+         .check = check_xclient, .proceed = cmd_xclient},
 };
 
 static void dispatch(struct session *s, char *line, size_t len)
@@ -816,6 +892,19 @@ static void dispatch(struct session *s, char *line, size_t len)
                         mail_reject_reason_name(MAIL_REJECT_SYNTAX));
         }
         reply_error(s, err);
+        return;
+    }
+    if (c.verb == CMD_BDAT) {
+        if (c.size > server_config(s->srv)->server.max_message_size) {
+            /* Nothing is read: a client announcing more than SIZE allows is not followed. */
+            reply_error(s, "501 5.5.4 Error: BDAT chunk larger than the message size limit");
+            return;
+        }
+        const char *refusal = commands[CMD_BDAT].refused[s->state];
+        if (refusal)
+            log_msg_with(LOG_DEBUG, "session", s->id, "session %s: BDAT refused in state %s",
+                         s->client.client_ip, state_names[s->state]);
+        start_chunk(s, &c, refusal);
         return;
     }
     const struct smtp_command *cmd = &commands[CMD_UNKNOWN];
@@ -856,6 +945,26 @@ static int feed_data(struct session *s, struct evbuffer *in)
             return 1;
     }
     return 0;
+}
+
+/* Feeds buffered input to the current BDAT chunk (or drops it when refused); returns 1 when
+ * all its octets are in. */
+static int feed_chunk(struct session *s, struct evbuffer *in)
+{
+    while (s->chunk_left > 0 && evbuffer_get_length(in) > 0) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            break;
+        size_t n = v.iov_len < s->chunk_left ? v.iov_len : s->chunk_left;
+        if (!s->chunk_refusal) {
+            int done;
+            data_reader_feed(&s->data, v.iov_base, n, &done); /* raw: never done */
+        }
+        atomic_fetch_add(&smtp_stats.bytes_received, s->chunk_refusal ? n : 0);
+        evbuffer_drain(in, n);
+        s->chunk_left -= n;
+    }
+    return s->chunk_left == 0;
 }
 
 /* Takes one command line from in. Returns 1 with the line in buf, 0 when incomplete, -1 when
@@ -899,7 +1008,7 @@ static void process_input(struct session *s)
 {
     struct evbuffer *in = bufferevent_get_input(s->bev);
     struct evbuffer *out = bufferevent_get_output(s->bev);
-    while (in_commands(s) || s->state == S_DATA) {
+    while (in_commands(s) || s->state == S_DATA || s->state == S_BDAT) {
         if (evbuffer_get_length(out) > OUTPUT_HIGH_WATER) {
             bufferevent_disable(s->bev, EV_READ); /* on_write resumes */
             return;
@@ -910,6 +1019,13 @@ static void process_input(struct session *s)
             /* finish_data enters the next state: busy, or back to commands. */
             arm_timer(s, scfg(s)->command_timeout);
             finish_data(s);
+            continue;
+        }
+        if (s->state == S_BDAT) {
+            if (!feed_chunk(s, in))
+                return;
+            arm_timer(s, scfg(s)->command_timeout);
+            finish_chunk(s);
             continue;
         }
         if (s->stop_after_txn && !s->msg) {
@@ -1010,7 +1126,7 @@ static void on_write(struct bufferevent *bev, void *arg)
         free_when_flushed(s);
     } else if (s->state == S_STARTTLS) {
         start_tls(s);
-    } else if (in_commands(s) || s->state == S_DATA) {
+    } else if (in_commands(s) || s->state == S_DATA || s->state == S_BDAT) {
         bufferevent_enable(s->bev, EV_READ);
         process_input(s);
     }
@@ -1069,9 +1185,10 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
             s->end_reason = what & BEV_EVENT_EOF       ? "disconnect"
                             : what & BEV_EVENT_TIMEOUT ? "write timeout"
                                                        : "connection error";
-        if (s->state == S_DATA && s->msg)
+        if ((s->state == S_DATA || s->state == S_BDAT || s->state == S_CHUNKS) && s->msg)
             message_log(s->msg, s->client.client_ip, s->client.helo, "not accepted", NULL, NULL,
-                        "client went away during DATA");
+                        s->state == S_DATA ? "client went away during DATA"
+                                           : "client went away during BDAT");
         if (s->state == S_PROXY) {
             proxy_refuse(s, evbuffer_get_length(bufferevent_get_input(bev))
                                 ? "connection closed within the PROXY protocol header"
@@ -1155,7 +1272,7 @@ void session_shutdown(struct session *s)
 {
     if (s->dead || s->state == S_CLOSING)
         return;
-    if (s->state == S_BUSY || s->state == S_DATA || s->msg) {
+    if (s->state == S_BUSY || s->state == S_DATA || s->state == S_BDAT || s->msg) {
         s->stop_after_txn = 1;
         return;
     }

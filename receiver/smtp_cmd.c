@@ -7,6 +7,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,7 @@ static const struct {
     {"RCPT", CMD_RCPT, 2},       {"DATA", CMD_DATA, 0}, {"RSET", CMD_RSET, 0},
     {"NOOP", CMD_NOOP, 1},       {"QUIT", CMD_QUIT, 0}, {"HELP", CMD_HELP, 1},
     {"VRFY", CMD_VRFY, 2},       {"EXPN", CMD_EXPN, 2}, {"STARTTLS", CMD_STARTTLS, 0},
-    {"XCLIENT", CMD_XCLIENT, 2},
+    {"XCLIENT", CMD_XCLIENT, 2}, {"BDAT", CMD_BDAT, 2},
 };
 
 /* Extracts the path between '<' and '>' (quoted strings may hold '>'), dropping an obsolete
@@ -263,6 +264,33 @@ static int parse_envelope(char *arg, struct smtp_cmd *cmd, const char **reply)
     return check_path(cmd, reply);
 }
 
+/* "BDAT" SP chunk-size [SP "LAST"] (RFC 3030 §2): the size is 1*DIGIT; a sign, a space or a
+ * value beyond long long is a syntax error (the session then reads nothing). */
+static int parse_bdat(const char *arg, struct smtp_cmd *cmd, const char **reply)
+{
+    *reply = "501 5.5.4 Syntax: BDAT chunk-size [LAST]";
+    const char *p = arg;
+    long long n = 0;
+    if (!isdigit((unsigned char)*p))
+        return -1;
+    for (; isdigit((unsigned char)*p); p++) {
+        if (n > (LLONG_MAX - (*p - '0')) / 10)
+            return -1;
+        n = n * 10 + (*p - '0');
+    }
+    if (*p == ' ') {
+        while (*p == ' ')
+            p++;
+        if (strcasecmp(p, "LAST") != 0)
+            return -1;
+        cmd->last = true;
+    } else if (*p) {
+        return -1;
+    }
+    cmd->size = n;
+    return 0;
+}
+
 int smtp_cmd_parse(char *line, size_t len, struct smtp_cmd *cmd, const char **reply)
 {
     memset(cmd, 0, sizeof *cmd);
@@ -295,6 +323,8 @@ int smtp_cmd_parse(char *line, size_t len, struct smtp_cmd *cmd, const char **re
         }
         if (cmd->verb == CMD_MAIL || cmd->verb == CMD_RCPT)
             return parse_envelope(arg, cmd, reply);
+        if (cmd->verb == CMD_BDAT)
+            return parse_bdat(arg, cmd, reply);
         return 0;
     }
     cmd->verb = CMD_UNKNOWN;

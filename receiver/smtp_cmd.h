@@ -1,5 +1,5 @@
 /* SMTP command-line parser (RFC 5321 §4.1, RFC 1870 SIZE, RFC 6152 8BITMIME, RFC 6531
- * SMTPUTF8, RFC 3461 DSN). Pure: no I/O,
+ * SMTPUTF8, RFC 3461 DSN, RFC 3030 BDAT). Pure: no I/O,
  * no allocation; results point into the caller's line buffer. */
 #ifndef SLUICE_SMTP_CMD_H
 #define SLUICE_SMTP_CMD_H
@@ -24,6 +24,7 @@ enum smtp_verb {
     CMD_EXPN,
     CMD_STARTTLS,
     CMD_XCLIENT,
+    CMD_BDAT,
 };
 
 enum smtp_body { BODY_UNSPECIFIED, BODY_7BIT, BODY_8BITMIME };
@@ -32,7 +33,8 @@ struct smtp_cmd {
     enum smtp_verb verb;
     const char *arg; /* text after the verb and one space; "" when none */
     char path[512];  /* MAIL/RCPT: the address without <>, "" for the null path */
-    long long size;  /* MAIL SIZE=, -1 when absent */
+    long long size;  /* MAIL SIZE=, BDAT chunk size; -1 when absent */
+    bool last;       /* BDAT LAST */
     enum smtp_body body;
     bool smtputf8;    /* MAIL SMTPUTF8 */
     bool path_utf8;   /* path holds UTF-8 (valid; RCPT: the session checks SMTPUTF8) */

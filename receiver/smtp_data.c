@@ -17,6 +17,12 @@ void data_reader_init(struct data_reader *r, struct buf *out, size_t max_size, i
         .state = S_LINE_START, .out = out, .max_size = max_size, .normalize_lf = normalize_lf};
 }
 
+void data_reader_init_raw(struct data_reader *r, struct buf *out, size_t max_size, int normalize_lf)
+{
+    data_reader_init(r, out, max_size, normalize_lf);
+    r->raw = 1;
+}
+
 static void emit(struct data_reader *r, const char *p, size_t n)
 {
     r->received += n;
@@ -55,7 +61,7 @@ size_t data_reader_feed(struct data_reader *r, const char *p, size_t n, int *don
         switch (r->state) {
         case S_LINE_START:
             r->line_len = 0;
-            if (c == '.') {
+            if (c == '.' && !r->raw) {
                 /* Not counted: the 998-octet limit is on the text line, and a leading dot is
                  * either the stuffing (removed) or, for "..", counted as the next byte. */
                 r->state = S_DOT;
@@ -69,7 +75,7 @@ size_t data_reader_feed(struct data_reader *r, const char *p, size_t n, int *don
             /* Unstuffed like any line, but "." CRLF here is content: the end of data is
              * CRLF "." CRLF and nothing else, so no mix of endings can smuggle one. */
             r->line_len = 0;
-            if (c == '.')
+            if (c == '.' && !r->raw)
                 r->state = S_IN_LINE;
             else if (c == '\r')
                 r->state = S_CR;
@@ -131,6 +137,17 @@ size_t data_reader_feed(struct data_reader *r, const char *p, size_t n, int *don
         }
     }
     return n;
+}
+
+void data_reader_end(struct data_reader *r)
+{
+    if (r->state == S_CR) {
+        r->defects |= DATA_BARE_CR;
+        emit(r, "\r\n", 2);
+    } else if (r->state == S_IN_LINE) {
+        emit(r, "\r\n", 2);
+    }
+    r->state = S_LINE_START;
 }
 
 const char *data_reader_verdict(const struct data_reader *r, int *close)

@@ -27,6 +27,7 @@ struct data_reader {
     size_t max_size;   /* content octets kept at most; more sets DATA_TOO_BIG */
     size_t received;   /* content octets seen after unstuffing, including discarded ones */
     unsigned defects;  /* enum data_defect bits */
+    int raw;           /* BDAT chunks: no dot-unstuffing, no end marker, only the line checks */
     int normalize_lf;  /* a bare LF ends a line as CRLF would, except that it never makes the end */
     size_t normalized; /* bare LFs taken as CRLF */
     struct buf *out;   /* unstuffed content, CRLF line endings; owned by the caller */
@@ -35,6 +36,13 @@ struct data_reader {
 /* normalize_lf: take a bare LF as the end of a line (stored as CRLF; the next line is unstuffed
  * as usual) instead of a defect; only CRLF "." CRLF ends the data either way. */
 void data_reader_init(struct data_reader *r, struct buf *out, size_t max_size, int normalize_lf);
+/* The same checks for BDAT chunks (RFC 3030): octets are taken as they are, dots included, and
+ * nothing ends the data; the caller counts the chunk sizes and calls data_reader_end. */
+void data_reader_init_raw(struct data_reader *r, struct buf *out, size_t max_size,
+                          int normalize_lf);
+/* The end of the last chunk: a CR left hanging is a bare CR; a last line without its CRLF gets
+ * one, so the stored message is CRLF text as after DATA. */
+void data_reader_end(struct data_reader *r);
 /* Consumes bytes from p. Returns how many were consumed: all of n, or fewer when the end of
  * data was reached (then *done is set to 1 and the rest belongs to the next command). */
 size_t data_reader_feed(struct data_reader *r, const char *p, size_t n, int *done);

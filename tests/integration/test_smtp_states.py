@@ -17,8 +17,8 @@ NOT_AUTHORIZED = "550 5.7.0 Error: insufficient authorization"
 OK = "250 2.0.0 Ok"
 MAIL_OK = "250 2.1.0 Ok"
 RCPT_OK = "250 2.1.5 Ok"
-HELP = ("214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY STARTTLS; "
-        "see RFC 5321")
+HELP = ("214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY "
+        "STARTTLS; see RFC 5321")
 VRFY = "252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery"
 EXPN = "502 5.5.1 Error: EXPN is not supported"
 UNKNOWN = "500 5.5.2 Error: command not recognized"
@@ -29,7 +29,12 @@ NO_TLS = "502 5.5.1 Error: command not implemented"
 MAIL = "MAIL FROM:<a@example.net>\r\n"
 RCPT = "RCPT TO:<user@example.test>\r\n"
 EHLO_PLAIN = ("250-mx.example.test\n250-PIPELINING\n250-SIZE 26214400\n250-8BITMIME\n"
-              "250-SMTPUTF8\n250-DSN\n250 ENHANCEDSTATUSCODES")
+              "250-SMTPUTF8\n250-DSN\n250-CHUNKING\n250 ENHANCEDSTATUSCODES")
+AFTER_BDAT = "503 5.5.1 Error: BDAT transaction in progress (send BDAT ... LAST or RSET)"
+BAD_BDAT = "501 5.5.4 Syntax: BDAT chunk-size [LAST]"
+# A refused chunk is still read: its octets are a command that must never run (a second reply
+# would be taken for the answer to the next line and fail the comparison).
+BDAT_NOOP = "BDAT 6\r\nNOOP\r\n"
 
 
 class StatesCase(SluiceTestCase):
@@ -63,6 +68,8 @@ class PlainStates(StatesCase):
         c = self.banner()
         self.harmless(c)
         self.replies(c, [(MAIL, NEED_HELO), (RCPT, NEED_MAIL), ("DATA\r\n", NEED_MAIL),
+                         (BDAT_NOOP, NEED_MAIL), ("BDAT 0 LAST\r\n", NEED_MAIL),
+                         ("BDAT -1\r\n", BAD_BDAT),
                          ("RSET\r\n", OK), ("STARTTLS\r\n", NO_TLS),
                          ("XCLIENT ADDR=192.0.2.1\r\n", NOT_AUTHORIZED), (MAIL, NEED_HELO)])
         self.replies(c, [("QUIT\r\n", "221 2.0.0 Bye")])
@@ -73,6 +80,7 @@ class PlainStates(StatesCase):
         self.replies(c, [("HELO client.example.net\r\n", "250 mx.example.test")])
         self.harmless(c)
         self.replies(c, [(RCPT, NEED_MAIL), ("DATA\r\n", NEED_MAIL), ("RSET\r\n", OK),
+                         (BDAT_NOOP, NEED_MAIL), ("BDAT x\r\n", BAD_BDAT),
                          (RCPT, NEED_MAIL), ("EHLO client.example.net\r\n", EHLO_PLAIN),
                          (MAIL, MAIL_OK)])
 
@@ -80,7 +88,8 @@ class PlainStates(StatesCase):
         c = self.banner()
         self.replies(c, [("EHLO client.example.net\r\n", EHLO_PLAIN), (MAIL, MAIL_OK)])
         self.harmless(c)
-        self.replies(c, [(MAIL, NESTED), ("DATA\r\n", NO_RCPT),
+        self.replies(c, [(MAIL, NESTED), ("DATA\r\n", NO_RCPT), (BDAT_NOOP, NO_RCPT),
+                         ("BDAT 6 LAST\r\nNOOP\r\n", NO_RCPT),
                          ("RCPT TO:<nobody@elsewhere.example>\r\n",
                           "550 5.7.1 Relaying denied: this server does not accept mail for that domain"),
                          ("DATA\r\n", NO_RCPT), ("XCLIENT ADDR=192.0.2.1\r\n", NOT_AUTHORIZED),
@@ -101,6 +110,23 @@ class PlainStates(StatesCase):
         # After the message: no transaction, the HELO stands.
         self.replies(c, [(RCPT, NEED_MAIL), ("DATA\r\n", NEED_MAIL), (MAIL, MAIL_OK),
                          (RCPT, RCPT_OK), ("RSET\r\n", OK), ("DATA\r\n", NEED_MAIL)])
+
+    def test_after_a_bdat_chunk(self):
+        c = self.banner()
+        self.replies(c, [("EHLO client.example.net\r\n", EHLO_PLAIN), (MAIL, MAIL_OK),
+                         (RCPT, RCPT_OK), ("BDAT 14\r\nSubject: s\r\n\r\n",
+                                           "250 2.0.0 14 octets received")])
+        self.harmless(c)
+        self.replies(c, [(MAIL, NESTED), (RCPT, AFTER_BDAT), ("DATA\r\n", AFTER_BDAT),
+                         ("BDAT 1 2\r\n", BAD_BDAT), (BDAT_NOOP, "250 2.0.0 6 octets received")])
+        code, text = self.reply(c, "BDAT 0 LAST\r\n")
+        self.assertEqual(code, 250, text)
+        self.assertIn("queued as", text)
+        # After the message: no transaction, the HELO stands.
+        self.replies(c, [(RCPT, NEED_MAIL), ("DATA\r\n", NEED_MAIL), (BDAT_NOOP, NEED_MAIL),
+                         (MAIL, MAIL_OK), (RCPT, RCPT_OK),
+                         ("BDAT 3\r\nabc", "250 2.0.0 3 octets received"), ("RSET\r\n", OK),
+                         (RCPT, NEED_MAIL), (BDAT_NOOP, NEED_MAIL)])
 
     def test_errors_end_the_session_in_any_state(self):
         c = self.banner()
@@ -126,7 +152,7 @@ class TlsStates(StatesCase):
         self.handshake(c)
         # A fresh session: no HELO, no transaction, and STARTTLS is not offered again.
         self.replies(c, [(MAIL, NEED_HELO), (RCPT, NEED_MAIL), ("DATA\r\n", NEED_MAIL),
-                         ("STARTTLS\r\n", TLS_ACTIVE),
+                         (BDAT_NOOP, NEED_MAIL), ("STARTTLS\r\n", TLS_ACTIVE),
                          ("EHLO client.example.net\r\n", EHLO_PLAIN), ("STARTTLS\r\n", TLS_ACTIVE),
                          (MAIL, MAIL_OK), ("STARTTLS\r\n", TLS_ACTIVE), (RCPT, RCPT_OK),
                          ("STARTTLS\r\n", TLS_ACTIVE)])
@@ -162,7 +188,9 @@ class XclientStates(StatesCase):
                          # Outside a transaction the arguments are judged.
                          ("RSET\r\n", OK),
                          ("XCLIENT FOO=bar\r\n", "501 5.5.4 Bad XCLIENT attribute name"),
-                         (MAIL, MAIL_OK)])
+                         (MAIL, MAIL_OK), (RCPT, RCPT_OK),
+                         ("BDAT 3\r\nabc", "250 2.0.0 3 octets received"),
+                         ("XCLIENT ADDR=192.0.2.5\r\n", IN_TXN)])
 
 
 TRANSACTION = ["EHLO client.example.net\r\n", MAIL, RCPT, "DATA\r\n",
