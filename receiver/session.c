@@ -96,7 +96,8 @@ struct session {
     int chunk_last;
     enum state chunk_prev;
     const char *chunk_refusal;
-    int discarding; /* skipping the rest of an over-long command line */
+    int chunk_too_big; /* the refusal is the size limit: the transaction ends with the chunk */
+    int discarding;    /* skipping the rest of an over-long command line */
     int errors;
     int close_polls;
     int job_pending;
@@ -641,13 +642,16 @@ static void start_chunk(struct session *s, const struct smtp_cmd *c, const char 
     s->chunk_size = s->chunk_left = (size_t)c->size;
     s->chunk_last = c->last;
     s->chunk_refusal = refusal;
+    s->chunk_too_big = 0;
     if (!refusal) {
         if (s->state == S_RCPT)
             data_reader_init_raw(&s->data, &s->msg->body, (size_t)s->cfg->server.max_message_size,
                                  bare_lf_normalized(s));
         if ((unsigned long long)s->data.received + (unsigned long long)c->size >
-            (unsigned long long)s->cfg->server.max_message_size)
+            (unsigned long long)s->cfg->server.max_message_size) {
             s->chunk_refusal = "552 5.3.4 Error: message exceeds the size limit";
+            s->chunk_too_big = 1;
+        }
     }
     enter_state(s, S_BDAT);
     arm_timer(s, scfg(s)->data_timeout);
@@ -658,7 +662,7 @@ static void finish_chunk(struct session *s)
 {
     const char *refusal = s->chunk_refusal;
     s->chunk_refusal = NULL;
-    if (refusal && s->msg && s->chunk_prev != S_MAIL) {
+    if (s->chunk_too_big) {
         /* Over the size limit: the transaction fails; chunks already pipelined behind this one
          * get 503 and are discarded too (RFC 3030 §2). */
         atomic_fetch_add(&smtp_stats.messages_refused, 1);
@@ -959,8 +963,9 @@ static int feed_chunk(struct session *s, struct evbuffer *in)
         if (!s->chunk_refusal) {
             int done;
             data_reader_feed(&s->data, v.iov_base, n, &done); /* raw: never done */
+        } else {
+            atomic_fetch_add(&smtp_stats.bytes_received, n); /* finish_data counts the rest */
         }
-        atomic_fetch_add(&smtp_stats.bytes_received, s->chunk_refusal ? n : 0);
         evbuffer_drain(in, n);
         s->chunk_left -= n;
     }

@@ -239,6 +239,30 @@ static void bad_syntax(void)
     CHECK_INT(cmd.verb, CMD_DATA);
 }
 
+static void bdat(void)
+{
+    OK("BDAT 0 LAST", CMD_BDAT);
+    CHECK_INT(cmd.size, 0);
+    CHECK(cmd.last);
+    OK("BDAT 1234", CMD_BDAT);
+    CHECK_INT(cmd.size, 1234);
+    CHECK(!cmd.last);
+    OK("bdat 9223372036854775807 last", CMD_BDAT);
+    CHECK_INT(cmd.size, 9223372036854775807LL);
+    CHECK(cmd.last);
+    OK("BDAT 5   LAST", CMD_BDAT);
+    CHECK(cmd.last);
+    BAD("BDAT", "501 5.5.4");
+    BAD("BDAT x", "501 5.5.4");
+    BAD("BDAT -1", "501 5.5.4");
+    BAD("BDAT +1", "501 5.5.4");
+    BAD("BDAT 1x", "501 5.5.4");
+    BAD("BDAT 9223372036854775808", "501 5.5.4");
+    BAD("BDAT 1 LASTX", "501 5.5.4");
+    BAD("BDAT 1 LAST x", "501 5.5.4");
+    BAD("BDAT LAST", "501 5.5.4");
+}
+
 static void nul_bytes(void)
 {
     static const char with_nul[] = "NOOP\0RSET";
@@ -278,6 +302,7 @@ int main(void)
     smtputf8();
     dsn_params();
     bad_syntax();
+    bdat();
     nul_bytes();
     trailing_spaces();
     return CHECK_DONE();

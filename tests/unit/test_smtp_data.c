@@ -386,6 +386,49 @@ static void normalized_bare_lf(void)
     buf_free(&r.out);
 }
 
+/* BDAT content (data_reader_init_raw): dots and "." lines are plain octets, nothing ends the
+ * data, the line checks are the same, and the end completes a last line without CRLF. */
+static void raw_chunks(void)
+{
+    static const char in[] = "..a\r\n.\r\nMAIL FROM:<x@y>\r\n\r\n.\r\nend";
+    for (size_t cut = 0; cut <= sizeof in - 1; cut++) {
+        struct buf out = {0};
+        struct data_reader r;
+        data_reader_init_raw(&r, &out, 1000, 0);
+        int done = 1;
+        CHECK_INT(data_reader_feed(&r, in, cut, &done), cut);
+        CHECK(!done);
+        CHECK_INT(data_reader_feed(&r, in + cut, sizeof in - 1 - cut, &done), sizeof in - 1 - cut);
+        CHECK(!done);
+        data_reader_end(&r);
+        CHECK_MEM(out.data, out.len, "..a\r\n.\r\nMAIL FROM:<x@y>\r\n\r\n.\r\nend\r\n",
+                  sizeof "..a\r\n.\r\nMAIL FROM:<x@y>\r\n\r\n.\r\nend\r\n" - 1);
+        CHECK_INT(r.defects, 0);
+        buf_free(&out);
+    }
+    struct buf out = {0};
+    struct data_reader r;
+    int done, close;
+    data_reader_init_raw(&r, &out, 1000, 0);
+    data_reader_feed(&r, "a\r", 2, &done);
+    data_reader_end(&r);
+    CHECK_INT(r.defects, DATA_BARE_CR);
+    CHECK(data_reader_verdict(&r, &close) != NULL);
+    CHECK(close);
+    buf_free(&out);
+    data_reader_init_raw(&r, &out, 1000, 0);
+    data_reader_feed(&r, "a\n.\nb\r\n", 7, &done);
+    data_reader_end(&r);
+    CHECK_INT(r.defects, DATA_BARE_LF);
+    buf_free(&out);
+    data_reader_init_raw(&r, &out, 1000, 1);
+    data_reader_feed(&r, "a\n.\nb", 5, &done);
+    data_reader_end(&r);
+    CHECK_INT(r.defects, 0);
+    CHECK_MEM(out.data, out.len, "a\r\n.\r\nb\r\n", 9);
+    buf_free(&out);
+}
+
 int main(void)
 {
     plain_message_and_unstuffing();
@@ -395,5 +438,6 @@ int main(void)
     nul_bytes();
     max_size();
     normalized_bare_lf();
+    raw_chunks();
     return CHECK_DONE();
 }
