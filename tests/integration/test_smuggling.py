@@ -58,11 +58,27 @@ def _make(name, fake_end):
     def test(self):
         self.smuggle(fake_end)
 
+    def test_bdat(self):
+        """The same bytes in one BDAT chunk (RFC 3030): never an end nor a command, and the
+        bare CR or LF refuses the message at LAST as at DATA's end."""
+        c = self.session()
+        c.expect(250, "MAIL FROM:<alice@example.net>\r\n")
+        c.expect(250, "RCPT TO:<user@example.test>\r\n")
+        chunk = FIRST + fake_end + SMUGGLED + REAL_END
+        c.send(b"BDAT %d LAST\r\n" % len(chunk) + chunk + b"QUIT\r\n")
+        code, text = c.reply()
+        self.assertEqual(code, 550, text)
+        self.assertIn("550 5.5.2", text)
+        self.assertTrue(c.closed())
+        self.assertEqual(c.buf, b"")
+        self.assertEqual(self.sluice.all_stored(), [])
+
     def test_split(self):
         self.smuggle(fake_end, packets=3)
     test.__doc__ = "fake end %r in one packet" % fake_end
     test_split.__doc__ = "fake end %r in its own packet" % fake_end
     setattr(Smuggling, "test_" + name, test)
+    setattr(Smuggling, "test_" + name + "_bdat", test_bdat)
     setattr(Smuggling, "test_" + name + "_split", test_split)
 
 
