@@ -123,7 +123,7 @@ static int parse_name(const char *name, struct spool_request *r)
         strlen(copy) >= sizeof r->token)
         return -1;
     snprintf(r->name, sizeof r->name, "%s", name);
-    snprintf(r->token, sizeof r->token, "%s", copy);
+    memcpy(r->token, copy, strlen(copy) + 1); /* fits: checked above */
     snprintf(r->id, sizeof r->id, "%s", id);
     return 0;
 }
