@@ -98,7 +98,8 @@ static size_t read_entries(const char *data_dir, const char *only, struct entry 
         en->state = spool_read_job(en->path, en->name, &en->job, en->why, sizeof en->why);
     }
     closedir(d);
-    qsort(*out, n, sizeof **out, by_age);
+    if (n > 1) /* qsort wants an array, even of nothing */
+        qsort(*out, n, sizeof **out, by_age);
     return n;
 }
 

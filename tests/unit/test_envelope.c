@@ -207,8 +207,10 @@ static void test_embedded(void)
     client.arrival = 0;
     free(client.mail_from);
     client.mail_from = NULL;
-    for (size_t i = 0; i < client.nrcpts; i++)
+    for (size_t i = 0; i < client.nrcpts; i++) {
         free(client.rcpts[i]);
+        free(client.rcpt_dsn[i].orcpt);
+    }
     client.nrcpts = 0;
     time_t before = time(NULL);
     struct message *m = message_new(&client);
